@@ -1,0 +1,170 @@
+"""Grading results and their JSON form (schema ``llmgrade.results``, version 1).
+
+This is the one machine-readable record of a grading run: ``llmgrade grade --json PATH`` writes it,
+the gradebook stores it and the reports read it. The schema is documented in
+``docs/results-schema.md``; bump ``SCHEMA_VERSION`` and document the change when it changes.
+
+Item statuses:
+- ``passed``: every check passed.
+- ``failed``: at least one check failed; points are the share of checks that passed.
+- ``not_started``: every check reached a stub's ``NotImplementedError``.
+- ``error``: the item could not be graded because its module did not load (see ``load_errors``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+SCHEMA = "llmgrade.results"
+SCHEMA_VERSION = 1
+
+Status = Literal["passed", "failed", "not_started", "error"]
+CheckStatus = Literal["passed", "failed", "not_started", "error"]
+LoadErrorKind = Literal["missing_file", "syntax_error", "import_error", "missing_name"]
+RunStatus = Literal["complete", "interrupted", "setup_error"]
+
+STATUSES: tuple[str, ...] = ("passed", "failed", "not_started", "error")
+
+
+class SchemaError(ValueError):
+    """A results document that is not valid ``llmgrade.results`` JSON."""
+
+
+@dataclass
+class CheckResult:
+    """One hidden check (one test function) of an item."""
+
+    name: str
+    status: CheckStatus
+    message: str = ""
+    message_id: str = ""
+    diagnosis: str | None = None
+    # The dependency item a failure is charged to instead (graded with your dependency vs ours).
+    blamed_on: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+
+@dataclass
+class ItemResult:
+    id: str
+    module: str
+    title: str
+    kind: str
+    points: float
+    max_points: float
+    status: Status
+    hidden: bool = False
+    message: str = ""
+    diagnosis: str | None = None
+    checks: list[CheckResult] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+@dataclass
+class LoadError:
+    """A student module that could not be used: reported once, not once per item."""
+
+    module: str
+    kind: LoadErrorKind
+    file: str
+    message: str
+    line: int | None = None
+    source_line: str = ""
+    names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GradeRun:
+    tool_version: str
+    torch_version: str
+    python_version: str
+    device: str
+    submission: str
+    submission_hash: str
+    started_at: str
+    duration_s: float
+    items: list[ItemResult]
+    load_errors: list[LoadError] = field(default_factory=list)
+    status: RunStatus = "complete"
+    error: str = ""
+    schema: str = SCHEMA
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def score(self) -> float:
+        return round(sum(item.points for item in self.items), 2)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(item.max_points for item in self.items), 2)
+
+    def counts(self) -> dict[str, int]:
+        counts = {status: 0 for status in STATUSES}
+        for item in self.items:
+            counts[item.status] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["score"] = self.score
+        data["max_score"] = self.max_score
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+    def write(self, path: Path) -> None:
+        """Write atomically: a reader never sees a half-written file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_json(), encoding="utf-8")
+        tmp.replace(path)
+
+    def student_view(self) -> GradeRun:
+        """A copy with the details of hidden items removed (pass/fail only)."""
+        items = []
+        for item in self.items:
+            if item.hidden:
+                item = ItemResult(item.id, item.module, item.title, item.kind, item.points,
+                                  item.max_points, item.status, hidden=True)
+            items.append(item)
+        return GradeRun(**{**self.__dict__, "items": items})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GradeRun:
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise SchemaError("not an llmgrade results document")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise SchemaError(f"results schema version {version!r} is not supported "
+                              f"(this llmgrade reads version {SCHEMA_VERSION})")
+        try:
+            fields = {k: v for k, v in data.items() if k not in ("score", "max_score")}
+            fields["items"] = [
+                ItemResult(**{**it, "checks": [CheckResult(**c) for c in it.get("checks", [])]})
+                for it in data["items"]
+            ]
+            fields["load_errors"] = [LoadError(**e) for e in data.get("load_errors", [])]
+            run = cls(**fields)
+        except (KeyError, TypeError) as exc:
+            raise SchemaError(f"malformed results document: {exc}") from exc
+        for item in run.items:
+            if item.status not in STATUSES:
+                raise SchemaError(f"item {item.id} has unknown status {item.status!r}")
+        return run
+
+    @classmethod
+    def from_json(cls, text: str) -> GradeRun:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SchemaError(f"not valid JSON: {exc}") from exc
+        return cls.from_dict(cast(dict[str, Any], data))
+
+    @classmethod
+    def read(cls, path: Path) -> GradeRun:
+        return cls.from_json(path.read_text(encoding="utf-8"))
