@@ -1,7 +1,8 @@
 """Every user-facing sentence, keyed by message id.
 
-Sentences live in ``grader/locales/<lang>.json`` (``en`` now); a translation is a new file with the
-same keys. Code never builds user-facing sentences itself: it calls ``t("id", **params)``.
+Sentences live in ``grader/locales/<lang>/*.json`` (``en`` now), one file per area (``cli``,
+``diagnostics``, ``reports``, ...), all merged into one catalog; keys are namespaced by area and must be
+unique across files. A translation is a new folder (``zh-CN/``) with the same keys. Code never builds user-facing sentences itself: it calls ``t("id", **params)``.
 The language comes from ``LLMGRADE_LANG`` (e.g. ``zh-CN``), falling back to English per key.
 Item titles can be translated with keys ``item.<id>``; English titles live in the catalog.
 """
@@ -20,12 +21,19 @@ ENV_VAR = "LLMGRADE_LANG"
 
 @lru_cache(maxsize=None)
 def _load(lang: str) -> dict[str, str]:
-    try:
-        text = resources.files("grader").joinpath("locales", f"{lang}.json").read_text("utf-8")
-    except FileNotFoundError:
-        return {}
-    data: dict[str, str] = json.loads(text)
-    return data
+    folder = resources.files("grader").joinpath("locales", lang)
+    merged: dict[str, str] = {}
+    if not folder.is_dir():
+        return merged
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".json"):
+            continue
+        data: dict[str, str] = json.loads(entry.read_text("utf-8"))
+        duplicated = merged.keys() & data.keys()
+        if duplicated:
+            raise ValueError(f"message ids defined twice in locale {lang}: {sorted(duplicated)}")
+        merged.update(data)
+    return merged
 
 
 def current_lang() -> str:
