@@ -1,0 +1,95 @@
+"""Reusable check bodies for hidden suites: one line in a suite, a full differential check here.
+
+Each function asks the student (in the worker) and the reference (here) the same recipe with the
+same weights and inputs, then compares on this, trusted, side. ``mistakes`` maps diagnosis ids to
+the outputs a known mistake would give (see :mod:`grader.mistakes`), so a failure can name it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from grader.compare import expect_grads, expect_state_keys, expect_tensor
+from grader.failures import GradeFailure
+from grader.student import Student
+from grader.tolerance import policy
+
+Mistakes = Callable[[dict[str, torch.Tensor], list[Any]], Mapping[str, torch.Tensor]]
+
+
+class RefRunner:
+    """Anything with ``run(recipe, **inputs)`` that runs on the reference (the ``ref`` fixture)."""
+
+    def run(self, recipe: str, /, **inputs: Any) -> Any:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+
+def reference_state(ref: Any, module: str, name: str, args: Sequence[Any] = (),
+                    kwargs: dict[str, Any] | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Weights of a freshly built reference module: what both sides will load."""
+    state: dict[str, torch.Tensor] = ref.run("module.state_dict", module=module, name=name, args=list(args),
+                                             kwargs=kwargs or {}, seed=seed)
+    return state
+
+
+def module_structure(student: Student, ref: Any, module: str, name: str, args: Sequence[Any] = (),
+                     kwargs: dict[str, Any] | None = None, what: str | None = None,
+                     swap: Sequence[str] = ()) -> dict[str, Any]:
+    """Same state_dict names and shapes as the reference; every tensor registered properly."""
+    what = what or name
+    inputs = dict(module=module, name=name, args=list(args), kwargs=kwargs or {})
+    expected = ref.run("module.info", **inputs)
+    got = student.run("module.info", swap=swap, what=what, **inputs)
+    expect_state_keys(got["state"], expected["state"], what)
+    if got["plain_tensors"]:
+        raise GradeFailure("module.plain_tensor", what=what, names=", ".join(got["plain_tensors"]))
+    return dict(got)
+
+
+def module_forward(student: Student, ref: Any, module: str, name: str, args: Sequence[Any],
+                   inputs: Sequence[Any], *, kwargs: dict[str, Any] | None = None,
+                   what: str | None = None, swap: Sequence[str] = (), dtype: str = "float64",
+                   train: bool = False, backward: bool = True, token_dim: int | None = 1,
+                   mistakes: Mistakes | None = None, seed: int = 0, repeat: int = 1,
+                   time_limit_s: float | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Forward (and backward) with identical weights; compare output, dtype and every gradient."""
+    what = what or name
+    state = reference_state(ref, module, name, args, kwargs, seed)
+    grad_output = None
+    request: dict[str, Any] = dict(module=module, name=name, args=list(args), kwargs=kwargs or {},
+                                   state_dict=state, inputs=list(inputs), train=train, seed=seed,
+                                   dtype=dtype, repeat=repeat)
+    expected = ref.run("module.forward", **request)
+    out = expected["output"]
+    if backward and isinstance(out, torch.Tensor) and out.is_floating_point():
+        generator = torch.Generator().manual_seed(seed + 1)
+        grad_output = torch.randn(out.shape, generator=generator, dtype=out.dtype)
+        request["grad_output"] = grad_output
+        expected = ref.run("module.forward", **request)
+    got = student.run("module.forward", swap=swap, what=what, time_limit_s=time_limit_s, **request)
+    if got.get("load_failed"):
+        expect_state_keys(got["state"], expected["state"], what)
+    wrong = mistakes(state, list(inputs)) if mistakes is not None else None
+    tol = policy(getattr(torch, dtype))
+    expect_tensor(got.get("output"), out, what=f"{what} output", tol=tol, token_dim=token_dim,
+                  mistakes=wrong)
+    if grad_output is not None:
+        expect_grads(got.get("param_grads", {}), expected.get("param_grads", {}), what)
+        for i, (g, e) in enumerate(zip(got.get("input_grads", []), expected.get("input_grads", []))):
+            if isinstance(e, torch.Tensor):
+                expect_tensor(g, e, what=f"{what} gradient of input {i}", tol=tol, token_dim=token_dim)
+    return got, expected
+
+
+def call_function(student: Student, ref: Any, module: str, name: str, args: Sequence[Any] = (),
+                  kwargs: dict[str, Any] | None = None, *, swap: Sequence[str] = (),
+                  seed: int | None = None, what: str | None = None,
+                  time_limit_s: float | None = None) -> tuple[Any, Any]:
+    """Call ``module.name(*args, **kwargs)`` on both sides; returns (student's, reference's)."""
+    request: dict[str, Any] = dict(module=module, name=name, args=list(args), kwargs=kwargs or {}, seed=seed)
+    expected = ref.run("call", **request)
+    got = student.run("call", swap=swap, what=what or name, time_limit_s=time_limit_s, **request)
+    return got, expected

@@ -1,0 +1,137 @@
+"""Comparisons on the trusted side: values, shapes, dtypes, gradients, state_dict keys.
+
+Each ``expect_*`` function raises :class:`GradeFailure` with a message that says what differs and
+where (the first diverging token, the parameter name), and, when the student's result equals a
+known mistake (``mistakes``: outputs of deliberately wrong reference variants, computed here),
+names that mistake as the diagnosis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from grader.failures import GradeFailure
+from grader.tolerance import Tolerance, policy
+
+
+def is_tensor(value: Any) -> bool:
+    return type(value) is torch.Tensor
+
+
+def close(got: Any, expected: torch.Tensor, tol: Tolerance) -> bool:
+    if not is_tensor(got) or got.shape != expected.shape:
+        return False
+    if got.dtype == torch.bool or not got.is_floating_point():
+        return bool(torch.equal(got.to(expected.dtype), expected))
+    return bool(torch.allclose(got.to(expected.dtype), expected, rtol=tol.rtol, atol=tol.atol))
+
+
+def match_mistake(got: Any, mistakes: Mapping[str, Any] | None, tol: Tolerance) -> str | None:
+    """The id of the first known mistake whose output equals ``got``."""
+    for diagnosis, wrong in (mistakes or {}).items():
+        if is_tensor(wrong) and close(got, wrong, tol):
+            return diagnosis
+    return None
+
+
+def expect_tensor(got: Any, expected: torch.Tensor, what: str, *, tol: Tolerance | None = None,
+                  token_dim: int | None = None, mistakes: Mapping[str, Any] | None = None,
+                  check_dtype: bool = True) -> None:
+    """``got`` must be a plain tensor equal to ``expected`` within ``tol``."""
+    tol = tol or policy(expected.dtype)
+    if not is_tensor(got):
+        raise GradeFailure("compare.not_tensor", what=what, got=type(got).__name__)
+    if tuple(got.shape) != tuple(expected.shape):
+        diagnosis = match_mistake(got, mistakes, tol)
+        raise GradeFailure("compare.shape", what=what, expected=list(expected.shape),
+                           got=list(got.shape), diagnosis=diagnosis,
+                           details={"expected_shape": list(expected.shape), "shape": list(got.shape)})
+    if check_dtype and got.dtype != expected.dtype:
+        raise GradeFailure("compare.dtype", what=what, expected=str(expected.dtype), got=str(got.dtype))
+    if close(got, expected, tol):
+        return
+    diagnosis = match_mistake(got, mistakes, tol)
+    if got.is_floating_point():
+        bad = ~torch.isfinite(got)
+        if bool(bad.any()) and not bool((~torch.isfinite(expected)).any()):
+            index = [int(i) for i in bad.nonzero()[0].tolist()]
+            raise GradeFailure("compare.nonfinite", what=what, count=int(bad.sum()), index=index,
+                               diagnosis=diagnosis, details={"index": index})
+    g64 = got.to(torch.float64)
+    e64 = expected.to(torch.float64)
+    diff = (g64 - e64).abs()
+    outside = diff > (tol.atol + tol.rtol * e64.abs())
+    first = [int(i) for i in outside.nonzero()[0].tolist()] if bool(outside.any()) else []
+    details: dict[str, Any] = {"max_abs_diff": float(diff.max()), "first_index": first,
+                               "mismatched": int(outside.sum()), "total": int(outside.numel())}
+    where = ""
+    if token_dim is not None and first and expected.dim() > token_dim:
+        dims = [d for d in range(expected.dim()) if d != token_dim % expected.dim()]
+        per_token = outside.permute(token_dim % expected.dim(), *dims).reshape(outside.shape[token_dim], -1).any(1)
+        token = int(per_token.nonzero()[0])
+        details["first_token"] = token
+        where = _where("compare.where_token", token=token)
+    elif first:
+        where = _where("compare.where_index", index=first)
+    raise GradeFailure("compare.values", what=what, where=where, max_diff=float(diff.max()),
+                       count=int(outside.sum()), total=int(outside.numel()),
+                       tolerance=tol.describe(), diagnosis=diagnosis, details=details)
+
+
+def _where(key: str, **params: Any) -> str:
+    from grader.messages import t
+
+    return t(key, **params)
+
+
+def expect_equal(got: Any, expected: Any, what: str, *, diagnosis: str | None = None) -> None:
+    """Exact equality for ids, counts, strings, lists (tensors compared exactly too)."""
+    if is_tensor(expected):
+        if not (is_tensor(got) and got.shape == expected.shape and bool(torch.equal(got.to(expected.dtype), expected))):
+            shown = got.tolist() if is_tensor(got) else got
+            raise GradeFailure("compare.value", what=what, expected=_short(expected.tolist()),
+                               got=_short(shown), diagnosis=diagnosis)
+        return
+    if got != expected:
+        raise GradeFailure("compare.value", what=what, expected=_short(expected), got=_short(got),
+                           diagnosis=diagnosis)
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def expect_state_keys(got: Mapping[str, Any], expected: Mapping[str, Any], what: str) -> None:
+    """Same state_dict names and parameter shapes as the reference (missing/extra named)."""
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    if missing:
+        raise GradeFailure("compare.keys_missing", what=what, names=", ".join(missing),
+                           details={"missing": missing, "unexpected": unexpected})
+    if unexpected:
+        raise GradeFailure("compare.keys_unexpected", what=what, names=", ".join(unexpected),
+                           details={"unexpected": unexpected})
+    for name, shape in expected.items():
+        if list(got[name]) != list(shape):
+            raise GradeFailure("compare.param_shape", what=what, name=name, got=list(got[name]),
+                               expected=list(shape))
+
+
+def expect_grads(got: Mapping[str, Any], expected: Mapping[str, Any], what: str,
+                 tol: Tolerance | None = None) -> None:
+    """Every parameter's gradient equals the reference's (named on failure)."""
+    missing = sorted(name for name, g in expected.items() if is_tensor(g) and not is_tensor(got.get(name)))
+    if missing:
+        raise GradeFailure("compare.grad_missing", what=what, names=", ".join(missing))
+    for name, g in expected.items():
+        if not is_tensor(g):
+            continue
+        local = tol or policy(g.dtype)
+        if not close(got[name], g, local):
+            diff = float((got[name].to(torch.float64) - g.to(torch.float64)).abs().max())
+            raise GradeFailure("compare.grad", what=f"{what} {name}", max_diff=diff,
+                               details={"parameter": name, "max_abs_diff": diff})

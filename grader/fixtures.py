@@ -1,0 +1,104 @@
+"""Fixtures for hidden suites (the grader's own and an instructor's ``--suites DIR``).
+
+Loaded as a pytest plugin (``-p grader.fixtures``), so any suite folder gets:
+
+- ``student``: a :class:`grader.student.Student` on the submission's worker process;
+- ``ref``: runs the same recipe in this (trusted) process against ``reference/``;
+- ``device``: the device both sides grade on.
+
+The worker starts while pytest collects (its torch import overlaps ours), then imports the
+student's modules once; items whose module failed to load are deselected and reported once.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader.catalog import BY_ID
+from grader.recipes import run_reference
+from grader.student import DEFAULT_TIME_LIMIT_S, Student, Worker
+from grader.tolerance import configure_determinism
+
+WORKER = pytest.StashKey[Worker]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("llmgrade")
+    group.addoption("--llmgrade-submission", default=None, help="the student's folder")
+    group.addoption("--llmgrade-device", default="cpu")
+    group.addoption("--llmgrade-time-scale", type=float, default=1.0,
+                    help="multiply every per-call time limit (slow machines)")
+    group.addoption("--llmgrade-memory-gib", type=float, default=6.0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import torch
+
+    configure_determinism(torch)
+    submission = config.getoption("--llmgrade-submission")
+    if not submission:
+        return
+    from reference.ch02 import prepare_tiktoken_cache
+
+    cache = Path(tempfile.mkdtemp(prefix="llmgrade-tiktoken-"))
+    prepare_tiktoken_cache(cache)
+    worker = Worker(Path(submission), device=config.getoption("--llmgrade-device"),
+                    memory_gib=config.getoption("--llmgrade-memory-gib"), tiktoken_cache=cache)
+    worker.start()
+    config.stash[WORKER] = worker
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    worker = config.stash.get(WORKER, None)
+    if worker is not None:
+        worker.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Import the student's modules once; tell the results collector what could not load."""
+    worker = config.stash.get(WORKER, None)
+    collector = config.pluginmanager.get_plugin("llmgrade-collector")
+    if worker is None or collector is None:
+        return
+    try:
+        report = worker.load()
+    except Exception as exc:  # noqa: BLE001 - a worker that cannot even start is reported once
+        report = {"modules": {"*": {"kind": "import_error", "file": str(worker.submission),
+                                    "message": f"{type(exc).__name__}: {exc}"}}, "missing": {}}
+    modules, missing = report.get("modules", {}), report.get("missing", {})
+    collector.load_errors = {"modules": modules, "missing": missing}
+    for item in BY_ID.values():
+        if item.module in modules or "*" in modules or item.id in missing:
+            collector.skipped_items.add(item.id)
+
+
+@pytest.fixture(scope="session")
+def device(pytestconfig: pytest.Config) -> str:
+    return str(pytestconfig.getoption("--llmgrade-device"))
+
+
+@pytest.fixture
+def student(pytestconfig: pytest.Config) -> Iterator[Student]:
+    worker = pytestconfig.stash.get(WORKER, None)
+    if worker is None:
+        pytest.fail("hidden suites need --llmgrade-submission (run them through `llmgrade grade`)")
+    handle = Student(worker, DEFAULT_TIME_LIMIT_S)
+    handle.time_scale = float(pytestconfig.getoption("--llmgrade-time-scale"))
+    yield handle
+
+
+class Reference:
+    """The trusted side: the same recipes, run here against ``reference/``."""
+
+    def run(self, recipe: str, /, **inputs: Any) -> Any:
+        return run_reference(recipe, **inputs)
+
+
+@pytest.fixture(scope="session")
+def ref() -> Reference:
+    return Reference()

@@ -1,0 +1,72 @@
+"""What ``llmgrade grade`` and ``llmgrade check`` do, with their defaults, for the CLI to call."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from grader.messages import t
+from grader.results import GradeRun
+from grader.run import grade_submission
+from grader.summary import format_details, format_table
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def _progress_bar() -> tuple[object, object]:
+    """A click progress bar on stderr when it is a terminal, else nothing."""
+    if not sys.stderr.isatty():
+        return None, None
+    bar = click.progressbar(length=1, label=t("grade.progress"), file=sys.stderr)
+    bar.__enter__()
+    state = {"done": 0}
+
+    def update(done: int, total: int, _line: str) -> None:
+        if total and bar.length != total:
+            bar.length = total
+        if done > state["done"]:
+            bar.update(done - state["done"])
+            state["done"] = done
+
+    return bar, update
+
+
+def grade_and_report(submission: Path | None, items: Sequence[str] = (), *, device: str | None = None,
+                     json_path: Path | None = None, suites: Sequence[Path] = (),
+                     time_scale: float = 1.0) -> int:
+    bar, update = _progress_bar()
+    try:
+        run = grade_submission(submission, items, device=device, json_path=json_path, suites=suites,
+                               progress=update, time_scale=time_scale)  # type: ignore[arg-type]
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)  # type: ignore[attr-defined]
+    _after_grading(run)
+    click.echo(format_table(run.student_view(), colour=sys.stdout.isatty()))
+    if json_path is not None:
+        click.echo(t("grade.json_written", path=str(json_path)))
+    return exit_code(run)
+
+
+def _after_grading(run: GradeRun) -> None:
+    """Record the run in the workspace's gradebook and write the student report (when available)."""
+    try:
+        from grader.history import record_and_report
+    except ImportError:
+        return
+    record_and_report(run)
+
+
+def check_one(submission: Path | None, item: str, *, device: str | None = None,
+              time_scale: float = 1.0) -> int:
+    run = grade_submission(submission, [item], device=device, time_scale=time_scale)
+    click.echo(format_details(run.student_view(), colour=sys.stdout.isatty()))
+    return exit_code(run)
+
+
+def exit_code(run: GradeRun) -> int:
+    ok = run.status == "complete" and all(item.status == "passed" for item in run.items)
+    return EXIT_OK if ok else EXIT_FAILED

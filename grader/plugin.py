@@ -1,0 +1,173 @@
+"""pytest plugin that records hidden-check outcomes per catalog item and writes one JSON file.
+
+Shaped like pytest's own junitxml: hooks collect facts, ``pytest_sessionfinish`` writes them. No
+HTML, no process control. Every hidden test carries ``@pytest.mark.item("<catalog id>")``; checks
+that grade an item together with the student's own dependencies also carry
+``@pytest.mark.integration`` (a failure there may be charged to a dependency instead).
+
+The JSON is signed with an HMAC whose key arrives on a pipe that student code never sees, so a
+submission that writes to the results path cannot forge a result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader.failures import GradeFailure, NotStarted
+from grader.messages import t
+
+RESULTS_FORMAT = "llmgrade.checks/1"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("llmgrade")
+    group.addoption("--llmgrade-json", default=None, help="write check outcomes to this JSON file")
+    group.addoption("--llmgrade-items", default="", help="comma-separated catalog ids to run")
+    group.addoption("--llmgrade-progress-fd", type=int, default=-1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "item(id): the catalog item a hidden check grades")
+    config.addinivalue_line("markers", "integration: grades an item with the student's own dependencies")
+    path = config.getoption("--llmgrade-json")
+    if path:
+        collector = Collector(Path(path), config)
+        config.stash[COLLECTOR] = collector
+        config.pluginmanager.register(collector, "llmgrade-collector")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    collector = config.stash.get(COLLECTOR, None)
+    if collector is not None:
+        del config.stash[COLLECTOR]
+        config.pluginmanager.unregister(collector)
+
+
+def item_id_of(node: pytest.Item) -> str | None:
+    marker = node.get_closest_marker("item")
+    return str(marker.args[0]) if marker and marker.args else None
+
+
+def _read_key() -> bytes:
+    fd = os.environ.pop("LLMGRADE_KEY_FD", None)
+    if fd is None:
+        return b""
+    with os.fdopen(int(fd), "rb") as fh:
+        return fh.read(64)
+
+
+def sign(key: bytes, payload: dict[str, Any]) -> str:
+    body = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+class Collector:
+    def __init__(self, path: Path, config: pytest.Config) -> None:
+        self.path = path
+        self.config = config
+        self.key = _read_key()
+        wanted = config.getoption("--llmgrade-items")
+        self.wanted = {s for s in str(wanted).split(",") if s}
+        self.progress_fd = int(config.getoption("--llmgrade-progress-fd"))
+        self.checks: list[dict[str, Any]] = []
+        self.load_errors: dict[str, Any] = {}
+        self.skipped_items: set[str] = set()
+        self.collection_errors: list[str] = []
+        self.started = time.time()
+
+    def _progress(self, line: str) -> None:
+        if self.progress_fd >= 0:
+            try:
+                os.write(self.progress_fd, (line + "\n").encode("utf-8"))
+            except OSError:
+                self.progress_fd = -1
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        keep: list[pytest.Item] = []
+        dropped: list[pytest.Item] = []
+        for node in items:
+            item_id = item_id_of(node)
+            if item_id is None:
+                self.collection_errors.append(node.nodeid)
+                dropped.append(node)
+            elif (self.wanted and item_id not in self.wanted) or item_id in self.skipped_items:
+                dropped.append(node)
+            else:
+                keep.append(node)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+        self._progress(f"total {len(keep)}")
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collection_errors.append(f"{report.nodeid}: {report.longreprtext[-2000:]}")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.checks.append(self._check(item, call, report))
+            self._progress(f"done {self.checks[-1]['status']} {item.nodeid}")
+        return report
+
+    def _check(self, node: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> dict[str, Any]:
+        name = node.name[5:] if node.name.startswith("test_") else node.name
+        check: dict[str, Any] = {
+            "item": item_id_of(node), "name": name, "nodeid": node.nodeid,
+            "integration": node.get_closest_marker("integration") is not None,
+            "status": "passed", "message": "", "message_id": "", "diagnosis": None, "details": {},
+            "duration_s": round(report.duration, 4),
+        }
+        if report.passed:
+            return check
+        exc = call.excinfo.value if call.excinfo is not None else None
+        if report.skipped:
+            check.update(status="skipped", message=str(exc or ""))
+        elif isinstance(exc, NotStarted):
+            check.update(status="not_started", message_id=exc.message_id,
+                         message=t(exc.message_id, stub=str(exc)))
+        elif isinstance(exc, GradeFailure):
+            check.update(status="failed", message_id=exc.message_id, message=str(exc),
+                         diagnosis=exc.diagnosis, details=_jsonable(exc.details))
+        else:
+            text = f"{type(exc).__name__}: {exc}" if exc is not None else report.longreprtext[-1500:]
+            check.update(status="failed", message_id="check.failed_generic",
+                         message=t("check.failed_generic", detail=text[:1500]))
+        return check
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        payload = {
+            "format": RESULTS_FORMAT,
+            "checks": self.checks,
+            "load_errors": self.load_errors,
+            "collection_errors": self.collection_errors,
+            "duration_s": round(time.time() - self.started, 3),
+        }
+        document = {"payload": payload, "signature": sign(self.key, payload)}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(self.path)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+COLLECTOR = pytest.StashKey[Collector]()

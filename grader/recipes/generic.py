@@ -1,0 +1,109 @@
+"""Recipes every chapter uses: build an nn.Module and run it forward and backward; call a function.
+
+Inputs and outputs are plain data. Module recipes build the class of whichever side they run on
+(``impl``), load the state_dict they are given (so both sides have identical weights), run in
+float64 unless asked otherwise, and return outputs, gradients and facts about the module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from grader.recipes import Impl, recipe
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16,
+          "float16": torch.float16}
+
+
+def build(impl: Impl, module: str, name: str, args: list[Any] | tuple[Any, ...] = (),
+          kwargs: dict[str, Any] | None = None, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    built = impl.attr(module, name)(*args, **(kwargs or {}))
+    if not isinstance(built, torch.nn.Module):
+        raise TypeError(f"{name}(...) should create a torch.nn.Module, got {type(built).__name__}")
+    return built
+
+
+def state_shapes(m: torch.nn.Module) -> dict[str, list[int]]:
+    return {k: list(v.shape) for k, v in m.state_dict().items()}
+
+
+def plain_tensor_attributes(m: torch.nn.Module) -> list[str]:
+    """Tensor attributes that are neither parameters nor buffers: they don't move with ``.to()``."""
+    found = []
+    for prefix, sub in m.named_modules():
+        for key, value in vars(sub).items():
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
+                found.append(f"{prefix}.{key}" if prefix else key)
+    return found
+
+
+@recipe("module.info")
+def module_info(impl: Impl, module: str, name: str, args: list[Any] = (), kwargs: dict[str, Any] | None = None,
+                seed: int = 0) -> dict[str, Any]:
+    """State_dict names and shapes, parameter count, and tensors not registered as buffers."""
+    m = build(impl, module, name, args, kwargs, seed)
+    return {"state": state_shapes(m),
+            "num_params": sum(p.numel() for p in m.parameters()),
+            "trainable": sum(p.numel() for p in m.parameters() if p.requires_grad),
+            "plain_tensors": plain_tensor_attributes(m),
+            "buffers": [k for k, _ in m.named_buffers()]}
+
+
+@recipe("module.state_dict")
+def module_state_dict(impl: Impl, module: str, name: str, args: list[Any] = (),
+                      kwargs: dict[str, Any] | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
+    return dict(build(impl, module, name, args, kwargs, seed).state_dict())
+
+
+@recipe("module.forward")
+def module_forward(impl: Impl, module: str, name: str, args: list[Any] = (),
+                   kwargs: dict[str, Any] | None = None, state_dict: dict[str, torch.Tensor] | None = None,
+                   inputs: list[Any] = (), train: bool = False, seed: int = 0, dtype: str = "float64",
+                   grad_output: torch.Tensor | None = None, device: str = "cpu",
+                   repeat: int = 1) -> dict[str, Any]:
+    """Build, load ``state_dict``, run ``forward(*inputs)`` (``repeat`` times) and backward.
+
+    Floating inputs are cast to ``dtype`` and require grad; with ``grad_output`` the recipe
+    backpropagates ``(output * grad_output).sum()`` and returns every gradient by name.
+    """
+    m = build(impl, module, name, args, kwargs, seed)
+    result: dict[str, Any] = {"state": state_shapes(m)}
+    if state_dict is not None:
+        own = m.state_dict()
+        if set(own) != set(state_dict) or any(list(own[k].shape) != list(v.shape) for k, v in state_dict.items()):
+            result["load_failed"] = True
+            return result
+        m.load_state_dict(state_dict)
+    dt = DTYPES[dtype]
+    m.to(device=device, dtype=dt)
+    m.train(train)
+    xs = []
+    for x in inputs:
+        if isinstance(x, torch.Tensor):
+            x = x.to(device)
+            if x.is_floating_point():
+                x = x.to(dt).requires_grad_(grad_output is not None)
+        xs.append(x)
+    torch.manual_seed(seed)
+    outputs = [m(*xs) for _ in range(repeat)]
+    out = outputs[0]
+    result["output"] = out
+    if repeat > 1:
+        result["outputs"] = outputs
+    if grad_output is not None and isinstance(out, torch.Tensor):
+        (out * grad_output.to(device=device, dtype=out.dtype)).sum().backward()
+        result["param_grads"] = {n: p.grad for n, p in m.named_parameters() if p.grad is not None}
+        result["input_grads"] = [x.grad if isinstance(x, torch.Tensor) else None for x in xs]
+    return result
+
+
+@recipe("call")
+def call(impl: Impl, module: str, name: str, args: list[Any] = (), kwargs: dict[str, Any] | None = None,
+         seed: int | None = None) -> Any:
+    """Call a function with plain-data arguments and return its (plain) result."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    return impl.attr(module, name)(*args, **(kwargs or {}))

@@ -1,0 +1,177 @@
+"""Grade one submission: run the hidden suites with pytest in a subprocess and read its results.
+
+``grade_submission`` holds the defaults the CLI uses. The pytest process is the trusted side (it
+imports ``reference/`` and never the student's code); it starts the worker that loads the student's
+code. Its results come back as one JSON file signed with a key handed over on a private pipe, so
+nothing the student's code writes can pose as a result.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from grader import __version__
+from grader.catalog import Item, items_for
+from grader.errors import SetupError
+from grader.plugin import RESULTS_FORMAT, sign
+from grader.results import GradeRun
+from grader.scoring import item_results, load_errors_from
+from grader.workspace import content_hash, find_submission
+
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
+DEFAULT_SUBMISSION_TIME_LIMIT_S = 600.0
+Progress = Callable[[int, int, str], None]
+
+
+def best_device(requested: str | None = None) -> str:
+    from reference.device import get_device
+
+    try:
+        return str(get_device(requested))
+    except (RuntimeError, ValueError) as exc:
+        raise SetupError("grade.bad_device", device=requested or "", error=str(exc)) from exc
+
+
+def grade_submission(submission: Path | None = None, items: Sequence[str] = (), device: str | None = None,
+                     json_path: Path | None = None, time_limit_s: float | None = None,
+                     suites: Sequence[Path] = (), progress: Progress | None = None,
+                     time_scale: float = 1.0) -> GradeRun:
+    """Grade ``submission`` (default: found from the current folder) on ``items`` (default: all).
+
+    Raises :class:`SetupError` for bad input (unknown item, missing folder, broken grader install).
+    A submission that crashes, hangs or cheats only loses the items it affects.
+    """
+    folder = find_submission(submission).resolve()
+    try:
+        chosen = items_for(list(items))
+    except KeyError as exc:
+        raise SetupError("cli.unknown_item", selector=exc.args[0]) from exc
+    for extra in suites:
+        if not Path(extra).is_dir():
+            raise SetupError("grade.no_suites_dir", path=str(extra))
+    dev = best_device(device)
+    started = time.time()
+    started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    payload, status, error = _run_suites(folder, chosen, dev, suites, progress,
+                                         time_limit_s or DEFAULT_SUBMISSION_TIME_LIMIT_S, time_scale)
+    modules = {item.module for item in chosen}
+    load_errors = [e for e in load_errors_from(payload.get("load_errors", {})) if e.module in modules]
+    results = item_results(chosen, payload.get("checks", []), load_errors)
+    run = GradeRun(
+        tool_version=__version__, torch_version=torch.__version__,
+        python_version=platform.python_version(), device=dev, submission=str(folder),
+        submission_hash=content_hash(folder), started_at=started_at,
+        duration_s=round(time.time() - started, 3), items=results, load_errors=load_errors,
+        status=status, error=error)
+    if json_path is not None:
+        run.write(json_path)
+    return run
+
+
+def _run_suites(folder: Path, chosen: list[Item], device: str, suites: Sequence[Path],
+                progress: Progress | None, time_limit_s: float,
+                time_scale: float) -> tuple[dict[str, Any], str, str]:
+    workdir = Path(tempfile.mkdtemp(prefix="llmgrade-run-"))
+    results = workdir / "checks.json"
+    key = secrets.token_bytes(32)
+    key_r, key_w = os.pipe()
+    os.write(key_w, key)
+    os.close(key_w)
+    prog_r, prog_w = os.pipe()
+    cmd = [sys.executable, "-m", "pytest", str(SUITES_DIR), *[str(Path(s).resolve()) for s in suites],
+           "-c", str(SUITES_DIR / "pytest.ini"), "--rootdir", str(SUITES_DIR),
+           "--confcutdir", str(SUITES_DIR), "-p", "no:cacheprovider", "-p", "grader.plugin",
+           "-p", "grader.fixtures", "-q", "--no-header", "-o", "console_output_style=classic",
+           "--llmgrade-json", str(results), "--llmgrade-submission", str(folder),
+           "--llmgrade-device", device, "--llmgrade-items", ",".join(i.id for i in chosen),
+           "--llmgrade-progress-fd", str(prog_w), "--llmgrade-time-scale", str(time_scale)]
+    env = dict(os.environ)
+    env.update({"LLMGRADE_KEY_FD": str(key_r), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+                "PYTHONDONTWRITEBYTECODE": "1", "LLMGRADE_DEVICE": device})
+    env.pop("PYTEST_ADDOPTS", None)
+    log = open(workdir / "pytest.log", "wb")
+    try:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, pass_fds=(key_r, prog_w),
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    finally:
+        os.close(key_r)
+        os.close(prog_w)
+    reader = threading.Thread(target=_read_progress, args=(prog_r, progress), daemon=True)
+    reader.start()
+    status, error = "complete", ""
+    try:
+        proc.wait(timeout=time_limit_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        status, error = "interrupted", f"time limit of {time_limit_s:g} s for the whole submission"
+    except BaseException:
+        _kill_group(proc)
+        raise
+    finally:
+        log.close()
+    reader.join(timeout=5)
+    payload = _read_signed(results, key)
+    if payload is None:
+        tail = (workdir / "pytest.log").read_text("utf-8", "replace")[-3000:]
+        if status == "complete":
+            status, error = "setup_error", tail
+        return {}, status, error
+    if payload.get("collection_errors"):
+        raise SetupError("grade.suite_error", detail="\n".join(payload["collection_errors"])[-3000:])
+    return payload, status, error
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _read_progress(fd: int, progress: Progress | None) -> None:
+    total = 0
+    done = 0
+    with os.fdopen(fd, "rb") as stream:
+        for raw in stream:
+            line = raw.decode("utf-8", "replace").strip()
+            if line.startswith("total "):
+                total = int(line.split()[1])
+            elif line.startswith("done "):
+                done += 1
+            if progress is not None:
+                progress(done, total, line)
+
+
+def _read_signed(path: Path, key: bytes) -> dict[str, Any] | None:
+    """The plugin's payload if its signature is valid, else ``None`` (missing or forged)."""
+    try:
+        document = json.loads(path.read_text("utf-8"))
+        payload = document["payload"]
+        signature = document["signature"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    import hmac
+
+    if not isinstance(payload, dict) or payload.get("format") != RESULTS_FORMAT:
+        return None
+    if not hmac.compare_digest(sign(key, payload), str(signature)):
+        return None
+    return payload

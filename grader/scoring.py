@@ -1,0 +1,133 @@
+"""Turn the plugin's check outcomes into item results and points.
+
+- An item's points are its share of passed checks times its points in the catalog.
+- A failed *integration* check (the item graded with the student's own dependencies) is charged to
+  the dependency instead when that dependency did not pass: one mistake costs points once, and
+  the feedback names the root cause.
+- Items whose module failed to load, or whose names are missing, get status ``error`` and point
+  at the one load problem, reported once per module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from grader.catalog import BY_ID, Item
+from grader.messages import item_title, t
+from grader.results import CheckResult, ItemResult, LoadError, Status
+
+_LOAD_KINDS = ("missing_file", "syntax_error", "import_error")
+
+
+def load_errors_from(report: dict[str, Any]) -> list[LoadError]:
+    errors: list[LoadError] = []
+    for module, info in sorted(report.get("modules", {}).items()):
+        kind = info.get("kind", "import_error")
+        if kind not in _LOAD_KINDS:
+            kind = "import_error"
+        file = str(info.get("file", ""))
+        line = info.get("line")
+        message = t(f"load.{kind}", module=module, file=Path(file).name or module,
+                    line=line if line is not None else "?", source_line=info.get("source_line", ""),
+                    error=info.get("message", ""))
+        errors.append(LoadError(module=module, kind=kind, file=file, message=message,
+                                line=line, source_line=str(info.get("source_line", ""))))
+    for item_id, names in sorted(report.get("missing", {}).items()):
+        item = BY_ID.get(item_id)
+        module = item.module if item else item_id
+        errors.append(LoadError(
+            module=module, kind="missing_name", file=f"{module}.py", names=list(names),
+            message=t("load.missing_name", module=module, file=f"{module}.py",
+                      names=", ".join(names), item=item_id)))
+    return errors
+
+
+def _transitive_deps(item: Item) -> list[str]:
+    seen: list[str] = []
+    stack = list(item.depends)
+    while stack:
+        dep = stack.pop(0)
+        if dep in seen or dep not in BY_ID:
+            continue
+        seen.append(dep)
+        stack.extend(BY_ID[dep].depends)
+    return seen
+
+
+def item_results(items: list[Item], checks: list[dict[str, Any]],
+                 load_errors: list[LoadError]) -> list[ItemResult]:
+    by_item: dict[str, list[dict[str, Any]]] = {}
+    for check in checks:
+        by_item.setdefault(str(check.get("item")), []).append(check)
+
+    results: dict[str, ItemResult] = {}
+    # Dependencies first, so that a dependent item can see whether they passed.
+    for item in _dependency_order(items):
+        results[item.id] = _one_item(item, by_item.get(item.id, []), load_errors, results)
+    return [results[item.id] for item in items]
+
+
+def _dependency_order(items: list[Item]) -> list[Item]:
+    ordered: list[Item] = []
+    chosen = {item.id for item in items}
+
+    def visit(item: Item) -> None:
+        if item in ordered:
+            return
+        for dep in item.depends:
+            if dep in chosen:
+                visit(BY_ID[dep])
+        ordered.append(item)
+
+    for item in items:
+        visit(item)
+    return ordered
+
+
+def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError],
+              done: dict[str, ItemResult]) -> ItemResult:
+    title = item_title(item.id, item.title)
+    base = dict(id=item.id, module=item.module, title=title, kind=item.kind,
+                max_points=float(item.points), hidden=item.hidden)
+    problem = next((e for e in load_errors if e.module == item.module and e.kind != "missing_name"), None) \
+        or next((e for e in load_errors if e.kind == "missing_name" and e.module == item.module
+                 and set(e.names) & set(item.symbols)), None)
+    if problem is not None:
+        return ItemResult(**base, points=0.0, status="error", message=problem.message)
+    if not raw:
+        return ItemResult(**base, points=0.0, status="error", message=t("item.no_checks", item=item.id))
+
+    failed_deps = [dep for dep in _transitive_deps(item)
+                   if dep in done and done[dep].status != "passed"]
+    checks: list[CheckResult] = []
+    for c in raw:
+        if c["status"] == "skipped":
+            continue
+        check = CheckResult(name=c["name"], status=c["status"], message=c.get("message", ""),
+                            message_id=c.get("message_id", ""), diagnosis=c.get("diagnosis"),
+                            details=c.get("details", {}), duration_s=float(c.get("duration_s", 0.0)))
+        if c.get("integration") and check.status != "passed" and failed_deps:
+            check.blamed_on = failed_deps[0]
+            check.message = t("check.blamed_on_dependency", dependency=failed_deps[0],
+                              message=check.message)
+        checks.append(check)
+
+    counted = [c for c in checks if c.blamed_on is None]
+    passed = sum(1 for c in counted if c.status == "passed")
+    status: Status
+    if counted and passed == len(counted):
+        status = "passed"
+    elif counted and all(c.status == "not_started" for c in counted):
+        status = "not_started"
+    else:
+        status = "failed"
+    points = round(item.points * passed / len(counted), 2) if counted else 0.0
+    first = next((c for c in counted if c.status == "failed"), None) \
+        or next((c for c in counted if c.status != "passed"), None)
+    message = first.message if first is not None else ""
+    diagnosis = first.diagnosis if first is not None else None
+    if status == "passed":
+        message = t("item.passed", passed=passed, total=len(counted))
+    return ItemResult(**base, points=points, status=status, message=message, diagnosis=diagnosis,
+                      checks=checks, duration_s=round(sum(c.duration_s for c in checks), 3))

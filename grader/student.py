@@ -1,0 +1,271 @@
+"""The test-facing handle on the student's code: ``student.run(recipe, **inputs) -> data``.
+
+A :class:`Worker` is one sandboxed child process (see :mod:`grader.worker`): no inherited
+secrets in its environment, a fresh working folder, a memory limit, a cap on what it may print or
+write, and a time limit per call enforced from here. A hang, a crash (even a segfault),
+``sys.exit`` or a memory blow-up ends only the call that caused it: the worker is restarted on the
+next call and every other item is still graded.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader import protocol
+from grader.failures import GradeFailure, NotStarted
+
+GRADER_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TIME_LIMIT_S = 20.0
+LOAD_TIME_LIMIT_S = 60.0
+DEFAULT_MEMORY_GIB = 6.0
+OUTPUT_TAIL_BYTES = 4000
+_KEEP_ENV = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")
+
+
+@dataclass
+class WorkerError(Exception):
+    """A call that did not return a value: the student's code raised, hung, or died."""
+
+    kind: str  # exception | not_implemented | memory | timeout | crash | exit | too_large | protocol
+    message: str
+    type: str = ""
+    file: str | None = None
+    line: int | None = None
+    source_line: str = ""
+    output_tail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.type} {self.message}"
+
+
+def sandbox_env(home: Path, device: str | None, tiktoken_cache: Path | None) -> dict[str, str]:
+    """A minimal environment: nothing secret from the grader's own environment is passed on."""
+    env = {key: os.environ[key] for key in _KEEP_ENV if key in os.environ}
+    env.update({
+        "HOME": str(home),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "PYTHONWARNINGS": "ignore",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+        "NO_PROXY": "*",
+    })
+    if device:
+        env["LLMGRADE_DEVICE"] = device
+    if tiktoken_cache is not None:
+        env["TIKTOKEN_CACHE_DIR"] = str(tiktoken_cache)
+    return env
+
+
+class Worker:
+    def __init__(self, submission: Path, *, device: str | None = None,
+                 memory_gib: float = DEFAULT_MEMORY_GIB, tiktoken_cache: Path | None = None,
+                 max_reply_bytes: int = 64 * 1024 * 1024) -> None:
+        self.submission = submission.resolve()
+        self.device = device
+        # An address-space limit breaks CUDA initialisation: on accelerators rely on the device's
+        # own allocator limit instead (set in the worker through the recipe defaults).
+        cuda = bool(device) and str(device).startswith("cuda")
+        self.memory_gib = 0.0 if cuda else memory_gib
+        self.tiktoken_cache = tiktoken_cache
+        self.max_reply_bytes = max_reply_bytes
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.home = Path(tempfile.mkdtemp(prefix="llmgrade-worker-"))
+        self.output = self.home / "output.log"
+        self._to_worker = -1
+        self._from_worker = -1
+        self.load_report: dict[str, Any] | None = None
+        self.restarts = 0
+
+    # -- process management -------------------------------------------------------------------
+    def start(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        self._close_pipes()
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        workdir = self.home / "cwd"
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir()
+        bootstrap = f"import sys; sys.path.insert(0, {str(GRADER_ROOT)!r}); from grader.worker import main; main()"
+        cmd = [sys.executable, "-I", "-c", bootstrap,
+               "--read-fd", str(req_r), "--write-fd", str(rep_w),
+               "--submission", str(self.submission), "--output", str(self.output),
+               "--memory-gib", str(self.memory_gib)]
+        self.proc = subprocess.Popen(
+            cmd, cwd=workdir, env=sandbox_env(self.home, self.device, self.tiktoken_cache),
+            pass_fds=(req_r, rep_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+        os.close(req_r)
+        os.close(rep_w)
+        self._to_worker, self._from_worker = req_w, rep_r
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        self.proc = None
+        self._close_pipes()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def _close_pipes(self) -> None:
+        for fd in (self._to_worker, self._from_worker):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._to_worker = self._from_worker = -1
+
+    # -- calls ----------------------------------------------------------------------------------
+    def load(self) -> dict[str, Any]:
+        """Import every chapter module (again after a restart).
+
+        Returns ``{"modules": {module: problem}, "missing": {item id: [names]}}``; the first
+        report is kept, since a restarted worker loads the same files.
+        """
+        report = self.request({"op": "load"}, LOAD_TIME_LIMIT_S)
+        if self.load_report is None:
+            self.load_report = report if isinstance(report, dict) else {"modules": {}, "missing": {}}
+        return self.load_report
+
+    def request(self, message: dict[str, Any], time_limit_s: float) -> Any:
+        if self.proc is None or self.proc.poll() is not None:
+            if self.proc is not None:
+                self.restarts += 1
+            self.start()
+            if message.get("op") != "load":
+                self.load()
+        output_start = self.output.stat().st_size if self.output.exists() else 0
+        try:
+            protocol.send(self._to_worker, message)
+            reply = self._receive(time_limit_s)
+        except WorkerError as err:
+            err.output_tail = self._output_tail(output_start)
+            self.stop()
+            raise
+        except (BrokenPipeError, EOFError, OSError) as exc:
+            tail = self._output_tail(output_start)
+            detail = self._death_detail(exc)
+            self.stop()
+            raise WorkerError("crash", detail, output_tail=tail) from None
+        if not isinstance(reply, dict) or "ok" not in reply:
+            self.stop()
+            raise WorkerError("protocol", "the worker sent a malformed reply")
+        if reply["ok"]:
+            return reply.get("value")
+        error = reply.get("error") or {}
+        raise WorkerError(
+            kind=str(error.get("kind", "exception")), message=str(error.get("message", "")),
+            type=str(error.get("type", "")), file=error.get("file"), line=error.get("line"),
+            source_line=str(error.get("source_line", "")), output_tail=self._output_tail(output_start))
+
+    def _receive(self, time_limit_s: float) -> Any:
+        deadline = time.monotonic() + time_limit_s
+        remaining = time_limit_s
+        ready, _, _ = select.select([self._from_worker], [], [], max(remaining, 0.0))
+        if not ready:
+            raise WorkerError("timeout", f"{time_limit_s:g}", extra={"seconds": time_limit_s})
+        header = protocol.read_exact(self._from_worker, protocol.HEADER.size)
+        (size,) = protocol.HEADER.unpack(header)
+        if size > self.max_reply_bytes:
+            raise WorkerError("too_large", f"{size}", extra={"bytes": size})
+        chunks: list[bytes] = []
+        got = 0
+        while got < size:
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([self._from_worker], [], [], max(remaining, 0.0))
+            if not ready:
+                raise WorkerError("timeout", f"{time_limit_s:g}", extra={"seconds": time_limit_s})
+            chunk = os.read(self._from_worker, min(size - got, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            got += len(chunk)
+        try:
+            return protocol.decode(b"".join(chunks))
+        except protocol.ProtocolError as exc:
+            raise WorkerError("protocol", str(exc)) from None
+
+    def _death_detail(self, exc: BaseException) -> str:
+        if self.proc is None:
+            return str(exc)
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return str(exc)
+        if code < 0:
+            try:
+                return f"signal {signal.Signals(-code).name}"
+            except ValueError:
+                return f"signal {-code}"
+        return f"exit code {code}"
+
+    def _output_tail(self, start: int) -> str:
+        try:
+            with open(self.output, "rb") as fh:
+                fh.seek(start)
+                data = fh.read()
+        except OSError:
+            return ""
+        text = data[-OUTPUT_TAIL_BYTES:].decode("utf-8", "replace")
+        return text
+
+
+class Student:
+    """What a hidden check sees: run a recipe against the student's code, get data or a failure."""
+
+    def __init__(self, worker: Worker, default_time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> None:
+        self.worker = worker
+        self.default_time_limit_s = default_time_limit_s
+        self.time_scale = 1.0
+
+    def run(self, recipe: str, /, *, swap: tuple[str, ...] | list[str] = (), what: str = "",
+            time_limit_s: float | None = None, **inputs: Any) -> Any:
+        """Run ``recipe`` in the worker. Raises :class:`NotStarted` for a stub, else
+        :class:`GradeFailure` with a message that names the student's file and line."""
+        limit = (time_limit_s or self.default_time_limit_s) * self.time_scale
+        try:
+            return self.worker.request({"op": "run", "recipe": recipe, "swap": list(swap),
+                                        "inputs": inputs}, limit)
+        except WorkerError as err:
+            raise failure_from_worker_error(err, what or recipe) from None
+
+
+def failure_from_worker_error(err: WorkerError, what: str) -> Exception:
+    where = ""
+    if err.file:
+        where = f"{Path(err.file).name}:{err.line}"
+    if err.kind == "not_implemented":
+        return NotStarted(err.message or what)
+    ids = {
+        "exception": "check.student_raised",
+        "memory": "check.student_memory",
+        "timeout": "check.student_timeout",
+        "crash": "check.student_crashed",
+        "exit": "check.student_exited",
+        "too_large": "check.student_too_large",
+        "protocol": "check.student_bad_value",
+        "module_not_loaded": "check.module_not_loaded",
+    }
+    details = {"kind": err.kind, "type": err.type, "file": err.file, "line": err.line,
+               "source_line": err.source_line, "output_tail": err.output_tail, **err.extra}
+    return GradeFailure(ids.get(err.kind, "check.student_raised"), details=details, what=what,
+                        type=err.type, message=err.message, where=where or "?",
+                        source_line=err.source_line or "?")

@@ -1,0 +1,190 @@
+"""The worker process: loads a student's submission and runs recipes against it.
+
+It is started by :mod:`grader.student` with limits already applied (time is enforced from the
+outside; memory and file size with rlimits set here before any student code runs). It reads
+requests from one pipe and answers on another; student ``print`` output goes to a capped file,
+never into the protocol. Only plain data goes back (see :mod:`grader.protocol`).
+
+Requests: ``{"op": "load"}`` imports every chapter module once and reports load problems;
+``{"op": "run", "recipe": name, "inputs": {...}, "swap": [item ids]}`` runs one recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+import types
+from pathlib import Path
+from typing import Any
+
+GiB = 1024**3
+PACKAGE = "submission"
+
+
+def _apply_limits(memory_bytes: int, file_bytes: int) -> None:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    if memory_bytes > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    if file_bytes > 0:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+class Submission:
+    """The student's folder, imported as the package ``submission``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.modules: dict[str, types.ModuleType] = {}
+        self.load_errors: dict[str, dict[str, Any]] = {}
+        package = types.ModuleType(PACKAGE)
+        package.__path__ = [str(self.root)]
+        package.__file__ = str(self.root / "__init__.py")
+        sys.modules[PACKAGE] = package
+        # Students sometimes write ``from ch03 import ...``: let that resolve too.
+        sys.path.insert(0, str(self.root))
+
+    def load_all(self) -> dict[str, Any]:
+        """Import every chapter module; report failed modules and catalog names that are missing."""
+        from grader.catalog import ITEMS, MODULES
+
+        for name in MODULES:
+            self._load(name)
+        missing: dict[str, list[str]] = {}
+        for item in ITEMS:
+            module = self.modules.get(item.module)
+            if module is None:
+                continue
+            absent = [symbol for symbol in item.symbols if not hasattr(module, symbol)]
+            if absent:
+                missing[item.id] = absent
+        return {"modules": self.load_errors, "missing": missing}
+
+    def _load(self, name: str) -> None:
+        path = self.root / f"{name}.py"
+        if not path.is_file():
+            self.load_errors[name] = {"kind": "missing_file", "file": str(path), "message": ""}
+            return
+        try:
+            self.modules[name] = importlib.import_module(f"{PACKAGE}.{name}")
+        except SyntaxError as exc:
+            self.load_errors[name] = {
+                "kind": "syntax_error", "file": exc.filename or str(path), "line": exc.lineno,
+                "source_line": (exc.text or "").strip(), "message": f"SyntaxError: {exc.msg}"}
+        except BaseException as exc:  # noqa: BLE001 - anything the student's import raises
+            frame = student_frame(exc, self.root)
+            self.load_errors[name] = {
+                "kind": "import_error", "file": frame.get("file", str(path)),
+                "line": frame.get("line"), "source_line": frame.get("source_line", ""),
+                "message": f"{type(exc).__name__}: {exc}"}
+
+    def module(self, name: str) -> types.ModuleType:
+        if name not in self.modules:
+            raise ModuleNotLoaded(name)
+        return self.modules[name]
+
+
+class ModuleNotLoaded(Exception):
+    pass
+
+
+def student_frame(exc: BaseException, root: Path) -> dict[str, Any]:
+    """The innermost traceback frame that lies in the student's folder."""
+    found: dict[str, Any] = {}
+    for frame in traceback.extract_tb(exc.__traceback__):
+        try:
+            inside = Path(frame.filename).resolve().is_relative_to(root)
+        except (OSError, ValueError):
+            inside = False
+        if inside:
+            found = {"file": frame.filename, "line": frame.lineno,
+                     "source_line": (frame.line or "").strip(), "function": frame.name}
+    if not found and isinstance(exc, SyntaxError) and exc.filename:
+        found = {"file": exc.filename, "line": exc.lineno, "source_line": (exc.text or "").strip()}
+    return found
+
+
+def describe_exception(exc: BaseException, root: Path) -> dict[str, Any]:
+    kind = "exception"
+    if isinstance(exc, NotImplementedError):
+        kind = "not_implemented"
+    elif isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) \
+            or "DefaultCPUAllocator" in str(exc):
+        kind = "memory"
+    elif isinstance(exc, ModuleNotLoaded):
+        kind = "module_not_loaded"
+    message = str(exc)
+    if len(message) > 2000:
+        message = message[:2000] + " ..."
+    return {"kind": kind, "type": type(exc).__name__, "message": message, **student_frame(exc, root)}
+
+
+def serve(read_fd: int, write_fd: int, submission: Submission, output_path: Path) -> None:
+    from grader import protocol
+    from grader.recipes import run_recipe
+
+    while True:
+        try:
+            request = protocol.receive(read_fd)
+        except EOFError:
+            return
+        op = request.get("op")
+        output_start = output_path.stat().st_size if output_path.exists() else 0
+        try:
+            if op == "load":
+                value: Any = submission.load_all()
+            elif op == "run":
+                value = run_recipe(request["recipe"], submission, request.get("swap", []),
+                                   request.get("inputs", {}))
+            elif op == "ping":
+                value = "pong"
+            else:
+                raise ValueError(f"unknown op {op!r}")
+            reply: dict[str, Any] = {"ok": True, "value": protocol.to_plain(value)}
+        except SystemExit as exc:
+            reply = {"ok": False, "error": {"kind": "exit", "type": "SystemExit",
+                                            "message": str(exc.code), **student_frame(exc, submission.root)}}
+        except BaseException as exc:  # noqa: BLE001 - report anything student code raises
+            reply = {"ok": False, "error": describe_exception(exc, submission.root)}
+        reply["output_bytes"] = (output_path.stat().st_size if output_path.exists() else 0) - output_start
+        try:
+            protocol.send(write_fd, reply)
+        except protocol.ProtocolError as exc:
+            protocol.send(write_fd, {"ok": False, "error": {"kind": "too_large", "type": "ProtocolError",
+                                                            "message": str(exc)}})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="grader.worker")
+    parser.add_argument("--read-fd", type=int, required=True)
+    parser.add_argument("--write-fd", type=int, required=True)
+    parser.add_argument("--submission", type=Path, required=True)
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--memory-gib", type=float, default=0.0)
+    parser.add_argument("--file-mib", type=float, default=64.0)
+    args = parser.parse_args(argv)
+
+    # Student prints and warnings go to a capped file, never into the protocol pipe.
+    out = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    sys.stdin.close()
+    _apply_limits(int(args.memory_gib * GiB), int(args.file_mib * 1024 * 1024))
+
+    import torch
+
+    from grader.tolerance import configure_determinism
+
+    configure_determinism(torch)
+    serve(args.read_fd, args.write_fd, Submission(args.submission), args.output)
+
+
+if __name__ == "__main__":
+    main()
