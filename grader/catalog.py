@@ -184,7 +184,7 @@ ITEMS: tuple[Item, ...] = (
     _c("appendix_a", "ToyDataset", "A.6", "A custom Dataset", 1),
     _c("appendix_a", "compute_accuracy", "A.7", "Accuracy over a data loader", 1),
     _c("appendix_a", "train_ddp", "A.9", "Data-parallel training with DistributedDataParallel", 3,
-       symbols=("ddp_setup", "prepare_dataset", "train_ddp")),
+       symbols=("ddp_setup", "prepare_dataset", "train_ddp", "run_ddp")),
     _p("A.3", "appendix_a", "A.5", "Counting NeuralNetwork parameters", 1,
        ("exercise_a_3_num_parameters",), depends=("appendix_a.NeuralNetwork",)),
     _p("A.4", "appendix_a", "A.9", "Timing matrix multiplication on CPU and the best device", 1,

@@ -1,0 +1,148 @@
+"""A student's workspace: create one (``llmgrade init``), find it, and fingerprint its code.
+
+A workspace is a folder that is a Python package: ``__init__.py`` plus one exercise module per
+chapter, a ``.llmgrade/workspace.json`` marker and a README for the student.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from . import __version__, catalog
+from .errors import SetupError
+from .messages import t
+from .packages import package_dir
+
+__all__ = ["SetupError", "WORKSPACE_VERSION", "MARKER", "module_files", "init_workspace",
+           "find_submission", "read_marker", "content_hash", "example_item"]
+
+WORKSPACE_VERSION = 1
+MARKER = Path(".llmgrade") / "workspace.json"
+_IGNORED_DIRS = ("__pycache__",)
+
+
+def module_files() -> list[str]:
+    """The exercise module file names, in catalog order: ``ch02.py`` ... ``appendix_e.py``."""
+    return [f"{module}.py" for module in catalog.MODULES]
+
+
+def example_item() -> str:
+    """The id a student would check first (shown in the README and in messages)."""
+    return catalog.ITEMS[0].id
+
+
+def init_workspace(target: Path, force: bool = False, exercises_dir: Path | None = None) -> Path:
+    """Copy the exercise modules into ``target`` and mark it as a workspace; returns ``target``.
+
+    Refuses (``SetupError``) when any module file is already there, unless ``force``. An existing
+    README.md is kept unless ``force``. ``exercises_dir`` defaults to the installed ``exercises``.
+    """
+    source = exercises_dir or package_dir("exercises")
+    names = ["__init__.py", *module_files()]
+    for name in names:
+        if not (source / name).is_file():
+            raise SetupError("workspace.exercises_missing", file=str(source / name))
+    if target.exists() and not target.is_dir():
+        raise SetupError("workspace.not_a_folder", path=str(target))
+    existing = [name for name in names if (target / name).exists()]
+    if existing and not force:
+        raise SetupError("workspace.exists", path=str(target), files=", ".join(existing))
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copyfile(source / name, target / name)
+    marker = target / MARKER
+    marker.parent.mkdir(exist_ok=True)
+    info = {"workspace_version": WORKSPACE_VERSION, "llmgrade_version": __version__}
+    marker.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    readme = target / "README.md"
+    if force or not readme.exists():
+        readme.write_text(t("workspace.readme", example=example_item(), version=__version__),
+                          encoding="utf-8")
+    return target
+
+
+def read_marker(folder: Path) -> dict[str, Any]:
+    """The parsed ``.llmgrade/workspace.json`` of ``folder``; ``SetupError`` if it is corrupt."""
+    path = folder / MARKER
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SetupError("workspace.corrupt_marker", file=str(path), folder=str(folder),
+                         reason=str(exc)) from exc
+    version = data.get("workspace_version") if isinstance(data, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise SetupError("workspace.corrupt_marker", file=str(path), folder=str(folder),
+                         reason="no integer workspace_version")
+    if version > WORKSPACE_VERSION:
+        raise SetupError("workspace.newer_version", file=str(path), found=version,
+                         supported=WORKSPACE_VERSION)
+    return dict(data)
+
+
+def _has_modules(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in module_files())
+
+
+def find_submission(explicit: Path | None = None, cwd: Path | None = None) -> Path:
+    """The folder to grade.
+
+    ``explicit`` (``--submission``) if given: it must be a folder holding at least one exercise
+    module. Otherwise ``cwd`` (default: the current directory) if it is a workspace (has
+    ``.llmgrade/workspace.json``), else ``cwd/exercises`` if it exists. Raises ``SetupError``.
+    """
+    if explicit is not None:
+        if not explicit.is_dir():
+            raise SetupError("workspace.missing_folder", path=str(explicit))
+        if not _has_modules(explicit):
+            nested = explicit / "exercises"
+            if nested.is_dir() and _has_modules(nested):
+                raise SetupError("workspace.no_modules_try_exercises", path=str(explicit),
+                                 suggestion=str(nested))
+            raise SetupError("workspace.no_modules", path=str(explicit),
+                             expected=", ".join(module_files()))
+        return explicit
+    here = cwd if cwd is not None else Path.cwd()
+    if (here / MARKER).is_file():
+        read_marker(here)
+        return here
+    if (here / "exercises").is_dir():
+        return here / "exercises"
+    raise SetupError("workspace.not_found", cwd=str(here))
+
+
+def _hashed_files(submission: Path) -> list[tuple[str, Path]]:
+    found: list[tuple[str, Path]] = []
+    for path in submission.rglob("*.py"):
+        rel = path.relative_to(submission)
+        folders = rel.parts[:-1]
+        if any(part in _IGNORED_DIRS or part.startswith(".") for part in folders):
+            continue
+        if any((submission.joinpath(*folders[:i + 1]) / "pyvenv.cfg").exists()
+               for i in range(len(folders))):
+            continue  # a virtual environment inside the workspace is not the student's code
+        if path.is_file():
+            found.append((rel.as_posix(), path))
+    return sorted(found)
+
+
+def content_hash(submission: Path) -> str:
+    """sha256 (hex) of the submission's Python files: relative paths and contents, sorted by path.
+
+    Covers the exercise modules and any other ``*.py`` file, skipping ``__pycache__``, hidden
+    folders (``.llmgrade``, ``.git``, ``.venv``) and virtual environments. Line endings are
+    normalised to ``\\n`` so a checkout on Windows hashes like one on Linux. Each file, in path
+    order, adds ``<len(path)>:<path>\\0<len(data)>:<data>`` (path: relative, ``/``-separated, UTF-8).
+    """
+    if not submission.is_dir():
+        raise SetupError("workspace.missing_folder", path=str(submission))
+    digest = hashlib.sha256()
+    for rel, path in _hashed_files(submission):
+        data = path.read_bytes().replace(b"\r\n", b"\n")
+        name = rel.encode("utf-8")
+        digest.update(b"%d:%s\0%d:" % (len(name), name, len(data)))
+        digest.update(data)
+    return digest.hexdigest()
