@@ -40,7 +40,7 @@ def module_structure(student: Student, ref: Any, module: str, name: str, args: S
                      swap: Sequence[str] = ()) -> dict[str, Any]:
     """Same state_dict names and shapes as the reference; every tensor registered properly."""
     what = what or name
-    inputs = dict(module=module, name=name, args=list(args), kwargs=kwargs or {})
+    inputs: dict[str, Any] = dict(module=module, name=name, args=list(args), kwargs=kwargs or {})
     expected = ref.run("module.info", **inputs)
     got = student.run("module.info", swap=swap, what=what, **inputs)
     expect_state_keys(got["state"], expected["state"], what)

@@ -83,11 +83,12 @@ def device(pytestconfig: pytest.Config) -> str:
 
 
 @pytest.fixture
-def student(pytestconfig: pytest.Config) -> Iterator[Student]:
+def student(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Iterator[Student]:
     worker = pytestconfig.stash.get(WORKER, None)
     if worker is None:
         pytest.fail("hidden suites need --llmgrade-submission (run them through `llmgrade grade`)")
-    handle = Student(worker, DEFAULT_TIME_LIMIT_S)
+    marker = request.node.get_closest_marker("item")
+    handle = Student(worker, DEFAULT_TIME_LIMIT_S, item=str(marker.args[0]) if marker else None)
     handle.time_scale = float(pytestconfig.getoption("--llmgrade-time-scale"))
     yield handle
 

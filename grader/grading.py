@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from grader.history import record_and_report
 from grader.messages import t
 from grader.results import GradeRun
 from grader.run import grade_submission
@@ -36,7 +37,8 @@ def _progress_bar() -> tuple[object, object]:
 
 def grade_and_report(submission: Path | None, items: Sequence[str] = (), *, device: str | None = None,
                      json_path: Path | None = None, suites: Sequence[Path] = (),
-                     time_scale: float = 1.0) -> int:
+                     time_scale: float = 1.0, db: Path | None = None, report: Path | None = None,
+                     record: bool = True) -> int:
     bar, update = _progress_bar()
     try:
         run = grade_submission(submission, items, device=device, json_path=json_path, suites=suites,
@@ -44,20 +46,12 @@ def grade_and_report(submission: Path | None, items: Sequence[str] = (), *, devi
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)  # type: ignore[attr-defined]
-    _after_grading(run)
     click.echo(format_table(run.student_view(), colour=sys.stdout.isatty()))
     if json_path is not None:
         click.echo(t("grade.json_written", path=str(json_path)))
+    if record:
+        click.echo(t("grade.report_written", path=str(record_and_report(run, db, report))))
     return exit_code(run)
-
-
-def _after_grading(run: GradeRun) -> None:
-    """Record the run in the workspace's gradebook and write the student report (when available)."""
-    try:
-        from grader.history import record_and_report
-    except ImportError:
-        return
-    record_and_report(run)
 
 
 def check_one(submission: Path | None, item: str, *, device: str | None = None,

@@ -21,7 +21,7 @@ ENV_VAR = "LLMGRADE_LANG"
 
 @lru_cache(maxsize=None)
 def _load(lang: str) -> dict[str, str]:
-    folder = resources.files("grader").joinpath("locales", lang)
+    folder = resources.files("grader") / "locales" / lang
     merged: dict[str, str] = {}
     if not folder.is_dir():
         return merged

@@ -28,7 +28,7 @@ from grader import __version__
 from grader.catalog import Item, items_for
 from grader.errors import SetupError
 from grader.plugin import RESULTS_FORMAT, sign
-from grader.results import GradeRun
+from grader.results import GradeRun, RunStatus
 from grader.scoring import item_results, load_errors_from
 from grader.workspace import content_hash, find_submission
 
@@ -84,7 +84,7 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
 
 def _run_suites(folder: Path, chosen: list[Item], device: str, suites: Sequence[Path],
                 progress: Progress | None, time_limit_s: float,
-                time_scale: float) -> tuple[dict[str, Any], str, str]:
+                time_scale: float) -> tuple[dict[str, Any], RunStatus, str]:
     workdir = Path(tempfile.mkdtemp(prefix="llmgrade-run-"))
     results = workdir / "checks.json"
     key = secrets.token_bytes(32)
@@ -113,7 +113,8 @@ def _run_suites(folder: Path, chosen: list[Item], device: str, suites: Sequence[
         os.close(prog_w)
     reader = threading.Thread(target=_read_progress, args=(prog_r, progress), daemon=True)
     reader.start()
-    status, error = "complete", ""
+    status: RunStatus = "complete"
+    error = ""
     try:
         proc.wait(timeout=time_limit_s)
     except subprocess.TimeoutExpired:

@@ -88,15 +88,20 @@ def _dependency_order(items: list[Item]) -> list[Item]:
 def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError],
               done: dict[str, ItemResult]) -> ItemResult:
     title = item_title(item.id, item.title)
-    base = dict(id=item.id, module=item.module, title=title, kind=item.kind,
-                max_points=float(item.points), hidden=item.hidden)
+    def result(points: float, status: Status, message: str, diagnosis: str | None = None,
+               checks: list[CheckResult] | None = None, duration_s: float = 0.0) -> ItemResult:
+        return ItemResult(id=item.id, module=item.module, title=title, kind=item.kind, points=points,
+                          max_points=float(item.points), status=status, hidden=item.hidden,
+                          message=message, diagnosis=diagnosis, checks=checks or [],
+                          duration_s=duration_s)
+
     problem = next((e for e in load_errors if e.module == item.module and e.kind != "missing_name"), None) \
         or next((e for e in load_errors if e.kind == "missing_name" and e.module == item.module
                  and set(e.names) & set(item.symbols)), None)
     if problem is not None:
-        return ItemResult(**base, points=0.0, status="error", message=problem.message)
+        return result(0.0, "error", problem.message)
     if not raw:
-        return ItemResult(**base, points=0.0, status="error", message=t("item.no_checks", item=item.id))
+        return result(0.0, "error", t("item.no_checks", item=item.id))
 
     failed_deps = [dep for dep in _transitive_deps(item)
                    if dep in done and done[dep].status != "passed"]
@@ -129,5 +134,4 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
     diagnosis = first.diagnosis if first is not None else None
     if status == "passed":
         message = t("item.passed", passed=passed, total=len(counted))
-    return ItemResult(**base, points=points, status=status, message=message, diagnosis=diagnosis,
-                      checks=checks, duration_s=round(sum(c.duration_s for c in checks), 3))
+    return result(points, status, message, diagnosis, checks, round(sum(c.duration_s for c in checks), 3))

@@ -19,13 +19,16 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from grader import protocol
 from grader.failures import GradeFailure, NotStarted
 
 GRADER_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TIME_LIMIT_S = 20.0
+DEFAULT_TIME_LIMIT_S = 5.0
+# After one of these, later checks of the same item fail at once instead of waiting again.
+_BREAKER_KINDS = ("timeout", "crash", "exit")
 LOAD_TIME_LIMIT_S = 60.0
 DEFAULT_MEMORY_GIB = 6.0
 OUTPUT_TAIL_BYTES = 4000
@@ -86,6 +89,7 @@ class Worker:
         self._from_worker = -1
         self.load_report: dict[str, Any] | None = None
         self.restarts = 0
+        self.broken_items: dict[str, WorkerError] = {}
 
     # -- process management -------------------------------------------------------------------
     def start(self) -> None:
@@ -231,20 +235,28 @@ class Worker:
 class Student:
     """What a hidden check sees: run a recipe against the student's code, get data or a failure."""
 
-    def __init__(self, worker: Worker, default_time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> None:
+    def __init__(self, worker: Worker, default_time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+                 item: str | None = None) -> None:
         self.worker = worker
         self.default_time_limit_s = default_time_limit_s
         self.time_scale = 1.0
+        self.item = item
 
-    def run(self, recipe: str, /, *, swap: tuple[str, ...] | list[str] = (), what: str = "",
+    def run(self, recipe: str, /, *, swap: Sequence[str] = (), what: str = "",
             time_limit_s: float | None = None, **inputs: Any) -> Any:
         """Run ``recipe`` in the worker. Raises :class:`NotStarted` for a stub, else
         :class:`GradeFailure` with a message that names the student's file and line."""
         limit = (time_limit_s or self.default_time_limit_s) * self.time_scale
+        earlier = self.worker.broken_items.get(self.item or "")
+        if earlier is not None:
+            raise GradeFailure("check.skipped_after_" + earlier.kind, what=what or recipe,
+                               details={"kind": earlier.kind}) from None
         try:
             return self.worker.request({"op": "run", "recipe": recipe, "swap": list(swap),
                                         "inputs": inputs}, limit)
         except WorkerError as err:
+            if err.kind in _BREAKER_KINDS and self.item:
+                self.worker.broken_items[self.item] = err
             raise failure_from_worker_error(err, what or recipe) from None
 
 

@@ -16,6 +16,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import tempfile
 import traceback
 import types
 from pathlib import Path
@@ -44,12 +45,14 @@ class Submission:
         self.root = root.resolve()
         self.modules: dict[str, types.ModuleType] = {}
         self.load_errors: dict[str, dict[str, Any]] = {}
-        package = types.ModuleType(PACKAGE)
-        package.__path__ = [str(self.root)]
-        package.__file__ = str(self.root / "__init__.py")
-        sys.modules[PACKAGE] = package
+        # A real, importable package (a link to the student's folder), so that child processes
+        # started with multiprocessing's "spawn" (DDP in appendix A) can import the same code.
+        package_root = Path(tempfile.mkdtemp(prefix="llmgrade-pkg-"))
+        (package_root / PACKAGE).symlink_to(self.root, target_is_directory=True)
+        sys.path.insert(0, str(package_root))
         # Students sometimes write ``from ch03 import ...``: let that resolve too.
-        sys.path.insert(0, str(self.root))
+        sys.path.insert(1, str(self.root))
+        importlib.invalidate_caches()
 
     def load_all(self) -> dict[str, Any]:
         """Import every chapter module; report failed modules and catalog names that are missing."""

@@ -7,6 +7,7 @@ float64 unless asked otherwise, and return outputs, gradients and facts about th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.
           "float16": torch.float16}
 
 
-def build(impl: Impl, module: str, name: str, args: list[Any] | tuple[Any, ...] = (),
+def build(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
           kwargs: dict[str, Any] | None = None, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     built = impl.attr(module, name)(*args, **(kwargs or {}))
@@ -41,7 +42,7 @@ def plain_tensor_attributes(m: torch.nn.Module) -> list[str]:
 
 
 @recipe("module.info")
-def module_info(impl: Impl, module: str, name: str, args: list[Any] = (), kwargs: dict[str, Any] | None = None,
+def module_info(impl: Impl, module: str, name: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
                 seed: int = 0) -> dict[str, Any]:
     """State_dict names and shapes, parameter count, and tensors not registered as buffers."""
     m = build(impl, module, name, args, kwargs, seed)
@@ -53,15 +54,15 @@ def module_info(impl: Impl, module: str, name: str, args: list[Any] = (), kwargs
 
 
 @recipe("module.state_dict")
-def module_state_dict(impl: Impl, module: str, name: str, args: list[Any] = (),
+def module_state_dict(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
                       kwargs: dict[str, Any] | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
     return dict(build(impl, module, name, args, kwargs, seed).state_dict())
 
 
 @recipe("module.forward")
-def module_forward(impl: Impl, module: str, name: str, args: list[Any] = (),
+def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
                    kwargs: dict[str, Any] | None = None, state_dict: dict[str, torch.Tensor] | None = None,
-                   inputs: list[Any] = (), train: bool = False, seed: int = 0, dtype: str = "float64",
+                   inputs: Sequence[Any] = (), train: bool = False, seed: int = 0, dtype: str = "float64",
                    grad_output: torch.Tensor | None = None, device: str = "cpu",
                    repeat: int = 1) -> dict[str, Any]:
     """Build, load ``state_dict``, run ``forward(*inputs)`` (``repeat`` times) and backward.
@@ -94,14 +95,15 @@ def module_forward(impl: Impl, module: str, name: str, args: list[Any] = (),
     if repeat > 1:
         result["outputs"] = outputs
     if grad_output is not None and isinstance(out, torch.Tensor):
-        (out * grad_output.to(device=device, dtype=out.dtype)).sum().backward()
+        loss = (out * grad_output.to(device=device, dtype=out.dtype)).sum()
+        torch.autograd.backward(loss)
         result["param_grads"] = {n: p.grad for n, p in m.named_parameters() if p.grad is not None}
         result["input_grads"] = [x.grad if isinstance(x, torch.Tensor) else None for x in xs]
     return result
 
 
 @recipe("call")
-def call(impl: Impl, module: str, name: str, args: list[Any] = (), kwargs: dict[str, Any] | None = None,
+def call(impl: Impl, module: str, name: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
          seed: int | None = None) -> Any:
     """Call a function with plain-data arguments and return its (plain) result."""
     if seed is not None:

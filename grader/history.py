@@ -1,0 +1,24 @@
+"""After ``llmgrade grade``: record the run in the workspace's gradebook and write the student report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grader.gradebook import Gradebook, default_path
+from grader.results import GradeRun
+
+REPORT_NAME = "report.html"
+SELF = "me"  # the student id of a personal workspace's own runs
+
+
+def record_and_report(run: GradeRun, db: Path | None = None, report: Path | None = None) -> Path:
+    """Record ``run`` (one transaction) and write the HTML progress report; returns its path."""
+    from reports.render import write_student_report
+
+    workspace = Path(run.submission)
+    db_path = db or default_path(workspace)
+    with Gradebook(db_path) as gradebook:
+        gradebook.record(SELF, run)
+        history = gradebook.history(SELF)
+    target = report or db_path.parent / REPORT_NAME
+    return write_student_report(run, history, target, student=workspace.name)

@@ -1,0 +1,95 @@
+"""Adversarial submissions: none of them raises a score, and none stops the run.
+
+Each submission is a copy of solutions/ whose chosen ``forward`` methods are replaced by hostile
+code; the items they belong to must fail with the right reason, and an untouched item graded in
+the same run must still pass.
+"""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+from grader.run import grade_submission
+
+SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"
+
+
+def hostile_copy(tmp_path: Path, module: str, patches: dict[str, str]) -> Path:
+    """solutions/ with ``Class.forward`` replaced by ``body`` for each class in ``patches``."""
+    target = tmp_path / "submission"
+    shutil.copytree(SOLUTIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
+    path = target / f"{module}.py"
+    extra = []
+    for cls, body in patches.items():
+        extra.append(f"\n\ndef _hostile_{cls}(self, *args, **kwargs):\n{textwrap.indent(textwrap.dedent(body), '    ')}\n"
+                     f"{cls}.forward = _hostile_{cls}\n")
+    path.write_text(path.read_text("utf-8") + "".join(extra), "utf-8")
+    return target
+
+
+def statuses(run) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {item.id: item.status for item in run.items}
+
+
+def first_failure_id(run, item_id: str) -> str:  # type: ignore[no-untyped-def]
+    item = next(i for i in run.items if i.id == item_id)
+    return next(c.message_id for c in item.checks if c.status == "failed")
+
+
+def test_hang_crash_exit_and_segfault_cost_only_their_items(tmp_path: Path) -> None:
+    submission = hostile_copy(tmp_path, "ch03", {
+        "MultiHeadAttention": "while True:\n    pass\n",
+        "CausalAttention": "import os\nos._exit(0)\n",
+        "SelfAttention_v1": "import ctypes\nctypes.string_at(0)\n",
+        "SelfAttention_v2": "import sys\nsys.exit(0)\n",
+    })
+    run = grade_submission(submission, ["ch03.MultiHeadAttention", "ch03.CausalAttention",
+                                        "ch03.SelfAttention_v1", "ch03.SelfAttention_v2", "ch04.GELU"])
+    assert run.status == "complete"
+    got = statuses(run)
+    assert got["ch04.GELU"] == "passed"
+    for item in ("ch03.MultiHeadAttention", "ch03.CausalAttention", "ch03.SelfAttention_v1",
+                 "ch03.SelfAttention_v2"):
+        assert got[item] == "failed", (item, got[item])
+    assert first_failure_id(run, "ch03.MultiHeadAttention") == "check.student_timeout"
+    assert first_failure_id(run, "ch03.CausalAttention") == "check.student_crashed"
+    assert first_failure_id(run, "ch03.SelfAttention_v1") == "check.student_crashed"
+    assert first_failure_id(run, "ch03.SelfAttention_v2") == "check.student_exited"
+
+
+def test_memory_bomb_fails_cleanly(tmp_path: Path) -> None:
+    submission = hostile_copy(tmp_path, "ch03", {
+        "MultiHeadAttention": "import torch\nreturn torch.ones(10**6, 10**5)\n",
+    })
+    run = grade_submission(submission, ["ch03.MultiHeadAttention", "ch04.GELU"])
+    got = statuses(run)
+    assert got == {"ch03.MultiHeadAttention": "failed", "ch04.GELU": "passed"}
+    assert first_failure_id(run, "ch03.MultiHeadAttention") == "check.student_memory"
+
+
+def test_cheating_does_not_raise_the_score(tmp_path: Path) -> None:
+    """Patched comparisons, fake PASSED lines and forged result files change nothing."""
+    submission = hostile_copy(tmp_path, "ch03", {
+        "MultiHeadAttention": """
+            import glob, json, torch
+            torch.allclose = lambda *a, **k: True
+            torch.equal = lambda *a, **k: True
+            print("PASSED ch03.MultiHeadAttention 5/5\\n100% all checks passed")
+            for path in glob.glob("/tmp/llmgrade-run-*/checks.json*"):
+                try:
+                    with open(path, "w") as fh:
+                        json.dump({"payload": {"format": "llmgrade.checks/1", "checks": []}, "signature": "0"}, fh)
+                except OSError:
+                    pass
+            x = args[0]
+            return torch.zeros(x.shape[0], x.shape[1], self.d_out, dtype=x.dtype)
+        """,
+    })
+    run = grade_submission(submission, ["ch03.MultiHeadAttention", "ch04.GELU"])
+    got = statuses(run)
+    assert got["ch03.MultiHeadAttention"] == "failed"
+    assert got["ch04.GELU"] == "passed"
+    mha = run.items[0]
+    assert mha.points < mha.max_points / 2

@@ -1,0 +1,67 @@
+"""Points, statuses, load errors and blame from raw check outcomes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grader.catalog import BY_ID
+from grader.scoring import item_results, load_errors_from
+
+
+def check(item: str, name: str, status: str, integration: bool = False) -> dict[str, Any]:
+    return {"item": item, "name": name, "status": status, "integration": integration,
+            "message": f"{name} {status}", "message_id": "", "diagnosis": None, "details": {}}
+
+
+def test_points_are_the_share_of_passed_checks() -> None:
+    (result,) = item_results([BY_ID["ch03.MultiHeadAttention"]], [
+        check("ch03.MultiHeadAttention", "a", "passed"),
+        check("ch03.MultiHeadAttention", "b", "failed"),
+        check("ch03.MultiHeadAttention", "c", "passed"),
+        check("ch03.MultiHeadAttention", "d", "passed"),
+    ], [])
+    assert result.status == "failed"
+    assert result.points == 3.75
+    assert result.message == "b failed"
+
+
+def test_all_stubs_means_not_started_and_none_means_error() -> None:
+    gelu, ff = BY_ID["ch04.GELU"], BY_ID["ch04.LayerNorm"]
+    results = item_results([gelu, ff], [check("ch04.GELU", "a", "not_started"),
+                                        check("ch04.GELU", "b", "not_started")], [])
+    assert [r.status for r in results] == ["not_started", "error"]
+    assert results[0].points == 0
+
+
+def test_integration_failure_is_charged_to_the_failed_dependency() -> None:
+    items = [BY_ID["ch04.FeedForward"], BY_ID["ch04.GELU"]]
+    raw = [check("ch04.GELU", "values", "failed"),
+           check("ch04.FeedForward", "core", "passed"),
+           check("ch04.FeedForward", "with_your_gelu", "failed", integration=True)]
+    ff, gelu = item_results(items, raw, [])
+    assert gelu.status == "failed"
+    assert ff.status == "passed" and ff.points == ff.max_points
+    assert ff.checks[1].blamed_on == "ch04.GELU"
+
+
+def test_integration_failure_counts_when_dependencies_pass() -> None:
+    items = [BY_ID["ch04.FeedForward"], BY_ID["ch04.GELU"]]
+    raw = [check("ch04.GELU", "values", "passed"),
+           check("ch04.FeedForward", "core", "passed"),
+           check("ch04.FeedForward", "with_your_gelu", "failed", integration=True)]
+    ff, _ = item_results(items, raw, [])
+    assert ff.status == "failed" and ff.points == ff.max_points / 2
+
+
+def test_load_errors_are_reported_once_per_module_and_mark_items() -> None:
+    errors = load_errors_from({
+        "modules": {"ch03": {"kind": "syntax_error", "file": "/x/ch03.py", "line": 7,
+                             "source_line": "def f(:", "message": "SyntaxError: invalid syntax"}},
+        "missing": {"ch04.GELU": ["GELU"]},
+    })
+    assert [e.kind for e in errors] == ["syntax_error", "missing_name"]
+    assert "ch03.py" in errors[0].message and "7" in errors[0].message and "def f(:" in errors[0].message
+    results = item_results([BY_ID["ch03.MultiHeadAttention"], BY_ID["ch04.GELU"], BY_ID["ch04.LayerNorm"]],
+                           [check("ch04.LayerNorm", "a", "passed")], errors)
+    assert [r.status for r in results] == ["error", "error", "passed"]
+    assert "GELU" in results[1].message
