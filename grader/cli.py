@@ -179,3 +179,7 @@ def check_command(item: str, submission: Path | None, device: str | None, time_s
     from .grading import check_one
 
     raise click.exceptions.Exit(check_one(submission, item, device=device, time_scale=time_scale))
+
+
+if __name__ == "__main__":  # python -m grader.cli
+    main()

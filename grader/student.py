@@ -32,6 +32,7 @@ _BREAKER_KINDS = ("timeout", "crash", "exit")
 LOAD_TIME_LIMIT_S = 60.0
 DEFAULT_MEMORY_GIB = 6.0
 OUTPUT_TAIL_BYTES = 4000
+COVERAGE_ENV = "LLMGRADE_WORKER_COVERAGE"  # set by the project's own tests only
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")
 
 
@@ -106,6 +107,9 @@ class Worker:
                "--read-fd", str(req_r), "--write-fd", str(rep_w),
                "--submission", str(self.submission), "--output", str(self.output),
                "--memory-gib", str(self.memory_gib)]
+        coverage_file = os.environ.get(COVERAGE_ENV)
+        if coverage_file:
+            cmd += ["--coverage", coverage_file]
         self.proc = subprocess.Popen(
             cmd, cwd=workdir, env=sandbox_env(self.home, self.device, self.tiktoken_cache),
             pass_fds=(req_r, rep_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -125,6 +129,13 @@ class Worker:
         self._close_pipes()
 
     def close(self) -> None:
+        """Ask the worker to finish (it saves coverage data when measuring), then make sure."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                protocol.send(self._to_worker, {"op": "exit"})
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired, protocol.ProtocolError):
+                pass
         self.stop()
         shutil.rmtree(self.home, ignore_errors=True)
 

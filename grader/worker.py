@@ -148,6 +148,8 @@ def serve(read_fd: int, write_fd: int, submission: Submission, output_path: Path
                                    request.get("inputs", {}))
             elif op == "ping":
                 value = "pong"
+            elif op == "exit":
+                return
             else:
                 raise ValueError(f"unknown op {op!r}")
             reply: dict[str, Any] = {"ok": True, "value": protocol.to_plain(value)}
@@ -172,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--memory-gib", type=float, default=0.0)
     parser.add_argument("--file-mib", type=float, default=64.0)
+    parser.add_argument("--coverage", default="", help="measure coverage of the submission into this file")
     args = parser.parse_args(argv)
 
     # Student prints and warnings go to a capped file, never into the protocol pipe.
@@ -186,7 +189,19 @@ def main(argv: list[str] | None = None) -> None:
     from grader.tolerance import configure_determinism
 
     configure_determinism(torch)
-    serve(args.read_fd, args.write_fd, Submission(args.submission), args.output)
+    cov = None
+    if args.coverage:  # the project's own tests measure how much of solutions/ the suites exercise
+        import coverage
+
+        cov = coverage.Coverage(data_file=args.coverage, data_suffix=True,
+                                include=[str(args.submission.resolve() / "*")])
+        cov.start()
+    try:
+        serve(args.read_fd, args.write_fd, Submission(args.submission), args.output)
+    finally:
+        if cov is not None:
+            cov.stop()
+            cov.save()
 
 
 if __name__ == "__main__":

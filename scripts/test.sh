@@ -5,7 +5,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 export PYTHONDONTWRITEBYTECODE=1
-rm -f .coverage .coverage.*
+rm -f .coverage .coverage.* .coverage-solutions*
+# The worker that runs solutions/ during the full-grade test records its coverage here.
+export LLMGRADE_SOLUTIONS_COVERAGE="$PWD/.coverage-solutions"
 "$PY" -m coverage run --source=reference,grader,reports -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
@@ -15,6 +17,11 @@ fi
 echo
 echo "Coverage of reference/:"
 "$PY" -m coverage report --include='reference/*' --skip-empty | tail -n 15
+if ls .coverage-solutions.* >/dev/null 2>&1; then
+    echo "Coverage of solutions/ by the hidden suites (measured in the worker while grading them):"
+    COVERAGE_FILE=.coverage-solutions "$PY" -m coverage combine -q .coverage-solutions.* >/dev/null
+    COVERAGE_FILE=.coverage-solutions "$PY" -m coverage report --skip-empty | tail -n 12
+fi
 echo "Coverage of grader/ and reports/ (trusted side):"
 "$PY" -m coverage report --include='grader/*,reports/*' --omit='grader/suites/*' --skip-empty | tail -n 3
 if [ "$rc" -eq 0 ]; then

@@ -1,0 +1,269 @@
+"""Grading a whole class: ``llmgrade grade-class SUBMISSIONS``.
+
+Each entry of SUBMISSIONS is one student's submission, a folder or a ``.zip`` (extracted safely into a
+temporary folder); the entry's name without ``.zip`` is the student id. Submissions are graded in
+parallel by a thread pool (every grade call starts its own worker subprocesses), each with a time
+limit, and every outcome is recorded in the gradebook from the main thread. A submission whose
+content hash equals its latest recorded one is skipped unless ``force`` (a run that timed out is
+always graded again). A broken submission (bad zip, setup error, a hang, a crash) is recorded with a
+clear status and never stops the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Literal, TextIO
+
+from grader import __version__, catalog
+from grader.errors import SetupError
+from grader.gradebook import DEFAULT_DB, Gradebook
+from grader.messages import t
+from grader.results import GradeRun, ItemResult, RunStatus
+from grader.safezip import UnsafeZip, extract_zip
+
+DEFAULT_TIME_LIMIT_S = 600.0  # the engine's own default (grader.run.DEFAULT_SUBMISSION_TIME_LIMIT_S)
+# How long past its time limit a grade call may run before it is given up on (the engine enforces
+# the limit itself; this is a safety net for a call that never returns).
+GRACE_S = 30.0
+
+GradeFn = Callable[..., GradeRun]
+State = Literal["graded", "skipped", "broken"]
+
+
+def _default_grade_fn() -> GradeFn:
+    from grader.run import grade_submission
+
+    return grade_submission
+
+
+@dataclass
+class Outcome:
+    student: str
+    state: State
+    status: str = ""
+    score: float = 0.0
+    max_score: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class ClassSummary:
+    outcomes: list[Outcome] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def _with(self, state: State) -> list[str]:
+        return [o.student for o in self.outcomes if o.state == state]
+
+    @property
+    def graded(self) -> list[str]:
+        return self._with("graded")
+
+    @property
+    def skipped(self) -> list[str]:
+        return self._with("skipped")
+
+    @property
+    def broken(self) -> list[str]:
+        return self._with("broken")
+
+    @property
+    def ok(self) -> bool:
+        return not self.broken
+
+
+def _torch_version() -> str:
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def broken_run(submission: Path, digest: str, status: RunStatus, error: str) -> GradeRun:
+    """A run for a submission that could not be graded: every catalog item is an error, 0 points."""
+    items = [ItemResult(item.id, item.module, item.title, item.kind, 0.0, float(item.points),
+                        "error", hidden=item.hidden) for item in catalog.ITEMS]
+    return GradeRun(tool_version=__version__, torch_version=_torch_version(),
+                    python_version=platform.python_version(), device="none",
+                    submission=str(submission), submission_hash=digest,
+                    started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), duration_s=0.0,
+                    items=items, status=status, error=error)
+
+
+def submission_root(folder: Path) -> Path:
+    """The folder that holds the ``.py`` files: descend through single wrapper folders."""
+    root = folder
+    for _ in range(5):
+        if any(root.glob("*.py")):
+            return root
+        subdirs = [p for p in root.iterdir()
+                   if p.is_dir() and not p.name.startswith((".", "__MACOSX", "__pycache__"))]
+        if len(subdirs) != 1:
+            return root
+        root = subdirs[0]
+    return root
+
+
+def find_entries(submissions_dir: Path) -> list[tuple[str, Path]]:
+    """``(student id, path)`` of every folder or ``.zip`` entry, sorted by student id."""
+    if not submissions_dir.is_dir():
+        raise SetupError("classroom.no_folder", path=submissions_dir)
+    entries = []
+    for path in sorted(submissions_dir.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            entries.append((path.name, path))
+        elif path.suffix.lower() == ".zip" and path.is_file():
+            entries.append((path.name[:-4], path))
+    if not entries:
+        raise SetupError("classroom.empty", path=submissions_dir)
+    return entries
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class _Progress:
+    def __init__(self, stream: TextIO | None, total: int) -> None:
+        self.stream, self.total, self.done = stream, total, 0
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.done += 1
+        if self.stream is None:
+            return
+        if outcome.state == "graded":
+            line = t("classroom.progress.graded", done=self.done, total=self.total,
+                     student=outcome.student, score=outcome.score, max_score=outcome.max_score)
+        elif outcome.state == "skipped":
+            line = t("classroom.progress.skipped", done=self.done, total=self.total,
+                     student=outcome.student)
+        else:
+            line = t("classroom.progress.broken", done=self.done, total=self.total,
+                     student=outcome.student, message=outcome.message)
+        print(line, file=self.stream, flush=True)
+
+
+def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force: bool = False,
+                time_limit_s: float = DEFAULT_TIME_LIMIT_S, grade_fn: GradeFn | None = None,
+                progress: TextIO | None = sys.stderr, grace_s: float = GRACE_S,
+                items: Sequence[str] = ()) -> ClassSummary:
+    """Grade every submission in ``submissions_dir`` and record the runs in the gradebook ``db``.
+
+    ``grade_fn(folder, items=..., time_limit_s=...)`` grades one submission folder (default: the
+    engine's ``grade_submission``); ``items`` limits grading to those ids/chapters (default: all).
+    """
+    from grader.workspace import content_hash
+
+    started = time.monotonic()
+    entries = find_entries(submissions_dir)
+    grade = grade_fn if grade_fn is not None else _default_grade_fn()
+    workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
+    summary = ClassSummary()
+    report = _Progress(progress, len(entries))
+    seen: set[str] = set()
+
+    with Gradebook(db) as book, \
+            tempfile.TemporaryDirectory(prefix="llmgrade-class-", ignore_cleanup_errors=True) as tmp:
+
+        def finish(student: str, run: GradeRun, digest: str, state: State, message: str) -> None:
+            book.record(student, run, content_hash=digest)
+            outcome = Outcome(student, state, run.status, run.score, run.max_score, message)
+            summary.outcomes.append(outcome)
+            report(outcome)
+
+        todo: list[tuple[str, Path, str]] = []
+        for student, path in entries:
+            if student in seen:
+                outcome = Outcome(student, "broken", "setup_error",
+                                  message=t("classroom.duplicate", student=student, path=path))
+                summary.outcomes.append(outcome)
+                report(outcome)
+                continue
+            seen.add(student)
+            folder = path
+            if path.suffix.lower() == ".zip" and path.is_file():
+                try:
+                    folder = extract_zip(path, Path(tmp) / f"{len(seen)}-{student}")
+                except UnsafeZip as exc:
+                    digest = _file_hash(path)
+                    if not force and book.latest_hash(student) == digest:
+                        summary.outcomes.append(Outcome(student, "skipped"))
+                        report(summary.outcomes[-1])
+                        continue
+                    finish(student, broken_run(path, digest, "setup_error", str(exc)), digest,
+                           "broken", str(exc))
+                    continue
+            root = submission_root(folder)
+            digest = content_hash(root)
+            if (not force and book.latest_hash(student) == digest
+                    and book.latest_status(student) != "interrupted"):
+                summary.outcomes.append(Outcome(student, "skipped"))
+                report(summary.outcomes[-1])
+                continue
+            todo.append((student, root, digest))
+
+        starts: dict[str, float] = {}
+
+        def job(student: str, root: Path) -> GradeRun:
+            starts[student] = time.monotonic()
+            return grade(root, items=items, time_limit_s=time_limit_s)
+
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmgrade-class")
+        pending: dict[Future[GradeRun], tuple[str, Path, str]] = {
+            pool.submit(job, student, root): (student, root, digest)
+            for student, root, digest in todo}
+        try:
+            while pending:
+                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    student, root, digest = pending.pop(future)
+                    try:
+                        run = future.result()
+                    except SetupError as exc:
+                        finish(student, broken_run(root, digest, "setup_error", str(exc)), digest,
+                               "broken", str(exc))
+                        continue
+                    except Exception as exc:  # a crash in one submission must not stop the others
+                        message = t("classroom.crashed", student=student,
+                                    error=f"{type(exc).__name__}: {exc}")
+                        finish(student, broken_run(root, digest, "setup_error", message), digest,
+                               "broken", message)
+                        continue
+                    state: State = "graded" if run.status == "complete" else "broken"
+                    finish(student, run, digest, state, run.error)
+                now = time.monotonic()
+                for future, (student, root, digest) in list(pending.items()):
+                    began = starts.get(student)
+                    if began is not None and now - began > time_limit_s + grace_s:
+                        del pending[future]
+                        message = t("classroom.timeout", student=student, seconds=time_limit_s)
+                        finish(student, broken_run(root, digest, "interrupted", message), digest,
+                               "broken", message)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+    summary.duration_s = time.monotonic() - started
+    return summary
+
+
+def grade_class_cli(submissions_dir: Path, db: Path | None = None, jobs: int | None = None,
+                    force: bool = False) -> tuple[str, bool]:
+    """``llmgrade grade-class``: grade, then the summary sentence(s) and whether all were graded."""
+    db_path = db if db is not None else DEFAULT_DB
+    summary = grade_class(submissions_dir, db_path, jobs=jobs, force=force)
+    lines = [t("classroom.summary", graded=len(summary.graded), skipped=len(summary.skipped),
+               broken=len(summary.broken), seconds=round(summary.duration_s, 1), db=db_path)]
+    if summary.broken:
+        lines.append(t("classroom.summary.broken", students=", ".join(summary.broken)))
+    return "\n".join(lines), summary.ok
