@@ -33,6 +33,7 @@ LOAD_TIME_LIMIT_S = 60.0
 DEFAULT_MEMORY_GIB = 6.0
 OUTPUT_TAIL_BYTES = 4000
 COVERAGE_ENV = "LLMGRADE_WORKER_COVERAGE"  # set by the project's own tests only
+RECORD_ENV = "LLMGRADE_RECORD_CALLS"  # bench/: save every recipe call here, to replay it directly
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")
 
 
@@ -262,13 +263,22 @@ class Student:
         if earlier is not None:
             raise GradeFailure("check.skipped_after_" + earlier.kind, what=what or recipe,
                                details={"kind": earlier.kind}) from None
+        message = {"op": "run", "recipe": recipe, "swap": list(swap), "inputs": inputs}
+        record_dir = os.environ.get(RECORD_ENV)
+        if record_dir:
+            _record(Path(record_dir), message)
         try:
-            return self.worker.request({"op": "run", "recipe": recipe, "swap": list(swap),
-                                        "inputs": inputs}, limit)
+            return self.worker.request(message, limit)
         except WorkerError as err:
             if err.kind in _BREAKER_KINDS and self.item:
                 self.worker.broken_items[self.item] = err
             raise failure_from_worker_error(err, what or recipe) from None
+
+
+def _record(folder: Path, message: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    index = len(list(folder.glob("call-*.pt")))
+    (folder / f"call-{os.getpid()}-{index:05d}.pt").write_bytes(protocol.encode(message))
 
 
 def failure_from_worker_error(err: WorkerError, what: str) -> Exception:

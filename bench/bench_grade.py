@@ -1,0 +1,83 @@
+"""Benchmark of grading (not a test): prints figures for the issue notes.
+
+    python bench/bench_grade.py                # full grade of solutions/, per chapter, one check
+    python bench/bench_grade.py --check ch04.GPTModel
+
+Prints:
+- wall time of `llmgrade grade` on solutions/ for every item, and per chapter (each chapter graded
+  alone, so each includes the start-up of pytest and of the worker);
+- the latency of `llmgrade check ITEM` (a save-and-check loop);
+- the ratio of grading time to the time the same recipe calls take when run directly on the
+  reference in one process (every call the suites made to the student's side is recorded, then
+  replayed in-process against reference/).
+Targets (issue 4): full grading under 30 s, one check under 3 s, on a 2-core CPU machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from grader.catalog import MODULES  # noqa: E402
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "grader.cli", *args], cwd=ROOT, capture_output=True,
+                            text=True, env={**os.environ, **(env or {})})
+    elapsed = time.perf_counter() - start
+    if result.returncode not in (0, 1):
+        sys.exit(f"llmgrade {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return elapsed
+
+
+def replay(folder: Path) -> tuple[int, float]:
+    """Run every recorded recipe call in this process against reference/; (calls, seconds)."""
+    from grader import protocol
+    from grader.recipes import get, run_reference
+
+    calls = [protocol.decode(path.read_bytes()) for path in sorted(folder.glob("call-*.pt"))]
+    for call in calls[:3]:  # warm up imports and first-use costs, as the worker does
+        get(call["recipe"])
+    start = time.perf_counter()
+    for call in calls:
+        try:
+            run_reference(call["recipe"], **call["inputs"])
+        except Exception:  # noqa: BLE001 - a recipe that expects a student failure still costs its time
+            pass
+    return len(calls), time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", default="ch03.MultiHeadAttention", help="item for the check latency")
+    parser.add_argument("--repeat", type=int, default=3, help="check runs to average")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        submission = Path(tmp) / "solutions"
+        shutil.copytree(ROOT / "solutions", submission, ignore=shutil.ignore_patterns("__pycache__"))
+        common = ["--submission", str(submission), "--no-record"]
+        record = Path(tmp) / "calls"
+        full = cli("grade", *common, env={"LLMGRADE_RECORD_CALLS": str(record)})
+        print(f"llmgrade grade (all items, solutions/): {full:6.2f} s   target < 30 s")
+        for module in MODULES:
+            print(f"  llmgrade grade {module:<11} {cli('grade', module, *common):6.2f} s")
+        checks = [cli("check", args.check, "--submission", str(submission)) for _ in range(args.repeat)]
+        print(f"llmgrade check {args.check}: {min(checks):.2f} s best, "
+              f"{sum(checks) / len(checks):.2f} s mean of {len(checks)}   target < 3 s")
+        calls, direct = replay(record)
+        print(f"the same {calls} recipe calls run directly on reference/ in one process: {direct:.2f} s")
+        print(f"ratio of full grading time to direct computation: {full / max(direct, 1e-9):.1f}x")
+
+
+if __name__ == "__main__":
+    main()
