@@ -45,6 +45,7 @@ class Submission:
         self.root = root.resolve()
         self.modules: dict[str, types.ModuleType] = {}
         self.load_errors: dict[str, dict[str, Any]] = {}
+        self.stand_ins: dict[str, list[str]] = {}
         # A real, importable package (a link to the student's folder), so that child processes
         # started with multiprocessing's "spawn" (DDP in appendix A) can import the same code.
         package_root = Path(tempfile.mkdtemp(prefix="llmgrade-pkg-"))
@@ -60,6 +61,7 @@ class Submission:
 
         for name in MODULES:
             self._load(name)
+        self._stand_in_for_failed()
         missing: dict[str, list[str]] = {}
         for item in ITEMS:
             module = self.modules.get(item.module)
@@ -68,7 +70,29 @@ class Submission:
             absent = [symbol for symbol in item.symbols if not hasattr(module, symbol)]
             if absent:
                 missing[item.id] = absent
-        return {"modules": self.load_errors, "missing": missing}
+        return {"modules": self.load_errors, "missing": missing, "stand_ins": self.stand_ins}
+
+    def _stand_in_for_failed(self) -> None:
+        """Re-import modules that failed only because an earlier module of the submission failed.
+
+        ``ch04`` does ``from .ch03 import MultiHeadAttention``: a syntax error in ch03.py must cost
+        the ch03 items, not every item of ch04. The failed module is replaced, for importing only,
+        by the reference's; its own items stay ungraded (reported once, as ch03's error).
+        """
+        failed = [name for name, info in self.load_errors.items() if info["kind"] != "missing_file"]
+        for name in list(self.load_errors):
+            info = self.load_errors[name]
+            culprit = Path(str(info.get("file", ""))).stem
+            if culprit == name or culprit not in failed or info["kind"] == "missing_file":
+                continue
+            stand_in = importlib.import_module(f"reference.{culprit}")
+            sys.modules[f"{PACKAGE}.{culprit}"] = stand_in
+            for key in [k for k in sys.modules if k == f"{PACKAGE}.{name}"]:
+                del sys.modules[key]
+            del self.load_errors[name]
+            self._load(name)
+            if name not in self.load_errors:
+                self.stand_ins.setdefault(name, []).append(culprit)
 
     def _load(self, name: str) -> None:
         path = self.root / f"{name}.py"

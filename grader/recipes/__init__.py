@@ -31,10 +31,15 @@ def recipe(name: str) -> Callable[[RecipeFn], RecipeFn]:
     return register
 
 
+_loaded = False
+
+
 def get(name: str) -> RecipeFn:
-    if not _REGISTRY:
+    global _loaded
+    if not _loaded:
         for info in pkgutil.iter_modules(__path__):
             importlib.import_module(f"{__name__}.{info.name}")
+        _loaded = True
     return _REGISTRY[name]
 
 

@@ -42,6 +42,7 @@ def test_tensor_subclasses_become_plain_and_are_rejected_on_arrival() -> None:
         protocol.check_plain(torch.nn.Parameter(torch.zeros(2)))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_arbitrary_objects_are_refused() -> None:
     with pytest.raises(TypeError):
         protocol.to_plain(object())

@@ -1,0 +1,39 @@
+"""A broken module is reported once, with the student's file and line, and costs only its own items."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from grader.run import grade_submission
+
+SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"
+
+
+def test_each_load_problem_is_reported_once_and_isolated(tmp_path: Path) -> None:
+    sub = tmp_path / "submission"
+    shutil.copytree(SOLUTIONS, sub, ignore=shutil.ignore_patterns("__pycache__"))
+    ch02 = sub / "ch02.py"
+    ch02.write_text(ch02.read_text("utf-8") + "\nraise RuntimeError('boom at import')\n", "utf-8")
+    ch03 = sub / "ch03.py"
+    ch03.write_text(ch03.read_text("utf-8").replace("class MultiHeadAttention(nn.Module):",
+                                                    "class MultiHeadAttention(nn.Module)"), "utf-8")
+    ch04 = sub / "ch04.py"
+    ch04.write_text(ch04.read_text("utf-8").replace("class GELU(", "class GELU_renamed("), "utf-8")
+    (sub / "appendix_e.py").unlink()
+
+    run = grade_submission(sub, ["ch02.SimpleTokenizerV1", "ch03.MultiHeadAttention", "ch04.GELU",
+                                 "ch04.LayerNorm", "appendix_e.LoRALayer"])
+    status = {item.id: item.status for item in run.items}
+    assert status == {"ch02.SimpleTokenizerV1": "error", "ch03.MultiHeadAttention": "error",
+                      "ch04.GELU": "error", "ch04.LayerNorm": "passed", "appendix_e.LoRALayer": "error"}
+    by_module = {(e.module, e.kind): e for e in run.load_errors}
+    assert sorted(by_module) == [("appendix_e", "missing_file"), ("ch02", "import_error"),
+                                 ("ch03", "syntax_error"), ("ch04", "missing_name")]
+    boom = by_module[("ch02", "import_error")]
+    assert boom.file.endswith("ch02.py") and boom.line is not None
+    assert "raise RuntimeError('boom at import')" in boom.message and "RuntimeError" in boom.message
+    syntax = by_module[("ch03", "syntax_error")]
+    assert syntax.line is not None and "class MultiHeadAttention(nn.Module)" in syntax.message
+    assert by_module[("ch04", "missing_name")].names == ["GELU"]
+    assert "llmgrade init" in by_module[("appendix_e", "missing_file")].message
