@@ -26,8 +26,9 @@ def mha(sd: dict[str, torch.Tensor], x: torch.Tensor, num_heads: int, *, scale: 
     causal = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
     if mask == "causal":
         scores = scores.masked_fill(causal, float("-inf"))
-    elif mask == "inverted":
-        scores = scores.masked_fill(~causal, float("-inf"))
+    elif mask == "inverted":  # the past hidden, the future visible (tril instead of triu)
+        scores = scores.masked_fill(torch.tril(torch.ones(t, t, dtype=torch.bool), diagonal=-1),
+                                    float("-inf"))
     elif mask == "zero_before_softmax":
         scores = scores.masked_fill(causal, 0.0)
     divisor = {"head_dim": hd ** 0.5, "d_out": d_out ** 0.5, "none": 1.0, "no_sqrt": float(hd)}[scale]

@@ -6,6 +6,7 @@ from ``reference.ch02``, so a mistake elsewhere cannot fail the item under test.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -32,8 +33,8 @@ def _tokenizer(kind: str) -> Any:
 
 
 @recipe("ch02.tokenizer")
-def tokenizer(impl: Impl, name: str, vocab: dict[str, int], encode: list[str] = (),
-              decode: list[list[int]] = ()) -> dict[str, Any]:
+def tokenizer(impl: Impl, name: str, vocab: dict[str, int], encode: Sequence[str] = (),
+              decode: Sequence[list[int]] = ()) -> dict[str, Any]:
     """Build ``name(vocab)``; encode each text, decode each id list, and round-trip each text.
 
     A ``KeyError`` while encoding is returned as ``{"error": ...}`` for that text (V1 may raise it

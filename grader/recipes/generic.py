@@ -84,7 +84,7 @@ def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
     xs = []
     for x in inputs:
         if isinstance(x, torch.Tensor):
-            x = x.to(device)
+            x = x.detach().clone().to(device)  # never touch the caller's tensors
             if x.is_floating_point():
                 x = x.to(dt).requires_grad_(grad_output is not None)
         xs.append(x)
@@ -94,7 +94,7 @@ def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
     result["output"] = out
     if repeat > 1:
         result["outputs"] = outputs
-    if grad_output is not None and isinstance(out, torch.Tensor):
+    if grad_output is not None and isinstance(out, torch.Tensor) and out.shape == grad_output.shape:
         loss = (out * grad_output.to(device=device, dtype=out.dtype)).sum()
         torch.autograd.backward(loss)
         result["param_grads"] = {n: p.grad for n, p in m.named_parameters() if p.grad is not None}
