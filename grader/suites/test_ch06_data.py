@@ -1,0 +1,211 @@
+"""Hidden checks for ch06.create_balanced_dataset, ch06.SpamDataset and problem 6.1 (sections 6.2-6.3).
+
+The rows are our own short SMS-like texts; CSV files are written by the recipe (``ch06.spam_dataset``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from grader.compare import expect_equal, expect_tensor
+from grader.failures import GradeFailure
+
+WORDS = "free prize call now win cash meet lunch later home ok see you soon reply stop txt".split()
+
+
+def _rows(n_ham: int, n_spam: int) -> list[dict[str, str]]:
+    rows = []
+    for i in range(n_ham + n_spam):
+        spam = i % 3 == 1 and sum(r["Label"] == "spam" for r in rows) < n_spam
+        if sum(r["Label"] == "ham" for r in rows) >= n_ham:
+            spam = True
+        text = " ".join(WORDS[(i * 5 + k) % len(WORDS)] for k in range(2 + i % 4))
+        rows.append({"Label": "spam" if spam else "ham", "Text": f"{text} #{i}"})
+    return rows
+
+
+ROWS = _rows(14, 5)
+
+
+def _call(student: Any, ref: Any, name: str, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    inputs = dict(module="ch06", name=name, args=list(args), kwargs=kwargs)
+    expected = ref.run("ch06.call_or_error", **inputs)
+    got = student.run("ch06.call_or_error", what=name, **inputs)
+    if "error" in got and "error" not in expected:
+        raise GradeFailure("ch06.raised", what=name, type=got["error"], message=got["message"])
+    return got, expected
+
+
+# ---- create_balanced_dataset / random_split ------------------------------------------------
+
+
+@pytest.mark.item("ch06.create_balanced_dataset")
+def test_balanced_class_counts(student, ref):
+    got, _ = _call(student, ref, "create_balanced_dataset", ROWS)
+    rows = got["value"]
+    if not isinstance(rows, list):
+        raise GradeFailure("ch06.not_list", what="create_balanced_dataset(rows)", got=type(rows).__name__)
+    labels = [r.get("Label") if isinstance(r, dict) else None for r in rows]
+    counts = {"ham": labels.count("ham"), "spam": labels.count("spam")}
+    expect_equal(counts, {"ham": 5, "spam": 5}, "create_balanced_dataset(rows): rows per label")
+    spam = [r for r in ROWS if r["Label"] == "spam"]
+    expect_equal([r for r in rows if r["Label"] == "spam"], spam,
+                 "create_balanced_dataset(rows): the spam rows (all kept, in order)")
+    ham_texts = {r["Text"] for r in ROWS if r["Label"] == "ham"}
+    strange = [r for r in rows if r["Label"] == "ham" and r["Text"] not in ham_texts]
+    expect_equal(strange, [], "create_balanced_dataset(rows): ham rows that are not in the input")
+
+
+@pytest.mark.item("ch06.create_balanced_dataset")
+def test_balanced_sampling_is_seeded(student, ref):
+    for seed in (123, 7):
+        got, expected = _call(student, ref, "create_balanced_dataset", ROWS, seed=seed)
+        expect_equal(got["value"], expected["value"],
+                     f"create_balanced_dataset(rows, seed={seed}) (ham sampled with random.Random(seed).sample, "
+                     "then the spam rows)")
+
+
+@pytest.mark.item("ch06.create_balanced_dataset")
+def test_too_few_ham_rows_raise(student, ref):
+    got, _ = _call(student, ref, "create_balanced_dataset", _rows(2, 4))
+    if got.get("error") != "ValueError":
+        raise GradeFailure("ch06.expected_error", what="create_balanced_dataset(2 ham, 4 spam rows)",
+                           error="ValueError", got=got.get("error") or repr(got.get("value"))[:120])
+
+
+@pytest.mark.item("ch06.create_balanced_dataset")
+def test_random_split_sizes(student, ref):
+    rows = _rows(10, 10) + _rows(3, 0)  # 23 rows: int(16.1)=16, int(2.3)=2, 5 for testing
+    got, _ = _call(student, ref, "random_split", rows, 0.7, 0.1)
+    value = got["value"]
+    if not (isinstance(value, list) and len(value) == 3):
+        raise GradeFailure("ch06.not_triple", what="random_split(rows, 0.7, 0.1)")
+    expect_equal([len(part) for part in value], [16, 2, 5],
+                 "random_split(23 rows, 0.7, 0.1): sizes of (train, validation, test)")
+    flat = sorted(r["Text"] for part in value for r in part)
+    expect_equal(flat, sorted(r["Text"] for r in rows), "random_split: every row exactly once")
+
+
+@pytest.mark.item("ch06.create_balanced_dataset")
+def test_random_split_is_seeded(student, ref):
+    rows = _rows(8, 8)
+    for seed in (123, 5):
+        got, expected = _call(student, ref, "random_split", rows, 0.7, 0.1, seed=seed)
+        expect_equal(got["value"], expected["value"],
+                     f"random_split(rows, 0.7, 0.1, seed={seed}) (random.Random(seed).shuffle of a copy)")
+
+
+@pytest.mark.item("ch06.create_balanced_dataset")
+def test_random_split_leaves_input_untouched(student, ref):
+    rows = _rows(6, 6)
+    got = student.run("ch06.split_inputs_untouched", what="random_split", rows=rows, train_frac=0.5,
+                      validation_frac=0.25)
+    expect_equal(got["rows_after"], rows, "the list given to random_split, after the call (shuffle a copy)")
+
+
+# ---- SpamDataset ---------------------------------------------------------------------------
+
+CSV_ROWS = [
+    [0, "Ok lar... Joking wif u oni"],
+    [1, "WINNER!! You have been selected to receive a prize, call 09061701461 now"],
+    [0, "See you at 5"],
+    [1, 'Free entry: text "WIN" to 87121, T&C apply'],
+    [0, "I'll be home soon,\nsave me some dinner"],
+]
+
+
+def _stack_items(items: Any, what: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    ids, labels = [], []
+    for i, item in enumerate(items):
+        if not (isinstance(item, list) and len(item) == 2 and all(type(t) is torch.Tensor for t in item)):
+            raise GradeFailure("ch06.item_format", what=what, index=i)
+        ids.append(item[0])
+        labels.append(item[1])
+    return ids, labels
+
+
+def _check_dataset(student: Any, ref: Any, what: str, diagnose_truncation: bool = False, **inputs: Any) -> None:
+    expected = ref.run("ch06.spam_dataset", **inputs)
+    got = student.run("ch06.spam_dataset", what=what, **inputs)
+    expect_equal(got["len"], expected["len"], f"len({what})")
+    ids, labels = _stack_items(got["items"], what)
+    eids, elabels = _stack_items(expected["items"], what)
+    for i, (g, e) in enumerate(zip(ids, eids)):
+        if diagnose_truncation and g.dim() == 1 and g.shape[0] > e.shape[0]:
+            raise GradeFailure("compare.shape", what=f"{what}[{i}] token ids", expected=list(e.shape),
+                               got=list(g.shape), diagnosis="ch06_dataset_not_truncated")
+        expect_tensor(g, e, f"{what}[{i}] token ids", token_dim=0)
+        expect_tensor(labels[i], elabels[i], f"{what}[{i}] label")
+    expect_equal(got["max_length"], expected["max_length"], f"{what}.max_length")
+
+
+@pytest.mark.item("ch06.SpamDataset")
+def test_pads_to_the_longest_text(student, ref):
+    _check_dataset(student, ref, "SpamDataset(csv, gpt2 tokenizer)", rows=CSV_ROWS, tokenizer="gpt2")
+
+
+@pytest.mark.item("ch06.SpamDataset")
+def test_truncates_to_max_length(student, ref):
+    _check_dataset(student, ref, "SpamDataset(csv, tokenizer, max_length=12, pad_token_id=0)",
+                   diagnose_truncation=True, rows=CSV_ROWS, tokenizer="chars", max_length=12, pad_token_id=0)
+
+
+@pytest.mark.item("ch06.SpamDataset")
+def test_pads_up_to_a_larger_max_length(student, ref):
+    rows = [[1, "win"], [0, "hi there"]]
+    _check_dataset(student, ref, "SpamDataset(csv, tokenizer, max_length=14, pad_token_id=0)",
+                   rows=rows, tokenizer="chars", max_length=14, pad_token_id=0)
+
+
+@pytest.mark.item("ch06.SpamDataset")
+def test_default_pad_token_is_endoftext(student, ref):
+    rows = [[0, "a"], [1, "a much longer message"]]
+    _check_dataset(student, ref, "SpamDataset(csv, gpt2 tokenizer, max_length=8)", rows=rows,
+                   tokenizer="gpt2", max_length=8)
+
+
+@pytest.mark.item("ch06.SpamDataset")
+def test_batches_stack_with_the_default_collate(student, ref):
+    inputs = dict(rows=CSV_ROWS, tokenizer="chars", pad_token_id=0, batch=True)
+    expected = ref.run("ch06.spam_dataset", **inputs)
+    got = student.run("ch06.spam_dataset", what="DataLoader(SpamDataset(...), batch_size=5)", **inputs)
+    if not (isinstance(got["batch"], list) and len(got["batch"]) == 2):
+        raise GradeFailure("ch06.item_format", what="a DataLoader batch of SpamDataset", index=0)
+    expect_tensor(got["batch"][0], expected["batch"][0], "a batch of token ids (all 5 texts)", token_dim=1)
+    expect_tensor(got["batch"][1], expected["batch"][1], "a batch of labels")
+
+
+# ---- 6.1 --------------------------------------------------------------------------------------
+
+
+def _check_full_context(student: Any, ref: Any, context_length: int, swap: tuple[str, ...]) -> None:
+    inputs = dict(rows=CSV_ROWS, tokenizer="gpt2", context_length=context_length)
+    what = f"exercise_6_1_full_context_dataset(csv, tokenizer, {context_length})"
+    expected = ref.run("ch06.spam_dataset", **inputs)
+    got = student.run("ch06.spam_dataset", swap=swap, what=what, **inputs)
+    expect_equal(got["max_length"], context_length, f"{what}.max_length")
+    expect_equal(got["len"], expected["len"], f"len({what})")
+    ids, labels = _stack_items(got["items"], what)
+    eids, elabels = _stack_items(expected["items"], what)
+    for i, (g, e) in enumerate(zip(ids, eids)):
+        expect_tensor(g, e, f"{what}[{i}] token ids", token_dim=0)
+        expect_tensor(labels[i], elabels[i], f"{what}[{i}] label")
+
+
+@pytest.mark.item("6.1")
+def test_pads_to_the_full_context_length(student, ref):
+    _check_full_context(student, ref, 40, ("ch06.SpamDataset",))
+
+
+@pytest.mark.item("6.1")
+def test_truncates_to_a_short_context(student, ref):
+    _check_full_context(student, ref, 6, ("ch06.SpamDataset",))
+
+
+@pytest.mark.item("6.1")
+@pytest.mark.integration
+def test_with_your_spam_dataset(student, ref):
+    _check_full_context(student, ref, 32, ())

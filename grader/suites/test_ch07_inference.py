@@ -1,0 +1,161 @@
+"""Hidden checks for ch07.majority_vote (sample_answers + majority_vote, section 7.8) and problem 7.4
+(LoRA fine-tuning, section 7.6). Models are tiny reference GPTs; the 355M count runs on the meta device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from grader.compare import expect_equal, expect_tensor
+from grader.failures import GradeFailure
+from grader.mistakes.ch06 import expect_numbers
+
+CFG = dict(vocab_size=96, context_length=16, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=False)
+GPT2_355M = dict(vocab_size=50257, context_length=1024, emb_dim=1024, n_heads=16, n_layers=24,
+                 drop_rate=0.0, qkv_bias=True)
+
+
+def _vote(student: Any, ref: Any, answers: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    inputs = dict(module="ch07", name="majority_vote", args=[answers], kwargs={})
+    expected = ref.run("ch06.call_or_error", **inputs)
+    got = student.run("ch06.call_or_error", what="majority_vote", **inputs)
+    return got, expected
+
+
+# ---- majority_vote -----------------------------------------------------------------------------
+
+
+@pytest.mark.item("ch07.majority_vote")
+def test_most_frequent_string(student, ref):
+    answers = ["Paris", "Lyon", "Paris", "Nice", "Paris", "Lyon"]
+    got, expected = _vote(student, ref, answers)
+    expect_equal(got.get("value"), expected["value"], f"majority_vote({answers})")
+
+
+@pytest.mark.item("ch07.majority_vote")
+def test_token_id_lists(student, ref):
+    answers = [[7, 8], [5, 6], [7], [5, 6], [7, 8], [5, 6]]
+    got, expected = _vote(student, ref, answers)
+    expect_equal(got.get("value"), expected["value"], f"majority_vote({answers})")
+
+
+@pytest.mark.item("ch07.majority_vote")
+def test_tie_goes_to_the_first_seen(student, ref):
+    answers = ["b", "a", "a", "b", "c"]
+    got, expected = _vote(student, ref, answers)
+    expect_equal(got.get("value"), expected["value"], f"majority_vote({answers}) (a tie: the answer seen first)",
+                 diagnosis="ch07_vote_tie_not_first_seen" if got.get("value") == "a" else None)
+
+
+@pytest.mark.item("ch07.majority_vote")
+def test_no_answers_raise(student, ref):
+    got, _ = _vote(student, ref, [])
+    if got.get("error") != "ValueError":
+        raise GradeFailure("ch06.expected_error", what="majority_vote([])", error="ValueError",
+                           got=got.get("error") or repr(got.get("value")))
+
+
+def _samples(student: Any, ref: Any, swap: tuple[str, ...] = ("ch05.generate",), **kwargs: Any) -> None:
+    state = ref.run("ch06.gpt_state", cfg=CFG, seed=4)
+    inputs = dict(cfg=CFG, state_dict=state, idx=torch.tensor([[5, 17, 33]]), num_samples=4, max_new_tokens=6,
+                  context_size=16, temperature=1.5, top_k=8, seed=3)
+    inputs.update(kwargs)
+    what = "sample_answers(model, prompt, num_samples=4, ...)"
+    expected = ref.run("ch07.sample_answers", **inputs)
+    got = student.run("ch07.sample_answers", swap=swap, what=what, **inputs)
+    expect_equal(got, expected, f"{what}: the new token ids of each sample (seeded)")
+
+
+@pytest.mark.item("ch07.majority_vote")
+def test_sample_answers_seeded(student, ref):
+    _samples(student, ref)
+
+
+@pytest.mark.item("ch07.majority_vote")
+def test_sample_answers_cut_at_eos(student, ref):
+    state = ref.run("ch06.gpt_state", cfg=CFG, seed=4)
+    probe = ref.run("ch07.sample_answers", cfg=CFG, state_dict=state, idx=torch.tensor([[5, 17, 33]]),
+                    num_samples=4, max_new_tokens=6, context_size=16, temperature=1.5, top_k=8, seed=3)
+    eos = probe[0][2]  # a token the first sample produces: its answer is cut there
+    _samples(student, ref, eos_id=int(eos))
+
+
+@pytest.mark.item("ch07.majority_vote")
+def test_sample_answers_one_dimensional_prompt(student, ref):
+    _samples(student, ref, idx=torch.tensor([9, 2, 40, 41]), temperature=0.0, top_k=None, num_samples=2)
+
+
+# ---- 7.4 ---------------------------------------------------------------------------------------
+
+
+def _lora(student: Any, ref: Any, swap: tuple[str, ...] = ("appendix_e.replace_linear_with_lora",),
+          **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    state = ref.run("ch06.gpt_state", cfg=CFG, seed=6)
+    inputs: dict[str, Any] = dict(cfg=CFG, state_dict=state, rank=4, alpha=8,
+                                  x=torch.tensor([[3, 1, 4, 1, 5, 9, 2, 6]]))
+    inputs.update(kwargs)
+    expected = ref.run("ch07.add_lora", **inputs)
+    got = student.run("ch07.add_lora", swap=swap, what="exercise_7_4_add_lora(model, rank=4, alpha=8)", **inputs)
+    return got, expected
+
+
+@pytest.mark.item("7.4")
+def test_trainable_counts_before_and_after(student, ref):
+    got, expected = _lora(student, ref)
+    expect_equal(got["counts"], expected["counts"], "(trainable before, trainable after) of a tiny GPT")
+
+
+@pytest.mark.item("7.4")
+def test_only_lora_matrices_trainable(student, ref):
+    got, expected = _lora(student, ref)
+    wrong = sorted(set(got["trainable"]) ^ set(expected["trainable"]))
+    if wrong:
+        raise GradeFailure("ch07.lora_trainable", names=", ".join(wrong[:6]),
+                           diagnosis="ch07_lora_base_not_frozen" if any(not n.endswith((".A", ".B"))
+                                                                        for n in got["trainable"]) else None)
+
+
+@pytest.mark.item("7.4")
+def test_output_unchanged_by_lora(student, ref):
+    got, expected = _lora(student, ref)
+    expect_tensor(got["after"], expected["before"], "model output right after adding LoRA (B is zero)",
+                  tol=None, token_dim=1)
+
+
+@pytest.mark.item("7.4")
+def test_gpt2_medium_counts(student, ref):
+    """The book: 406,286,336 trainable before and 7,898,384 LoRA parameters after (rank 16, 355M)."""
+    got = student.run("ch07.add_lora", swap=("appendix_e.replace_linear_with_lora",), time_limit_s=20,
+                      what="exercise_7_4_add_lora(GPT-2 355M on the meta device, rank=16)",
+                      cfg=GPT2_355M, rank=16, alpha=16, meta=True)
+    expect_equal(got["counts"], [406_286_336, 7_898_384], "(trainable before, trainable after) of GPT-2 355M")
+
+
+def _steps(student: Any, ref: Any, swap: tuple[str, ...], own: bool = False) -> None:
+    cfg = {**CFG, "drop_rate": 0.1}
+    state = ref.run("ch06.gpt_state", cfg=cfg, seed=7)
+    g = torch.Generator().manual_seed(8)
+    x = torch.randint(0, 96, (2, 6), generator=g)
+    y = torch.randint(0, 96, (2, 6), generator=g)
+    y[1, 4:] = -100
+    inputs = dict(cfg=cfg, state_dict=state, inputs=x, targets=y, steps=3, own_lora=own)
+    expected = ref.run("ch07.lora_steps", **inputs)
+    got = student.run("ch07.lora_steps", swap=swap, what="exercise_7_4_training_step (3 steps)", **inputs)
+    expect_numbers(got["losses"], expected["losses"], "losses of 3 LoRA training steps")
+    if not got["training"]:
+        raise GradeFailure("ch07.step_not_training", what="exercise_7_4_training_step")
+    for name, value in expected["final"].items():
+        expect_tensor(got["final"].get(name), value, f"LoRA weight {name} after 3 steps")
+
+
+@pytest.mark.item("7.4")
+def test_training_steps(student, ref):
+    _steps(student, ref, swap=("appendix_e.replace_linear_with_lora", "ch05.calc_loss_batch"))
+
+
+@pytest.mark.item("7.4")
+@pytest.mark.integration
+def test_with_your_lora_layers(student, ref):
+    _steps(student, ref, swap=("ch05.calc_loss_batch",), own=True)
