@@ -8,8 +8,8 @@ names that mistake as the diagnosis.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Union
 
 import torch
 
@@ -29,8 +29,15 @@ def close(got: Any, expected: torch.Tensor, tol: Tolerance) -> bool:
     return bool(torch.allclose(got.to(expected.dtype), expected, rtol=tol.rtol, atol=tol.atol))
 
 
-def match_mistake(got: Any, mistakes: Mapping[str, Any] | None, tol: Tolerance) -> str | None:
+# Known-mistake outputs, or a function that computes them: only called once a comparison fails,
+# so passing checks never pay for the mistakes.
+MistakeOutputs = Union[Mapping[str, Any], Callable[[], Mapping[str, Any]], None]
+
+
+def match_mistake(got: Any, mistakes: MistakeOutputs, tol: Tolerance) -> str | None:
     """The id of the first known mistake whose output equals ``got``."""
+    if callable(mistakes):
+        mistakes = mistakes()
     for diagnosis, wrong in (mistakes or {}).items():
         if is_tensor(wrong) and close(got, wrong, tol):
             return diagnosis
@@ -38,7 +45,7 @@ def match_mistake(got: Any, mistakes: Mapping[str, Any] | None, tol: Tolerance) 
 
 
 def expect_tensor(got: Any, expected: torch.Tensor, what: str, *, tol: Tolerance | None = None,
-                  token_dim: int | None = None, mistakes: Mapping[str, Any] | None = None,
+                  token_dim: int | None = None, mistakes: MistakeOutputs = None,
                   check_dtype: bool = True) -> None:
     """``got`` must be a plain tensor equal to ``expected`` within ``tol``."""
     tol = tol or policy(expected.dtype)

@@ -64,11 +64,12 @@ def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
                    kwargs: dict[str, Any] | None = None, state_dict: dict[str, torch.Tensor] | None = None,
                    inputs: Sequence[Any] = (), train: bool = False, seed: int = 0, dtype: str = "float64",
                    grad_output: torch.Tensor | None = None, device: str = "cpu",
-                   repeat: int = 1) -> dict[str, Any]:
+                   repeat: int = 1, grad_seed: int | None = None) -> dict[str, Any]:
     """Build, load ``state_dict``, run ``forward(*inputs)`` (``repeat`` times) and backward.
 
-    Floating inputs are cast to ``dtype`` and require grad; with ``grad_output`` the recipe
-    backpropagates ``(output * grad_output).sum()`` and returns every gradient by name.
+    Floating inputs are cast to ``dtype`` and require grad; with ``grad_output`` (or ``grad_seed``,
+    which draws it from a seeded generator in the output's shape) the recipe backpropagates
+    ``(output * grad_output).sum()`` and returns every gradient by name.
     """
     m = build(impl, module, name, args, kwargs, seed)
     result: dict[str, Any] = {"state": state_shapes(m)}
@@ -86,7 +87,7 @@ def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
         if isinstance(x, torch.Tensor):
             x = x.detach().clone().to(device)  # never touch the caller's tensors
             if x.is_floating_point():
-                x = x.to(dt).requires_grad_(grad_output is not None)
+                x = x.to(dt).requires_grad_(grad_output is not None or grad_seed is not None)
         xs.append(x)
     torch.manual_seed(seed)
     outputs = [m(*xs) for _ in range(repeat)]
@@ -94,6 +95,10 @@ def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
     result["output"] = out
     if repeat > 1:
         result["outputs"] = outputs
+    if grad_seed is not None and isinstance(out, torch.Tensor) and out.is_floating_point():
+        generator = torch.Generator().manual_seed(grad_seed)
+        grad_output = torch.randn(out.shape, generator=generator, dtype=out.dtype)
+        result["grad_output"] = grad_output
     if grad_output is not None and isinstance(out, torch.Tensor) and out.shape == grad_output.shape:
         loss = (out * grad_output.to(device=device, dtype=out.dtype)).sum()
         torch.autograd.backward(loss)
