@@ -184,6 +184,7 @@ ITEMS: tuple[Item, ...] = (
     _c("appendix_a", "ToyDataset", "A.6", "A custom Dataset", 1),
     _c("appendix_a", "compute_accuracy", "A.7", "Accuracy over a data loader", 1),
     _c("appendix_a", "train_ddp", "A.9", "Data-parallel training with DistributedDataParallel", 3,
+       depends=("appendix_a.NeuralNetwork", "appendix_a.ToyDataset"),
        symbols=("ddp_setup", "prepare_dataset", "train_ddp", "run_ddp")),
     _p("A.3", "appendix_a", "A.5", "Counting NeuralNetwork parameters", 1,
        ("exercise_a_3_num_parameters",), depends=("appendix_a.NeuralNetwork",)),
@@ -192,7 +193,7 @@ ITEMS: tuple[Item, ...] = (
     # ---- Appendix D -----------------------------------------------------------------------
     _c("appendix_d", "find_highest_gradient", "D.3", "The largest gradient of a model", 1),
     _c("appendix_d", "train_model", "D.4", "Warmup, cosine decay and gradient clipping", 4,
-       symbols=("train_model", "lr_at_step")),
+       depends=("ch05.calc_loss_batch", "ch05.evaluate_model"), symbols=("train_model", "lr_at_step")),
     # ---- Appendix E -----------------------------------------------------------------------
     _c("appendix_e", "LoRALayer", "E.4", "A low-rank adaptation layer", 2),
     _c("appendix_e", "LinearWithLoRA", "E.4", "A linear layer with LoRA", 2,

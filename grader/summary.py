@@ -64,6 +64,8 @@ def format_details(run: GradeRun, colour: bool = False) -> str:
         for check in item.checks:
             mark = t("status." + check.status)
             lines.append(_style(f"  [{mark}] {check.name}", check.status, colour))
+            if check.status == "passed" and check.message_id == "check.convention_used":
+                lines.append("      " + check.message)
             if check.status != "passed" and check.message:
                 lines.append("      " + check.message.replace("\n", "\n      "))
                 tail = str(check.details.get("output_tail") or "").strip()
