@@ -3,7 +3,9 @@
 Shaped like pytest's own junitxml: hooks collect facts, ``pytest_sessionfinish`` writes them. No
 HTML, no process control. Every hidden test carries ``@pytest.mark.item("<catalog id>")``; checks
 that grade an item together with the student's own dependencies also carry
-``@pytest.mark.integration`` (a failure there may be charged to a dependency instead).
+``@pytest.mark.integration`` (a failure there may be charged to a dependency instead). Checks of
+work beyond the book (e.g. ``generate`` with a batch of several rows, which the printed code does
+not support) carry ``@pytest.mark.extension``: reported with their status, never counted in points.
 
 The JSON is signed with an HMAC whose key arrives on a pipe that student code never sees, so a
 submission that writes to the results path cannot forge a result.
@@ -37,6 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "item(id): the catalog item a hidden check grades")
     config.addinivalue_line("markers", "integration: grades an item with the student's own dependencies")
+    config.addinivalue_line("markers", "extension: goes beyond the book; reported, not counted in points")
     path = config.getoption("--llmgrade-json")
     if path:
         collector = Collector(Path(path), config)
@@ -125,10 +128,17 @@ class Collector:
         check: dict[str, Any] = {
             "item": item_id_of(node), "name": name, "nodeid": node.nodeid,
             "integration": node.get_closest_marker("integration") is not None,
+            "extension": node.get_closest_marker("extension") is not None,
             "status": "passed", "message": "", "message_id": "", "diagnosis": None, "details": {},
             "duration_s": round(report.duration, 4),
         }
+        properties = dict(report.user_properties)
+        if properties:
+            check["details"] = _jsonable(properties)
         if report.passed:
+            if "convention" in properties:  # book errata: say which accepted convention was used
+                check["message_id"] = "check.convention_used"
+                check["message"] = t("check.convention_used", convention=str(properties["convention"]))
             return check
         exc = call.excinfo.value if call.excinfo is not None else None
         if report.skipped:
@@ -138,7 +148,7 @@ class Collector:
                          message=t(exc.message_id, stub=str(exc)))
         elif isinstance(exc, GradeFailure):
             check.update(status="failed", message_id=exc.message_id, message=str(exc),
-                         diagnosis=exc.diagnosis, details=_jsonable(exc.details))
+                         diagnosis=exc.diagnosis, details=_jsonable({**properties, **exc.details}))
         else:
             text = f"{type(exc).__name__}: {exc}" if exc is not None else report.longreprtext[-1500:]
             check.update(status="failed", message_id="check.failed_generic",

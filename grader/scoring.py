@@ -4,6 +4,8 @@
 - A failed *integration* check (the item graded with the student's own dependencies) is charged to
   the dependency instead when that dependency did not pass: one mistake costs points once, and
   the feedback names the root cause.
+- An *extension* check (beyond the book, ``@pytest.mark.extension``) is reported with its status,
+  marked ``details["extension"]``, but never counted: it cannot cost or earn points.
 - Items whose module failed to load, or whose names are missing, get status ``error`` and point
   at the one load problem, reported once per module.
 """
@@ -112,13 +114,17 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
         check = CheckResult(name=c["name"], status=c["status"], message=c.get("message", ""),
                             message_id=c.get("message_id", ""), diagnosis=c.get("diagnosis"),
                             details=c.get("details", {}), duration_s=float(c.get("duration_s", 0.0)))
-        if c.get("integration") and check.status != "passed" and failed_deps:
+        if c.get("extension"):
+            check.details = {**check.details, "extension": True}
+            if check.status == "failed":
+                check.message = t("check.extension_not_counted", message=check.message)
+        elif c.get("integration") and check.status != "passed" and failed_deps:
             check.blamed_on = failed_deps[0]
             check.message = t("check.blamed_on_dependency", dependency=failed_deps[0],
                               message=check.message)
         checks.append(check)
 
-    counted = [c for c in checks if c.blamed_on is None]
+    counted = [c for c in checks if c.blamed_on is None and not c.details.get("extension")]
     passed = sum(1 for c in counted if c.status == "passed")
     status: Status
     if counted and passed == len(counted):

@@ -65,3 +65,19 @@ def test_load_errors_are_reported_once_per_module_and_mark_items() -> None:
                            [check("ch04.LayerNorm", "a", "passed")], errors)
     assert [r.status for r in results] == ["error", "error", "passed"]
     assert "GELU" in results[1].message
+
+
+def test_extension_checks_are_reported_but_never_counted() -> None:
+    raw = [check("ch05.generate", "greedy", "passed"),
+           check("ch05.generate", "top_k", "passed"),
+           {**check("ch05.generate", "extension_batch_of_two", "failed"), "extension": True}]
+    (result,) = item_results([BY_ID["ch05.generate"]], raw, [])
+    assert result.status == "passed" and result.points == result.max_points
+    ext = result.checks[2]
+    assert ext.status == "failed" and ext.details.get("extension") is True
+    assert "not counted" in ext.message and "extension_batch_of_two failed" in ext.message
+    # a passed extension earns nothing either: one failed counted check still halves the points
+    raw = [check("ch05.generate", "greedy", "failed"), check("ch05.generate", "top_k", "passed"),
+           {**check("ch05.generate", "extension_batch_of_two", "passed"), "extension": True}]
+    (result,) = item_results([BY_ID["ch05.generate"]], raw, [])
+    assert result.status == "failed" and result.points == result.max_points / 2
