@@ -14,6 +14,7 @@ import torch
 
 from grader.compare import expect_grads, expect_state_keys, expect_tensor
 from grader.failures import GradeFailure
+from grader.recipes.generic import grading_device
 from grader.student import Student
 from grader.tolerance import policy
 
@@ -71,7 +72,7 @@ def module_forward(student: Student, ref: Any, module: str, name: str, args: Seq
     if got.get("load_failed"):
         expect_state_keys(got["state"], expected["state"], what)
     wrong = (lambda: mistakes(state, list(inputs))) if mistakes is not None else None
-    tol = policy(getattr(torch, dtype))
+    tol = policy(getattr(torch, dtype), grading_device())
     expect_tensor(got.get("output"), out, what=f"{what} output", tol=tol, token_dim=token_dim,
                   mistakes=wrong)
     if grad_output is not None:

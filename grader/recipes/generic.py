@@ -7,6 +7,7 @@ float64 unless asked otherwise, and return outputs, gradients and facts about th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,11 @@ from grader.recipes import Impl, recipe
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16,
           "float16": torch.float16}
+
+
+def grading_device() -> str:
+    """The device of this grading run: ``--device`` reaches both sides as ``LLMGRADE_DEVICE``."""
+    return os.environ.get("LLMGRADE_DEVICE") or "cpu"
 
 
 def build(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
@@ -63,7 +69,7 @@ def module_state_dict(impl: Impl, module: str, name: str, args: Sequence[Any] = 
 def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
                    kwargs: dict[str, Any] | None = None, state_dict: dict[str, torch.Tensor] | None = None,
                    inputs: Sequence[Any] = (), train: bool = False, seed: int = 0, dtype: str = "float64",
-                   grad_output: torch.Tensor | None = None, device: str = "cpu",
+                   grad_output: torch.Tensor | None = None, device: str | None = None,
                    repeat: int = 1, grad_seed: int | None = None) -> dict[str, Any]:
     """Build, load ``state_dict``, run ``forward(*inputs)`` (``repeat`` times) and backward.
 
@@ -71,6 +77,7 @@ def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
     which draws it from a seeded generator in the output's shape) the recipe backpropagates
     ``(output * grad_output).sum()`` and returns every gradient by name.
     """
+    device = device or grading_device()
     m = build(impl, module, name, args, kwargs, seed)
     result: dict[str, Any] = {"state": state_shapes(m)}
     if state_dict is not None:

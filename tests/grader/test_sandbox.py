@@ -93,3 +93,32 @@ def test_cheating_does_not_raise_the_score(tmp_path: Path) -> None:
     assert got["ch04.GELU"] == "passed"
     mha = run.items[0]
     assert mha.points < mha.max_points / 2
+
+
+def test_student_pytest_configuration_has_no_effect(tmp_path: Path) -> None:
+    """A conftest.py or pytest.ini in the submission cannot touch the trusted pytest process."""
+    submission = hostile_copy(tmp_path, "ch03", {})
+    (submission / "conftest.py").write_text(
+        "import pytest\n\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
+        "    outcome = yield\n    outcome.get_result().outcome = 'passed'\n", "utf-8")
+    (submission / "pytest.ini").write_text("[pytest]\naddopts = -p no:grader.plugin --co\n", "utf-8")
+    mha = submission / "ch03.py"
+    mha.write_text(mha.read_text("utf-8").replace("attn_scores / keys.shape[-1] ** 0.5",
+                                                  "attn_scores"), "utf-8")
+    run = grade_submission(submission, ["ch03.MultiHeadAttention"])
+    assert statuses(run) == {"ch03.MultiHeadAttention": "failed"}
+
+
+def test_instructor_suites_are_added_with_the_same_fixtures(tmp_path: Path) -> None:
+    suites = tmp_path / "private"
+    suites.mkdir()
+    (suites / "test_ch04_private.py").write_text(
+        "import pytest\nimport torch\nfrom grader.checks import module_forward\n\n"
+        "@pytest.mark.item('ch04.GELU')\n"
+        "def test_private_gelu_on_large_inputs(student, ref):\n"
+        "    x = torch.linspace(-50, 50, 101, dtype=torch.float64).view(1, 1, -1)\n"
+        "    module_forward(student, ref, 'ch04', 'GELU', [], [x], token_dim=None)\n", "utf-8")
+    run = grade_submission(SOLUTIONS, ["ch04.GELU"], suites=[suites])
+    (gelu,) = run.items
+    assert gelu.status == "passed"
+    assert "private_gelu_on_large_inputs" in [c.name for c in gelu.checks]

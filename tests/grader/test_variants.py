@@ -2,12 +2,14 @@
 alternative passes. Runs the real grader (worker process and all) on patched copies of solutions/.
 
 To keep the suite fast, variants are packed into batches: one submission per batch carries several
-variants, each for a different item (and with edits that do not overlap), and one grading run
+variants, each for a different item and each editing only its own item's code, and one grading run
 grades exactly those items. Every variant's own expectation is still asserted separately.
 """
 
 from __future__ import annotations
 
+import ast
+import difflib
 import importlib
 import pkgutil
 import shutil
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import tests.grader.variants as variants_pkg
+from grader.catalog import BY_ID
 from grader.run import grade_submission
 from tests.grader.variants import Variant
 
@@ -46,21 +49,62 @@ def pristine(module: str) -> str:
     return (SOLUTIONS / f"{module}.py").read_text("utf-8")
 
 
+def touched(variant: Variant, before: str | None = None) -> set[str]:
+    """The top-level names of ``before`` (default: solutions/<module>.py) that the edit changes."""
+    before = pristine(variant.module) if before is None else before
+    after = apply(variant, before)
+    spans = [(node.lineno, node.end_lineno or node.lineno, getattr(node, "name", "<module>"))
+             for node in ast.parse(before).body]
+    changed: set[int] = set()
+    matcher = difflib.SequenceMatcher(a=before.splitlines(), b=after.splitlines(), autojunk=False)
+    for tag, i1, i2, _, _ in matcher.get_opcodes():
+        if tag != "equal":
+            changed.update(range(i1 + 1, max(i2, i1 + 1) + 1))
+    return {name for start, end, name in spans if any(start <= line <= end for line in changed)} or {"<module>"}
+
+
+def dependencies(item: str) -> set[str]:
+    seen: set[str] = set()
+    stack = list(BY_ID[item].depends)
+    while stack:
+        dep = stack.pop()
+        if dep not in seen:
+            seen.add(dep)
+            stack.extend(BY_ID[dep].depends)
+    return seen
+
+
+def compatible(variant: Variant, members: list[Variant]) -> bool:
+    """Variants share a run only when none can change what another one is graded on."""
+    for other in members:
+        if other.item == variant.item:
+            return False
+        # A correct alternative must not be graded next to a bug in one of its dependencies.
+        if variant.passes and not other.passes and other.item in dependencies(variant.item):
+            return False
+        if other.passes and not variant.passes and variant.item in dependencies(other.item):
+            return False
+    return True
+
+
 def batches(variants: list[Variant]) -> list[list[Variant]]:
-    """Greedy packing: distinct items per batch, edits that still apply after the others."""
+    """Greedy packing of variants that edit only their own item's code into shared runs; a
+    variant that edits anything else (a helper, another item's code) is graded alone."""
     packed: list[tuple[list[Variant], dict[str, str]]] = []
     for variant in variants:
-        apply(variant, pristine(variant.module))  # a snippet missing from solutions/ is a test bug
+        if not touched(variant) <= set(BY_ID[variant.item].symbols):
+            packed.append(([variant], {}))
+            continue
         for members, sources in packed:
-            if any(m.item == variant.item for m in members):
+            if not sources or not compatible(variant, members):
                 continue
             before = sources.get(variant.module, pristine(variant.module))
             try:
+                # Applied to the batch's source, it must still edit only its own item's code.
+                if not touched(variant, before) <= set(BY_ID[variant.item].symbols):
+                    continue
                 after = apply(variant, before)
             except ValueError:
-                continue
-            # The edit must not change the snippets of variants already in the batch.
-            if any(m.module == variant.module and m.replace and m.replace not in after for m in members):
                 continue
             members.append(variant)
             sources[variant.module] = after
