@@ -14,6 +14,7 @@ if [ "$rc" -eq 5 ]; then
     echo "pytest collected no tests: that is a failure, not a pass." >&2
     exit 1
 fi
+"$PY" -m coverage combine -q >/dev/null 2>&1 || true
 echo
 echo "Coverage of reference/:"
 "$PY" -m coverage report --include='reference/*' --skip-empty | tail -n 15
