@@ -12,6 +12,7 @@ student's modules once; items whose module failed to load are deselected and rep
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,17 +21,20 @@ from typing import Any
 import pytest
 
 from grader.catalog import BY_ID
+from grader.messages import t
 from grader.recipes import run_reference
 from grader.student import DEFAULT_TIME_LIMIT_S, Student, Worker
 from grader.tolerance import configure_determinism
 
 WORKER = pytest.StashKey[Worker]()
+DEVICE = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmgrade")
     group.addoption("--llmgrade-submission", default=None, help="the student's folder")
-    group.addoption("--llmgrade-device", default="cpu")
+    group.addoption("--llmgrade-device", default="auto",
+                    help="cpu, cuda, cuda:1, mps, or auto (CUDA, then MPS, then CPU)")
     group.addoption("--llmgrade-time-scale", type=float, default=1.0,
                     help="multiply every per-call time limit (slow machines)")
     group.addoption("--llmgrade-memory-gib", type=float, default=6.0)
@@ -43,11 +47,21 @@ def pytest_configure(config: pytest.Config) -> None:
     submission = config.getoption("--llmgrade-submission")
     if not submission:
         return
+    from reference.device import get_device
+
+    requested = config.getoption("--llmgrade-device")
+    try:
+        device = str(get_device(None if requested == "auto" else requested))
+    except (RuntimeError, ValueError) as exc:
+        raise pytest.UsageError(t("grade.bad_device", device=requested, error=str(exc))) from None
+    # Module recipes on this side read the device from here; the worker gets it the same way.
+    os.environ["LLMGRADE_DEVICE"] = device
+    config.stash[DEVICE] = device
     from reference.ch02 import prepare_tiktoken_cache
 
     cache = Path(tempfile.mkdtemp(prefix="llmgrade-tiktoken-"))
     prepare_tiktoken_cache(cache)
-    worker = Worker(Path(submission), device=config.getoption("--llmgrade-device"),
+    worker = Worker(Path(submission), device=device,
                     memory_gib=config.getoption("--llmgrade-memory-gib"), tiktoken_cache=cache)
     worker.start()
     config.stash[WORKER] = worker
@@ -72,6 +86,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                     "message": f"{type(exc).__name__}: {exc}"}}, "missing": {}}
     modules, missing = report.get("modules", {}), report.get("missing", {})
     collector.load_errors = {"modules": modules, "missing": missing}
+    import torch
+
+    collector.environment = {"device": config.stash.get(DEVICE, ""), "torch_version": torch.__version__}
     for item in BY_ID.values():
         if item.module in modules or "*" in modules or item.id in missing:
             collector.skipped_items.add(item.id)
@@ -79,7 +96,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def device(pytestconfig: pytest.Config) -> str:
-    return str(pytestconfig.getoption("--llmgrade-device"))
+    return pytestconfig.stash.get(DEVICE, "cpu")
 
 
 @pytest.fixture

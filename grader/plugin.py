@@ -82,6 +82,7 @@ class Collector:
         self.progress_fd = int(config.getoption("--llmgrade-progress-fd"))
         self.checks: list[dict[str, Any]] = []
         self.load_errors: dict[str, Any] = {}
+        self.environment: dict[str, str] = {}
         self.skipped_items: set[str] = set()
         self.collection_errors: list[str] = []
         self.started = time.time()
@@ -160,6 +161,7 @@ class Collector:
             "format": RESULTS_FORMAT,
             "checks": self.checks,
             "load_errors": self.load_errors,
+            "environment": self.environment,
             "collection_errors": self.collection_errors,
             "duration_s": round(time.time() - self.started, 3),
         }

@@ -22,8 +22,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from grader import __version__
 from grader.catalog import Item, items_for
 from grader.errors import SetupError
@@ -35,15 +33,16 @@ from grader.workspace import content_hash, find_submission
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 DEFAULT_SUBMISSION_TIME_LIMIT_S = 600.0
 Progress = Callable[[int, int, str], None]
+USAGE_ERROR = 4  # pytest's exit code for a usage error
 
 
-def best_device(requested: str | None = None) -> str:
-    from reference.device import get_device
+def _torch_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return str(get_device(requested))
-    except (RuntimeError, ValueError) as exc:
-        raise SetupError("grade.bad_device", device=requested or "", error=str(exc)) from exc
+        return version("torch")
+    except PackageNotFoundError:  # pragma: no cover - torch is a dependency
+        return "unknown"
 
 
 def grade_submission(submission: Path | None = None, items: Sequence[str] = (), device: str | None = None,
@@ -63,17 +62,19 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
     for extra in suites:
         if not Path(extra).is_dir():
             raise SetupError("grade.no_suites_dir", path=str(extra))
-    dev = best_device(device)
+    # The device is resolved in the pytest process (it imports torch anyway; this one need not).
     started = time.time()
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    payload, status, error = _run_suites(folder, chosen, dev, suites, progress,
+    payload, status, error = _run_suites(folder, chosen, device or "auto", suites, progress,
                                          time_limit_s or DEFAULT_SUBMISSION_TIME_LIMIT_S, time_scale)
     modules = {item.module for item in chosen}
     load_errors = [e for e in load_errors_from(payload.get("load_errors", {})) if e.module in modules]
+    environment = payload.get("environment", {})
     results = item_results(chosen, payload.get("checks", []), load_errors)
     run = GradeRun(
-        tool_version=__version__, torch_version=torch.__version__,
-        python_version=platform.python_version(), device=dev, submission=str(folder),
+        tool_version=__version__, torch_version=environment.get("torch_version") or _torch_version(),
+        python_version=platform.python_version(), device=environment.get("device") or device or "",
+        submission=str(folder),
         submission_hash=content_hash(folder), started_at=started_at,
         duration_s=round(time.time() - started, 3), items=results, load_errors=load_errors,
         status=status, error=error)
@@ -101,7 +102,8 @@ def _run_suites(folder: Path, chosen: list[Item], device: str, suites: Sequence[
            "--llmgrade-progress-fd", str(prog_w), "--llmgrade-time-scale", str(time_scale)]
     env = dict(os.environ)
     env.update({"LLMGRADE_KEY_FD": str(key_r), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-                "PYTHONDONTWRITEBYTECODE": "1", "LLMGRADE_DEVICE": device})
+                "PYTHONDONTWRITEBYTECODE": "1"})
+    env.pop("LLMGRADE_DEVICE", None)  # --llmgrade-device decides, on both sides
     env.pop("PYTEST_ADDOPTS", None)
     log = open(workdir / "pytest.log", "wb")
     try:
@@ -129,6 +131,9 @@ def _run_suites(folder: Path, chosen: list[Item], device: str, suites: Sequence[
     payload = _read_signed(results, key)
     if payload is None:
         tail = (workdir / "pytest.log").read_text("utf-8", "replace")[-3000:]
+        if proc.returncode == USAGE_ERROR:  # e.g. a --device that cannot be used
+            last = tail.strip().splitlines()[-1] if tail.strip() else ""
+            raise SetupError("grade.setup_failed", error=last.removeprefix("ERROR: "))
         if status == "complete":
             status, error = "setup_error", tail
         return {}, status, error

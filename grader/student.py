@@ -131,8 +131,8 @@ class Worker:
 
     def close(self) -> None:
         """Ask the worker to finish (it saves coverage data when measuring), then make sure."""
-        if self.proc is not None and self.proc.poll() is None:
-            try:
+        if self.proc is not None and self.proc.poll() is None and os.environ.get(COVERAGE_ENV):
+            try:  # only a measured worker has anything to save; others are simply stopped
                 protocol.send(self._to_worker, {"op": "exit"})
                 self.proc.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired, protocol.ProtocolError):
