@@ -41,10 +41,14 @@ GradeFn = Callable[..., GradeRun]
 State = Literal["graded", "skipped", "broken"]
 
 
-def _default_grade_fn() -> GradeFn:
+def _default_grade_fn(threads: int) -> GradeFn:
+    """The real engine, with ``threads`` torch threads per process: parallel submissions must not
+    oversubscribe the cores (2 jobs x 2 processes x 2 threads on 2 cores is several times slower)."""
+    from functools import partial
+
     from grader.run import grade_submission
 
-    return grade_submission
+    return partial(grade_submission, threads=threads)
 
 
 @dataclass
@@ -168,8 +172,8 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
 
     started = time.monotonic()
     entries = find_entries(submissions_dir)
-    grade = grade_fn if grade_fn is not None else _default_grade_fn()
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
+    grade = grade_fn if grade_fn is not None else _default_grade_fn(max(1, (os.cpu_count() or 1) // workers))
     summary = ClassSummary()
     report = _Progress(progress, len(entries))
     seen: set[str] = set()

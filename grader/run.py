@@ -48,9 +48,10 @@ def _torch_version() -> str:
 def grade_submission(submission: Path | None = None, items: Sequence[str] = (), device: str | None = None,
                      json_path: Path | None = None, time_limit_s: float | None = None,
                      suites: Sequence[Path] = (), progress: Progress | None = None,
-                     time_scale: float = 1.0) -> GradeRun:
+                     time_scale: float = 1.0, threads: int | None = None) -> GradeRun:
     """Grade ``submission`` (default: found from the current folder) on ``items`` (default: all).
 
+    ``threads`` caps torch's threads in the grading processes (class grading runs several at once).
     Raises :class:`SetupError` for bad input (unknown item, missing folder, broken grader install).
     A submission that crashes, hangs or cheats only loses the items it affects.
     """
@@ -66,7 +67,7 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
     started = time.time()
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     payload, status, error = _run_suites(folder, chosen, device or "auto", suites, progress,
-                                         time_limit_s or DEFAULT_SUBMISSION_TIME_LIMIT_S, time_scale)
+                                         time_limit_s or DEFAULT_SUBMISSION_TIME_LIMIT_S, time_scale, threads)
     modules = {item.module for item in chosen}
     load_errors = [e for e in load_errors_from(payload.get("load_errors", {})) if e.module in modules]
     environment = payload.get("environment", {})
@@ -84,8 +85,8 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
 
 
 def _run_suites(folder: Path, chosen: list[Item], device: str, suites: Sequence[Path],
-                progress: Progress | None, time_limit_s: float,
-                time_scale: float) -> tuple[dict[str, Any], RunStatus, str]:
+                progress: Progress | None, time_limit_s: float, time_scale: float,
+                threads: int | None = None) -> tuple[dict[str, Any], RunStatus, str]:
     workdir = Path(tempfile.mkdtemp(prefix="llmgrade-run-"))
     results = workdir / "checks.json"
     key = secrets.token_bytes(32)
@@ -104,6 +105,8 @@ def _run_suites(folder: Path, chosen: list[Item], device: str, suites: Sequence[
     env.update({"LLMGRADE_KEY_FD": str(key_r), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
                 "PYTHONDONTWRITEBYTECODE": "1"})
     env.pop("LLMGRADE_DEVICE", None)  # --llmgrade-device decides, on both sides
+    if threads is not None:  # read by torch at start-up, here and (passed on) in the worker
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     env.pop("PYTEST_ADDOPTS", None)
     log = open(workdir / "pytest.log", "wb")
     try:
