@@ -9,9 +9,7 @@ recipe. Checkpoint files go into a fresh folder inside the worker's working fold
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,35 +18,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from grader.recipes import Impl, recipe
+from grader.recipes.support import DTYPES, CharTokenizer, get_tokenizer, scratch_dir
 
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
 START_CONTEXT = "Every effort"
-
-
-class CharTokenizer:
-    """One id per printable ASCII character (1..95); fits a vocabulary of 96."""
-
-    def encode(self, text: str, allowed_special: Any = None, **_: Any) -> list[int]:
-        return [ord(c) - 31 if 32 <= ord(c) <= 126 else 1 for c in text]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return "".join(chr(int(i) + 31) for i in ids)
-
-
-def get_tokenizer(kind: str) -> Any:
-    if kind == "chars":
-        return CharTokenizer()
-    import reference.ch02
-
-    return reference.ch02.get_gpt2_tokenizer()
-
-
-@contextmanager
-def scratch_dir(impl: Impl) -> Iterator[str]:
-    """A temporary folder: inside the worker's working folder for the student, the system's here."""
-    where = os.getcwd() if impl.side == "student" else None
-    with tempfile.TemporaryDirectory(dir=where) as folder:
-        yield folder
 
 
 def _raise_stub(exc: BaseException) -> None:

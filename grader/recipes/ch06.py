@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -19,38 +17,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from grader.recipes import Impl, recipe
-
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
-
-class CharTokenizer:
-    """One id per printable ASCII character (1..95); 0 is free for padding. Fits a vocab of 96."""
-
-    def encode(self, text: str, allowed_special: Any = None, **_: Any) -> list[int]:
-        return [ord(c) - 31 if 32 <= ord(c) <= 126 else 1 for c in text]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return "".join(chr(int(i) + 31) for i in ids)
+from grader.recipes.support import DTYPES, CharTokenizer, get_tokenizer, scratch_dir
 
 
 def char_ids(text: str) -> list[int]:
     return CharTokenizer().encode(text)
-
-
-def get_tokenizer(kind: str) -> Any:
-    if kind == "chars":
-        return CharTokenizer()
-    import reference.ch02
-
-    return reference.ch02.get_gpt2_tokenizer()
-
-
-@contextmanager
-def scratch_dir(impl: Impl) -> Iterator[str]:
-    """A temporary folder: inside the worker's working folder for the student, the system's here."""
-    where = os.getcwd() if impl.side == "student" else None
-    with tempfile.TemporaryDirectory(dir=where) as folder:
-        yield folder
 
 
 def write_csv(folder: str, rows: Sequence[Sequence[Any]], name: str = "data.csv") -> str:

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from grader.recipes import Impl, recipe
-from grader.recipes.ch06 import get_tokenizer, gpt
+from grader.recipes.ch06 import gpt
+from grader.recipes.support import get_tokenizer
 
 
 def _ids(value: Any) -> Any:
