@@ -8,10 +8,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from tests.helpers import IMPLS, load
+from tests.helpers import IMPLS, TINY_CFG, load
 
-TINY_CFG = {"vocab_size": 97, "context_length": 16, "emb_dim": 32, "n_heads": 2, "n_layers": 2,
-            "drop_rate": 0.0, "qkv_bias": False}
 PEAK, INITIAL, MIN = 0.01, 3e-5, 1e-6
 
 

@@ -17,17 +17,8 @@ import torch
 import torch.nn as nn
 
 from reference.ch04 import GPT_CONFIG_124M, GPTModel
-from tests.helpers import IMPLS, load
+from tests.helpers import IMPLS, TINY_CFG, load
 
-TINY_CFG: dict[str, Any] = {
-    "vocab_size": 97,
-    "context_length": 16,
-    "emb_dim": 32,
-    "n_heads": 2,
-    "n_layers": 2,
-    "drop_rate": 0.0,
-    "qkv_bias": False,
-}
 
 PREAMBLE = ("Below is an instruction that describes a task. Write a response that appropriately "
             "completes the request.")
