@@ -37,7 +37,7 @@ def shortcut_gradients(impl: Impl, layer_sizes: list[int], use_shortcut: bool, i
     loss.backward()
     grads = {name: float(p.grad.abs().mean()) for name, p in model.named_parameters()
              if name.endswith("weight") and p.grad is not None}
-    return {"names": list(grads), "mean_abs_grads": list(grads.values()), "loss": float(loss)}
+    return {"names": list(grads), "mean_abs_grads": list(grads.values()), "loss": float(loss.detach())}
 
 
 class _Recorder(torch.nn.Module):
