@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-gib", type=float, default=0.0)
     parser.add_argument("--file-mib", type=float, default=64.0)
     parser.add_argument("--coverage", default="", help="measure coverage of the submission into this file")
+    parser.add_argument("--cuda-memory-fraction", type=float, default=0.5,
+                        help="share of the GPU's memory the student's code may allocate")
     args = parser.parse_args(argv)
 
     # Student prints and warnings go to a capped file, never into the protocol pipe.
@@ -213,6 +215,10 @@ def main(argv: list[str] | None = None) -> None:
     from grader.tolerance import configure_determinism
 
     configure_determinism(torch)
+    device = os.environ.get("LLMGRADE_DEVICE", "")
+    if device.startswith("cuda") and torch.cuda.is_available():
+        # No RLIMIT_AS on CUDA (it breaks CUDA initialisation): cap device memory instead.
+        torch.cuda.set_per_process_memory_fraction(args.cuda_memory_fraction, torch.device(device))
     cov = None
     if args.coverage:  # the project's own tests measure how much of solutions/ the suites exercise
         import coverage
