@@ -85,7 +85,7 @@ def test_cli_grade_class_report_export(tmp_path: Path, monkeypatch: pytest.Monke
     def fake_grade(root: Path, items: object = (), time_limit_s: float | None = None) -> object:
         return fake_run(seed=len(root.name), submission=str(root))
 
-    monkeypatch.setattr(classroom, "_default_grade_fn", lambda: fake_grade)
+    monkeypatch.setattr(classroom, "_default_grade_fn", lambda threads: fake_grade)
     monkeypatch.chdir(tmp_path)
     write_submission(tmp_path / "subs" / "ann")
     write_submission(tmp_path / "subs" / "benjamin")
