@@ -22,7 +22,7 @@ echo "Coverage of reference/:"
 if ls .coverage-solutions.* >/dev/null 2>&1; then
     echo "Coverage of solutions/ by the hidden suites (measured in the worker while grading them):"
     COVERAGE_FILE=.coverage-solutions "$PY" -m coverage combine -q .coverage-solutions.* >/dev/null
-    COVERAGE_FILE=.coverage-solutions "$PY" -m coverage report --skip-empty | tail -n 12
+    COVERAGE_FILE=.coverage-solutions "$PY" -m coverage report --skip-empty | tail -n 14
 fi
 echo "Coverage of grader/ and reports/ (trusted side):"
 "$PY" -m coverage report --include='grader/*,reports/*' --omit='grader/suites/*' --skip-empty | tail -n 3
