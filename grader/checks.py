@@ -21,13 +21,6 @@ from grader.tolerance import policy
 Mistakes = Callable[[dict[str, torch.Tensor], list[Any]], Mapping[str, torch.Tensor]]
 
 
-class RefRunner:
-    """Anything with ``run(recipe, **inputs)`` that runs on the reference (the ``ref`` fixture)."""
-
-    def run(self, recipe: str, /, **inputs: Any) -> Any:  # pragma: no cover - protocol
-        raise NotImplementedError
-
-
 def reference_state(ref: Any, module: str, name: str, args: Sequence[Any] = (),
                     kwargs: dict[str, Any] | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
     """Weights of a freshly built reference module: what both sides will load."""

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Literal, TextIO
 
@@ -29,7 +28,7 @@ from grader import __version__, catalog
 from grader.errors import SetupError
 from grader.gradebook import DEFAULT_DB, Gradebook
 from grader.messages import t
-from grader.results import GradeRun, ItemResult, RunStatus
+from grader.results import GradeRun, ItemResult, RunStatus, installed_torch_version
 from grader.safezip import UnsafeZip, extract_zip
 
 DEFAULT_TIME_LIMIT_S = 600.0  # the engine's own default (grader.run.DEFAULT_SUBMISSION_TIME_LIMIT_S)
@@ -86,18 +85,11 @@ class ClassSummary:
         return not self.broken
 
 
-def _torch_version() -> str:
-    try:
-        return metadata.version("torch")
-    except metadata.PackageNotFoundError:
-        return ""
-
-
 def broken_run(submission: Path, digest: str, status: RunStatus, error: str) -> GradeRun:
     """A run for a submission that could not be graded: every catalog item is an error, 0 points."""
     items = [ItemResult(item.id, item.module, item.title, item.kind, 0.0, float(item.points),
                         "error", hidden=item.hidden) for item in catalog.ITEMS]
-    return GradeRun(tool_version=__version__, torch_version=_torch_version(),
+    return GradeRun(tool_version=__version__, torch_version=installed_torch_version(),
                     python_version=platform.python_version(), device="none",
                     submission=str(submission), submission_hash=digest,
                     started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), duration_s=0.0,

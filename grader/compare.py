@@ -14,6 +14,7 @@ from typing import Any, Union
 import torch
 
 from grader.failures import GradeFailure
+from grader.messages import t
 from grader.tolerance import Tolerance, policy
 
 
@@ -89,8 +90,6 @@ def expect_tensor(got: Any, expected: torch.Tensor, what: str, *, tol: Tolerance
 
 
 def _where(key: str, **params: Any) -> str:
-    from grader.messages import t
-
     return t(key, **params)
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -11,41 +12,39 @@ import click
 from grader.history import record_and_report
 from grader.messages import t
 from grader.results import GradeRun
-from grader.run import grade_submission
+from grader.run import Progress, grade_submission
 from grader.summary import format_details, format_table
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
-def _progress_bar() -> tuple[object, object]:
-    """A click progress bar on stderr when it is a terminal, else nothing."""
+@contextmanager
+def _progress_bar() -> Iterator[Progress | None]:
+    """A click progress bar on stderr when it is a terminal (yields its update function), else None."""
     if not sys.stderr.isatty():
-        return None, None
-    bar = click.progressbar(length=1, label=t("grade.progress"), file=sys.stderr)
-    bar.__enter__()
-    state = {"done": 0}
+        yield None
+        return
+    with click.progressbar(length=1, label=t("grade.progress"), file=sys.stderr) as bar:
+        shown = 0
 
-    def update(done: int, total: int, _line: str) -> None:
-        if total and bar.length != total:
-            bar.length = total
-        if done > state["done"]:
-            bar.update(done - state["done"])
-            state["done"] = done
+        def update(done: int, total: int, _line: str) -> None:
+            nonlocal shown
+            if total and bar.length != total:
+                bar.length = total
+            if done > shown:
+                bar.update(done - shown)
+                shown = done
 
-    return bar, update
+        yield update
 
 
 def grade_and_report(submission: Path | None, items: Sequence[str] = (), *, device: str | None = None,
                      json_path: Path | None = None, suites: Sequence[Path] = (),
                      time_scale: float = 1.0, db: Path | None = None, report: Path | None = None,
                      record: bool = True) -> int:
-    bar, update = _progress_bar()
-    try:
+    with _progress_bar() as update:
         run = grade_submission(submission, items, device=device, json_path=json_path, suites=suites,
-                               progress=update, time_scale=time_scale)  # type: ignore[arg-type]
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)  # type: ignore[attr-defined]
+                               progress=update, time_scale=time_scale)
     click.echo(format_table(run.student_view(), colour=sys.stdout.isatty()))
     if json_path is not None:
         click.echo(t("grade.json_written", path=str(json_path)))

@@ -29,6 +29,16 @@ RunStatus = Literal["complete", "interrupted", "setup_error"]
 STATUSES: tuple[str, ...] = ("passed", "failed", "not_started", "error")
 
 
+def installed_torch_version() -> str:
+    """The installed torch's version, read from its metadata (without importing torch)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return ""
+
+
 class SchemaError(ValueError):
     """A results document that is not valid ``llmgrade.results`` JSON."""
 

@@ -9,10 +9,12 @@ nothing the student's code writes can pose as a result.
 from __future__ import annotations
 
 import datetime as _dt
+import hmac
 import json
 import os
 import platform
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +28,7 @@ from grader import __version__
 from grader.catalog import Item, items_for
 from grader.errors import SetupError
 from grader.plugin import RESULTS_FORMAT, sign
-from grader.results import GradeRun, RunStatus
+from grader.results import GradeRun, RunStatus, installed_torch_version
 from grader.scoring import item_results, load_errors_from
 from grader.workspace import content_hash, find_submission
 
@@ -34,15 +36,6 @@ SUITES_DIR = Path(__file__).resolve().parent / "suites"
 DEFAULT_SUBMISSION_TIME_LIMIT_S = 600.0
 Progress = Callable[[int, int, str], None]
 USAGE_ERROR = 4  # pytest's exit code for a usage error
-
-
-def _torch_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("torch")
-    except PackageNotFoundError:  # pragma: no cover - torch is a dependency
-        return "unknown"
 
 
 def grade_submission(submission: Path | None = None, items: Sequence[str] = (), device: str | None = None,
@@ -73,7 +66,7 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
     environment = payload.get("environment", {})
     results = item_results(chosen, payload.get("checks", []), load_errors)
     run = GradeRun(
-        tool_version=__version__, torch_version=environment.get("torch_version") or _torch_version(),
+        tool_version=__version__, torch_version=environment.get("torch_version") or installed_torch_version(),
         python_version=platform.python_version(), device=environment.get("device") or device or "",
         submission=str(folder),
         submission_hash=content_hash(folder), started_at=started_at,
@@ -154,8 +147,6 @@ def suite_files(chosen: list[Item]) -> list[str]:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    import signal
-
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -185,8 +176,6 @@ def _read_signed(path: Path, key: bytes) -> dict[str, Any] | None:
         signature = document["signature"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    import hmac
-
     if not isinstance(payload, dict) or payload.get("format") != RESULTS_FORMAT:
         return None
     if not hmac.compare_digest(sign(key, payload), str(signature)):

@@ -87,8 +87,7 @@ class Submission:
                 continue
             stand_in = importlib.import_module(f"reference.{culprit}")
             sys.modules[f"{PACKAGE}.{culprit}"] = stand_in
-            for key in [k for k in sys.modules if k == f"{PACKAGE}.{name}"]:
-                del sys.modules[key]
+            sys.modules.pop(f"{PACKAGE}.{name}", None)
             del self.load_errors[name]
             self._load(name)
             if name not in self.load_errors:
