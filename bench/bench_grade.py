@@ -42,7 +42,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> float:
 
 def replay(folder: Path) -> tuple[int, float]:
     """Run every recorded recipe call in this process against reference/; (calls, seconds)."""
-    from grader import protocol
+    from grader.sandbox import protocol
     from grader.recipes import get, run_reference
 
     calls = [protocol.decode(path.read_bytes()) for path in sorted(folder.glob("call-*.pt"))]

@@ -4,7 +4,7 @@
     python bench/bench_reports.py --students 4 --grade     # also grade N copies of solutions/
 
 Rendering uses fake runs over the whole catalog; ``--grade`` runs the real engine
-(``grader.run.grade_submission``) on N copies of the model solutions.
+(``grader.runner.run.grade_submission``) on N copies of the model solutions.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grader import catalog  # noqa: E402
-from grader.gradebook import Gradebook  # noqa: E402
+from grader.classroom.gradebook import Gradebook  # noqa: E402
 from grader.results import GradeRun, ItemResult, Status  # noqa: E402
 from reports.render import write_class_reports  # noqa: E402
 
@@ -54,7 +54,7 @@ def time_reports(students: int, attempts: int = 3) -> dict[str, float]:
 
 def time_class_grading(copies: int, jobs_list: tuple[int, ...] = (1, 2)) -> dict[int, float]:
     """Wall seconds to grade ``copies`` copies of solutions/ with each --jobs value."""
-    from grader.classroom import grade_class
+    from grader.classroom.grade_class import grade_class
 
     timings: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:

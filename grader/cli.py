@@ -12,12 +12,12 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .errors import SetupError
-from .listing import format_catalog
-from .messages import t
-from .stubs import build_stubs
-from .workspace import example_item, init_workspace, module_files
+from grader import __version__
+from grader.errors import SetupError
+from grader.authoring.listing import format_catalog
+from grader.messages import t
+from grader.authoring.stubs import build_stubs
+from grader.authoring.workspace import example_item, init_workspace, module_files
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -102,7 +102,7 @@ _DB_OPTION = click.option("--db", type=click.Path(path_type=Path), default=None,
 @_DB_OPTION
 def grade_class_command(submissions: Path, jobs: int | None, force: bool, db: Path | None) -> None:
     """Grade every student folder or .zip in SUBMISSIONS and record the runs in the gradebook."""
-    from .classroom import grade_class_cli
+    from grader.classroom.grade_class import grade_class_cli
 
     message, ok = grade_class_cli(submissions, db=db, jobs=jobs, force=force)
     click.echo(message)
@@ -129,7 +129,7 @@ def report_command(db: Path | None, out: Path | None) -> None:
               help="The CSV file or the Gradescope folder (default: gradebook.csv or gradescope/).")
 def export_command(fmt: str, db: Path | None, out: Path | None) -> None:
     """Export each student's latest run as a CSV grade sheet or Gradescope results."""
-    from .export import export
+    from grader.classroom.export import export
 
     click.echo(export("csv" if fmt == "csv" else "gradescope", db, out))
 
@@ -162,7 +162,7 @@ def grade_command(items: tuple[str, ...], submission: Path | None, device: str |
                   json_path: Path | None, suites: tuple[Path, ...], time_scale: float,
                   db: Path | None, report: Path | None, no_record: bool) -> None:
     """Grade ITEMS (ids or chapters such as ch03; all when none are given)."""
-    from .grading import grade_and_report
+    from grader.runner.commands import grade_and_report
 
     code = grade_and_report(submission, items, device=device, json_path=json_path, suites=suites,
                             time_scale=time_scale, db=db, report=report, record=not no_record)
@@ -176,7 +176,7 @@ def grade_command(items: tuple[str, ...], submission: Path | None, device: str |
 @click.option("--time-scale", type=float, default=1.0, help="Multiply every time limit (slow machines).")
 def check_command(item: str, submission: Path | None, device: str | None, time_scale: float) -> None:
     """Grade one ITEM and show every check with its full diagnostics."""
-    from .grading import check_one
+    from grader.runner.commands import check_one
 
     raise click.exceptions.Exit(check_one(submission, item, device=device, time_scale=time_scale))
 

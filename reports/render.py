@@ -19,7 +19,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from grader import __version__, catalog, messages
 from grader.errors import SetupError
-from grader.gradebook import DEFAULT_DB, Gradebook, History
+from grader.classroom.gradebook import DEFAULT_DB, Gradebook, History
 from grader.messages import t
 from grader.results import STATUSES, GradeRun, ItemResult
 

@@ -121,6 +121,6 @@ def run_recipe(name: str, source: ModuleSource, swap: list[str], inputs: dict[st
 
 def run_reference(name: str, /, **inputs: Any) -> Any:
     """Run recipe ``name`` in this process against ``reference/`` (the trusted side)."""
-    from grader import protocol
+    from grader.sandbox import protocol
 
     return protocol.to_plain(get(name)(REFERENCE, **inputs))

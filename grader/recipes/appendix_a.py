@@ -4,7 +4,7 @@ group setup, two-process training) and the timing exercise.
 Models and datasets that the graded function only receives are built from ``reference.appendix_a``.
 The DDP training recipe starts its own processes (``torch.multiprocessing.spawn``) whose target is
 :func:`_ddp_child` here: it imports the student's package ``submission`` (a real package, see
-:mod:`grader.worker`), puts the reference versions of the items in ``swap`` into it, and calls the
+:mod:`grader.sandbox.child`), puts the reference versions of the items in ``swap`` into it, and calls the
 student's ``train_ddp``.
 """
 

@@ -3,6 +3,7 @@ decay and clipping run on a tiny reference GPT with an instrumented optimizer.""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,12 +11,85 @@ import torch
 
 from grader.recipes import Impl, recipe
 
+CFG: dict[str, Any] = {"vocab_size": 40, "context_length": 8, "emb_dim": 16, "n_heads": 2, "n_layers": 2,
+       "drop_rate": 0.0, "qkv_bias": False}
+
+
+class CharTokenizer:
+    """A tokenizer whose ids fit the tiny vocabulary (for loops that print a sample)."""
+
+    def encode(self, text: str, allowed_special: Any = None, **_: Any) -> list[int]:
+        return [ord(c) % CFG["vocab_size"] for c in text]
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(chr(48 + int(i) % 64) for i in ids)
+
+
+class Recorder:
+    """Wraps ``optimizer.step`` and hooks every parameter's gradient."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.step_lrs: list[list[float]] = []
+        self.raw_norms: list[float] = []
+        self.step_norms: list[float] = []
+        self._sumsq = 0.0
+        for p in model.parameters():
+            if p.requires_grad:
+                p.register_hook(self._hook)  # type: ignore[no-untyped-call]
+        original = optimizer.step
+
+        def step(*args: Any, **kwargs: Any) -> Any:
+            self.step_lrs.append([float(g["lr"]) for g in optimizer.param_groups])
+            self.raw_norms.append(math.sqrt(self._sumsq))
+            self._sumsq = 0.0
+            grads = [p.grad.detach() for p in model.parameters() if p.grad is not None]
+            self.step_norms.append(float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))  # type: ignore[arg-type]
+                                   if grads else 0.0)
+            return original(*args, **kwargs)
+
+        optimizer.step = step  # type: ignore[method-assign]
+
+    def _hook(self, grad: torch.Tensor) -> None:
+        self._sumsq += float((grad.detach().double() ** 2).sum())
+
+    def record(self) -> dict[str, Any]:
+        return {"step_lrs": self.step_lrs, "raw_norms": self.raw_norms, "step_norms": self.step_norms,
+                "state": {k: v.detach().clone() for k, v in self.model.state_dict().items()}}
+
+
+def build_setup(state_dict: dict[str, torch.Tensor], n_train: int, n_val: int, batch_size: int,
+                peak_lr: float, seed: int = 0) -> dict[str, Any]:
+    """The reference GPT (float64, ``state_dict`` loaded), loaders and an AdamW with two param groups."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    import reference.ch04 as r4
+
+    torch.manual_seed(seed)
+    model = r4.GPTModel(CFG)
+    model.load_state_dict(state_dict)
+    model.double()
+    g = torch.Generator().manual_seed(seed + 1)
+    n_tokens = 6
+
+    def loader(n_batches: int) -> Any:
+        ids = torch.randint(0, CFG["vocab_size"], (n_batches * batch_size, n_tokens + 1), generator=g)
+        return DataLoader(TensorDataset(ids[:, :-1], ids[:, 1:]), batch_size=batch_size, shuffle=False)
+
+    train_loader, val_loader = loader(n_train), loader(n_val)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=peak_lr)
+    return {"model": model, "train_loader": train_loader, "val_loader": val_loader, "optimizer": optimizer,
+            "tokenizer": CharTokenizer()}
+
 
 def _grad_model(kind: str, state_dict: dict[str, torch.Tensor], seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
     if kind == "gpt":
         import reference.ch04 as r4
-        from grader.mistakes.appendix_d import CFG
 
         model: torch.nn.Module = r4.GPTModel(CFG)
     else:
@@ -30,7 +104,6 @@ def grad_model_state(impl: Impl, kind: str, seed: int = 0) -> dict[str, torch.Te
     torch.manual_seed(seed)
     if kind == "gpt":
         import reference.ch04 as r4
-        from grader.mistakes.appendix_d import CFG
 
         return dict(r4.GPTModel(CFG).state_dict())
     return dict(torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3)).state_dict())
@@ -66,8 +139,7 @@ def highest_gradient(impl: Impl, kind: str, state_dict: dict[str, torch.Tensor],
 
 @recipe("appendix_d.train")
 def train(impl: Impl, setup: dict[str, Any], loop: dict[str, Any]) -> dict[str, Any]:
-    """Run ``train_model`` on :func:`grader.mistakes.appendix_d.build_setup`'s objects, recorded."""
-    from grader.mistakes.appendix_d import Recorder, build_setup
+    """Run ``train_model`` on :func:`build_setup`'s objects, recorded."""
 
     objects = build_setup(**setup)
     recorder = Recorder(objects["model"], objects["optimizer"])

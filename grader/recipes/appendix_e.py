@@ -1,5 +1,5 @@
 """Appendix E recipes: wrap an ``nn.Linear`` with the student's LinearWithLoRA, and run the
-student's replace_linear_with_lora on a small model (:class:`grader.mistakes.appendix_e.TinyNet`).
+student's replace_linear_with_lora on a small model (:class:`TinyNet`).
 LoRALayer itself is graded with the generic ``module.*`` recipes."""
 
 from __future__ import annotations
@@ -9,6 +9,54 @@ from typing import Any
 import torch
 
 from grader.recipes import Impl, recipe
+
+
+class Duck(torch.nn.Module):
+    """A projection that is not an nn.Linear, though it has in_features/out_features and a weight."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = torch.nn.Parameter(torch.randn(out_features, in_features) / in_features ** 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x @ self.weight.T)
+
+
+class Block(torch.nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.norm = torch.nn.LayerNorm(d)
+        self.attn = torch.nn.Linear(d, d, bias=False)
+        self.ff = torch.nn.Sequential(torch.nn.Linear(d, 2 * d), torch.nn.GELU(), torch.nn.Linear(2 * d, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm(x))
+        return x + self.ff(x)  # type: ignore[no-any-return]
+
+
+class TinyNet(torch.nn.Module):
+    """Linear layers at the top level, inside blocks and inside Sequentials, next to modules that
+    must stay as they are (LayerNorm, GELU, a Linear-like Duck, an Embedding)."""
+
+    def __init__(self, d_in: int = 6, d: int = 8, n_out: int = 3) -> None:
+        super().__init__()
+        self.inp = torch.nn.Linear(d_in, d)
+        self.pos = torch.nn.Embedding(4, d)
+        self.blocks = torch.nn.Sequential(Block(d), Block(d))
+        self.duck = Duck(d, d)
+        self.head = torch.nn.Linear(d, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x) + self.pos.weight[: x.shape[-2]]
+        h = self.blocks(h)
+        return self.head(self.duck(h))  # type: ignore[no-any-return]
+
+
+LINEAR_PATHS = ["inp", "blocks.0.attn", "blocks.0.ff.0", "blocks.0.ff.2", "blocks.1.attn", "blocks.1.ff.0",
+                "blocks.1.ff.2", "head"]
+TOP_LEVEL_LINEARS = ["inp", "head"]
 
 
 def _forward(m: torch.nn.Module, x: torch.Tensor, grad_output: torch.Tensor | None) -> dict[str, Any]:
@@ -67,8 +115,6 @@ def replace(impl: Impl, rank: int, alpha: float, x: torch.Tensor, seed: int = 0,
     Returns the type of every submodule by path, the state_dict shapes, the original weights'
     survival, outputs before and after (fresh), and with ``state_dict`` the output after loading it.
     """
-    from grader.mistakes.appendix_e import TinyNet
-
     torch.manual_seed(seed)
     model = TinyNet().double()
     before = {k: v.clone() for k, v in model.state_dict().items()}

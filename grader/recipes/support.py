@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -40,3 +41,12 @@ def scratch_dir(impl: Impl) -> Iterator[str]:
     where = os.getcwd() if impl.side == "student" else None
     with tempfile.TemporaryDirectory(dir=where) as folder:
         yield folder
+
+
+def configure_determinism(torch_module: ModuleType = torch) -> None:
+    """TF32 off on CUDA (it silently lowers float32 matmul precision), as on both sides."""
+    backends = torch_module.backends
+    if hasattr(backends, "cuda"):
+        backends.cuda.matmul.allow_tf32 = False
+    if hasattr(backends, "cudnn"):
+        backends.cudnn.allow_tf32 = False

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import torch
 
-from grader.checks import call_function, module_forward, module_structure, reference_state
-from grader.compare import expect_equal, expect_tensor
-from grader.failures import GradeFailure
-from grader.mistakes.appendix_a import accuracy_mistakes, mlp, mlp_mistakes
+from grader.checking.checks import call_function, module_forward, module_structure, reference_state
+from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.failures import GradeFailure
+from grader.checking.mistakes.appendix_a import accuracy_mistakes, mlp, mlp_mistakes
 
 
 def _x(rows: int, cols: int, seed: int = 1) -> torch.Tensor:

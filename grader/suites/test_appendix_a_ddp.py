@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import torch
 
-from grader.compare import expect_equal, expect_state_keys, expect_tensor
-from grader.failures import GradeFailure
-from grader.mistakes.appendix_a import share_mistakes, train_single_process
-from grader.tolerance import policy
+from grader.checking.compare import expect_equal, expect_state_keys, expect_tensor
+from grader.checking.failures import GradeFailure
+from grader.checking.mistakes.appendix_a import share_mistakes, train_single_process
+from grader.checking.tolerance import policy
 
 pytestmark = pytest.mark.item("appendix_a.train_ddp")
 

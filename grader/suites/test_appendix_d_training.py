@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 import torch
 
-from grader.compare import expect_equal, expect_tensor
-from grader.failures import GradeFailure
+from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.failures import GradeFailure
 from grader.messages import t
-from grader.mistakes.appendix_d import CFG, schedule_mistakes, simulate
-from grader.tolerance import policy
+from grader.checking.mistakes.appendix_d import schedule_mistakes, simulate
+from grader.recipes.appendix_d import CFG
+from grader.checking.tolerance import policy
 
 # ---- find_highest_gradient ------------------------------------------------------------------
 

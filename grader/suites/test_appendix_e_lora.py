@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import torch
 
-from grader.checks import module_structure
-from grader.compare import expect_grads, expect_state_keys, expect_tensor
-from grader.failures import GradeFailure
+from grader.checking.checks import module_structure
+from grader.checking.compare import expect_grads, expect_state_keys, expect_tensor
+from grader.checking.failures import GradeFailure
 from grader.messages import t
-from grader.mistakes.appendix_e import (LINEAR_PATHS, SCALES, linear_with_lora, lora, with_grads,
-                                        wrapped_mistake)
-from grader.tolerance import policy
+from grader.checking.mistakes.appendix_e import SCALES, linear_with_lora, lora, with_grads, wrapped_mistake
+from grader.recipes.appendix_e import LINEAR_PATHS
+from grader.checking.tolerance import policy
 
 TOL64 = policy(torch.float64)
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import torch
 
-from grader.compare import expect_equal, expect_tensor
-from grader.failures import GradeFailure
-from grader.mistakes.ch02_data import window_mistakes
+from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.failures import GradeFailure
+from grader.checking.mistakes.ch02_data import window_mistakes
 from reference.ch02 import get_gpt2_tokenizer
 
 TEXT = ("The old keeper climbed the stairs each evening. He lit the lamp, wiped the glass, and watched "

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import torch
 
-from grader.checks import call_function
-from grader.compare import expect_equal, expect_tensor
-from grader.failures import GradeFailure
+from grader.checking.checks import call_function
+from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.failures import GradeFailure
 from reference.ch02 import create_dataloader_v1 as ref_loader
 
 # ---- 2.1 ----------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from grader.compare import expect_equal
-from grader.failures import GradeFailure
-from grader.mistakes.ch02_data import decode_keeping_spaces
+from grader.checking.compare import expect_equal
+from grader.checking.failures import GradeFailure
+from grader.checking.mistakes.ch02_data import decode_keeping_spaces
 from reference.ch02 import build_vocab, preprocess
 
 TEXT = ("The old keeper climbed the stairs each evening. He lit the lamp, wiped the glass, and watched "

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import torch
 
-from grader.checks import module_forward, module_structure
-from grader.mistakes.ch03_attention import causal, causal_mistakes, wrapper_mistakes
+from grader.checking.checks import module_forward, module_structure
+from grader.checking.mistakes.ch03_attention import causal, causal_mistakes, wrapper_mistakes
 
 
 def _x(batch: int, tokens: int, d_in: int, seed: int = 1) -> torch.Tensor:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import torch
 
-from grader.compare import expect_equal, expect_state_keys, expect_tensor
-from grader.failures import GradeFailure
+from grader.checking.compare import expect_equal, expect_state_keys, expect_tensor
+from grader.checking.failures import GradeFailure
 
 BOOK_INPUTS = torch.tensor([[0.43, 0.15, 0.89], [0.55, 0.87, 0.66], [0.57, 0.85, 0.64],
                             [0.22, 0.58, 0.33], [0.77, 0.25, 0.10], [0.05, 0.80, 0.55]], dtype=torch.float64)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grader.checks import module_forward, module_structure
-from grader.failures import GradeFailure
-from grader.mistakes.attention import mha_mistakes
+from grader.checking.checks import module_forward, module_structure
+from grader.checking.failures import GradeFailure
+from grader.checking.mistakes.attention import mha_mistakes
 
 pytestmark = pytest.mark.item("ch03.MultiHeadAttention")
 

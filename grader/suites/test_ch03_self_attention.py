@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import torch
 
-from grader.checks import module_forward, module_structure
-from grader.compare import expect_equal, expect_tensor
-from grader.failures import GradeFailure
-from grader.mistakes.ch03_attention import self_attention_mistakes
+from grader.checking.checks import module_forward, module_structure
+from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.failures import GradeFailure
+from grader.checking.mistakes.ch03_attention import self_attention_mistakes
 
 # The book's six 3-d token embeddings ("Your journey starts with one step").
 _BOOK = torch.tensor([[0.43, 0.15, 0.89], [0.55, 0.87, 0.66], [0.57, 0.85, 0.64],

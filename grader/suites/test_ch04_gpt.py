@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import reference.ch04 as ref_ch04
-from grader.checks import module_forward, module_structure, reference_state
-from grader.compare import expect_equal, expect_state_keys, expect_tensor
-from grader.failures import GradeFailure
-from grader.mistakes.gpt import (Perturbed, block_dropout_mistakes, block_mistakes, expect_no_dropout_in_eval,
+from grader.checking.checks import module_forward, module_structure, reference_state
+from grader.checking.compare import expect_equal, expect_state_keys, expect_tensor
+from grader.checking.failures import GradeFailure
+from grader.checking.mistakes.gpt import (Perturbed, block_dropout_mistakes, block_mistakes, expect_no_dropout_in_eval,
                                  gpt, gpt_mistakes, greedy)
 
 BLOCK = pytest.mark.item("ch04.TransformerBlock")

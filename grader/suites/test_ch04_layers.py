@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import torch
 
-from grader.checks import module_forward, module_structure
-from grader.compare import expect_state_keys, expect_tensor
-from grader.failures import GradeFailure
-from grader.mistakes.gpt import (Perturbed, deep_network_mistakes, feed_forward_mistakes, gelu_mistakes,
+from grader.checking.checks import module_forward, module_structure
+from grader.checking.compare import expect_state_keys, expect_tensor
+from grader.checking.failures import GradeFailure
+from grader.checking.mistakes.gpt import (Perturbed, deep_network_mistakes, feed_forward_mistakes, gelu_mistakes,
                                  layernorm_mistakes)
 
 LN = pytest.mark.item("ch04.LayerNorm")

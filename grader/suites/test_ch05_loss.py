@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import torch
 
-from grader.compare import expect_equal, expect_grads
-from grader.failures import GradeFailure
-from grader.mistakes.ch05 import (expect_number, loader_mistakes, loss_error_diagnosis, loss_mistakes,
+from grader.checking.compare import expect_equal, expect_grads
+from grader.checking.failures import GradeFailure
+from grader.checking.mistakes.ch05 import (expect_number, loader_mistakes, loss_error_diagnosis, loss_mistakes,
                                   raise_student_error)
 
 CFG = dict(vocab_size=96, context_length=8, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=False)

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import torch
 
-from grader.compare import expect_equal, expect_tensor
-from grader.failures import GradeFailure
-from grader.mistakes.ch05 import close, train_mistakes
+from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.failures import GradeFailure
+from grader.checking.mistakes.ch05 import close, train_mistakes
 
 CFG = dict(vocab_size=96, context_length=8, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.2, qkv_bias=False)
 NO_DROPOUT = {**CFG, "drop_rate": 0.0}

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import torch
 
-from grader.compare import expect_equal, expect_grads, expect_state_keys, expect_tensor
-from grader.failures import GradeFailure
-from grader.mistakes.ch06 import Lazy, accuracy_mistakes, all_logits, expect_number, loss_mistakes
+from grader.checking.compare import expect_equal, expect_grads, expect_state_keys, expect_tensor
+from grader.checking.failures import GradeFailure
+from grader.checking.mistakes.ch06 import Lazy, accuracy_mistakes, all_logits, expect_number, loss_mistakes
 
 CFG = dict(vocab_size=96, context_length=16, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=False)
 DROPOUT_CFG = {**CFG, "drop_rate": 0.5}

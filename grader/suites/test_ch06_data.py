@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import torch
 
-from grader.compare import expect_equal, expect_tensor
-from grader.failures import GradeFailure
+from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.failures import GradeFailure
 
 WORDS = "free prize call now win cash meet lunch later home ok see you soon reply stop txt".split()
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import torch
 
-from grader.compare import expect_equal, expect_tensor
-from grader.failures import GradeFailure, NotStarted
-from grader.mistakes.ch06 import expect_number, expect_numbers, labels_by_position, train_variant
+from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.failures import GradeFailure, NotStarted
+from grader.checking.mistakes.ch06 import expect_number, expect_numbers, labels_by_position, train_variant
 from grader.recipes.ch06 import char_ids
 
 CFG = dict(vocab_size=96, context_length=16, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.1, qkv_bias=False)

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import torch
 
-from grader.compare import expect_equal, expect_tensor
-from grader.failures import GradeFailure
-from grader.mistakes.ch07 import collate_mistakes
+from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.failures import GradeFailure
+from grader.checking.mistakes.ch07 import collate_mistakes
 
 DATA = [
     {"instruction": "Rewrite the sentence in the passive voice.", "input": "The chef cooks the meal.",

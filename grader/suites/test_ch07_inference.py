@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import torch
 
-from grader.compare import expect_equal, expect_tensor
-from grader.failures import GradeFailure
-from grader.mistakes.ch06 import expect_numbers
+from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.failures import GradeFailure
+from grader.checking.mistakes.ch06 import expect_numbers
 
 CFG = dict(vocab_size=96, context_length=16, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=False)
 GPT2_355M = dict(vocab_size=50257, context_length=1024, emb_dim=1024, n_heads=16, n_layers=24,

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from grader.compare import expect_equal
-from grader.failures import GradeFailure
-from grader.mistakes.ch07 import expect_text
+from grader.checking.compare import expect_equal
+from grader.checking.failures import GradeFailure
+from grader.checking.mistakes.ch07 import expect_text
 
 WITH_INPUT = {"instruction": "Rewrite the sentence in the passive voice.", "input": "The chef cooks the meal.",
               "output": "The meal is cooked by the chef."}

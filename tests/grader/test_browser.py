@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.gradebook import Gradebook
+from grader.classroom.gradebook import Gradebook
 from reports.charts import percent
 from reports.render import write_class_reports
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.classroom import grade_class
-from grader.export import export_csv
-from grader.gradebook import Gradebook
+from grader.classroom.grade_class import grade_class
+from grader.classroom.export import export_csv
+from grader.classroom.gradebook import Gradebook
 from reports.render import write_class_reports
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from grader.classroom import grade_class, submission_root
+from grader.classroom.grade_class import grade_class, submission_root
 from grader.errors import SetupError
-from grader.gradebook import Gradebook
+from grader.classroom.gradebook import Gradebook
 from grader.results import GradeRun
-from grader.safezip import UnsafeZip, extract_zip
+from grader.classroom.safezip import UnsafeZip, extract_zip
 
 from .fake_runs import fake_run, write_submission
 

@@ -107,7 +107,7 @@ def test_init_refuses_then_force(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     source.mkdir()
     for name in ["__init__.py", *(f"{m}.py" for m in catalog.MODULES)]:
         (source / name).write_text(f"# {name}\n")
-    monkeypatch.setattr("grader.workspace.package_dir", lambda name: source)
+    monkeypatch.setattr("grader.authoring.workspace.package_dir", lambda name: source)
     target = tmp_path / "ws"
     result = run("init", str(target))
     assert result.exit_code == 0, result.output

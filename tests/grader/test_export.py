@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from grader import catalog
 from grader.cli import main
-from grader.export import export, export_csv, export_gradescope, gradescope_results
-from grader.gradebook import Gradebook
+from grader.classroom.export import export, export_csv, export_gradescope, gradescope_results
+from grader.classroom.gradebook import Gradebook
 
 from .fake_runs import HIDDEN_ID, SECRET, fake_run, write_submission
 
@@ -80,7 +80,7 @@ def test_export_function_defaults_and_empty(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_cli_grade_class_report_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from grader import classroom
+    from grader.classroom import grade_class as classroom
 
     def fake_grade(root: Path, items: object = (), time_limit_s: float | None = None) -> object:
         return fake_run(seed=len(root.name), submission=str(root))

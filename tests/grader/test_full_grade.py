@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from grader.catalog import ITEMS
-from grader.stubs import build_stubs
+from grader.authoring.stubs import build_stubs
 
 ROOT = Path(__file__).resolve().parents[2]
 

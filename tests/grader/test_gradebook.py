@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import gradebook as gb_module
-from grader.gradebook import Gradebook, GradebookError
+from grader.classroom import gradebook as gb_module
+from grader.classroom.gradebook import Gradebook, GradebookError
 from grader.results import CheckResult
 
 from .fake_runs import fake_run, with_load_error

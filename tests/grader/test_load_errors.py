@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from grader.run import grade_submission
+from grader.runner.run import grade_submission
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"
 

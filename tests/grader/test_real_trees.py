@@ -17,9 +17,9 @@ from typing import Any, Callable
 import pytest
 
 from grader import catalog
-from grader.packages import package_dir
-from grader.stubs import BEGIN, build_stubs, make_stub, read_source
-from grader.workspace import find_submission, init_workspace, module_files
+from grader.authoring.packages import package_dir
+from grader.authoring.stubs import BEGIN, build_stubs, make_stub, read_source
+from grader.authoring.workspace import find_submission, init_workspace, module_files
 
 SOLUTIONS = package_dir("solutions")
 EXERCISES = package_dir("exercises")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.gradebook import Gradebook
+from grader.classroom.gradebook import Gradebook
 from grader.errors import SetupError
 from reports.charts import histogram, line_chart
 from reports.render import (build_class_reports, class_overview, page_name, render_student_report,

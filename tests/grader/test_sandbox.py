@@ -11,7 +11,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
-from grader.run import grade_submission
+from grader.runner.run import grade_submission
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"
 
@@ -101,7 +101,7 @@ def test_student_pytest_configuration_has_no_effect(tmp_path: Path) -> None:
     (submission / "conftest.py").write_text(
         "import pytest\n\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
         "    outcome = yield\n    outcome.get_result().outcome = 'passed'\n", "utf-8")
-    (submission / "pytest.ini").write_text("[pytest]\naddopts = -p no:grader.plugin --co\n", "utf-8")
+    (submission / "pytest.ini").write_text("[pytest]\naddopts = -p no:grader.checking.plugin --co\n", "utf-8")
     mha = submission / "ch03.py"
     mha.write_text(mha.read_text("utf-8").replace("attn_scores / keys.shape[-1] ** 0.5",
                                                   "attn_scores"), "utf-8")
@@ -113,7 +113,7 @@ def test_instructor_suites_are_added_with_the_same_fixtures(tmp_path: Path) -> N
     suites = tmp_path / "private"
     suites.mkdir()
     (suites / "test_ch04_private.py").write_text(
-        "import pytest\nimport torch\nfrom grader.checks import module_forward\n\n"
+        "import pytest\nimport torch\nfrom grader.checking.checks import module_forward\n\n"
         "@pytest.mark.item('ch04.GELU')\n"
         "def test_private_gelu_on_large_inputs(student, ref):\n"
         "    x = torch.linspace(-50, 50, 101, dtype=torch.float64).view(1, 1, -1)\n"

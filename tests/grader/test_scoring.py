@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from grader.catalog import BY_ID
-from grader.scoring import item_results, load_errors_from
+from grader.runner.scoring import item_results, load_errors_from
 
 
 def check(item: str, name: str, status: str, integration: bool = False) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 
 from grader import catalog
 from grader.errors import SetupError
-from grader.stubs import StubError, build_stubs, header, make_stub, split_lines
+from grader.authoring.stubs import StubError, build_stubs, header, make_stub, split_lines
 from tests.grader.synthetic import write_solutions
 
 MHA = '''"""Chapter 3 solutions."""
@@ -331,7 +331,7 @@ def test_a_stub_that_would_not_parse_is_an_error() -> None:
 
 
 def test_package_dir_of_a_missing_package_is_a_setup_error() -> None:
-    from grader.packages import package_dir
+    from grader.authoring.packages import package_dir
 
     assert (package_dir("solutions") / "__init__.py").is_file()
     with pytest.raises(SetupError) as info:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from grader.catalog import BY_ID, ITEMS
-from grader.run import SUITES_DIR
+from grader.runner.run import SUITES_DIR
 
 
 class _Collect:
@@ -24,7 +24,7 @@ class _Collect:
 def collected() -> list[pytest.Item]:
     plugin = _Collect()
     code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "-c", str(SUITES_DIR / "pytest.ini"),
-                        "--rootdir", str(SUITES_DIR), "-p", "grader.plugin", "-p", "grader.fixtures",
+                        "--rootdir", str(SUITES_DIR), "-p", "grader.checking.plugin", "-p", "grader.checking.fixtures",
                         str(SUITES_DIR)], plugins=[plugin])
     assert code == 0
     return plugin.items

@@ -19,7 +19,7 @@ import pytest
 
 import tests.grader.variants as variants_pkg
 from grader.catalog import BY_ID
-from grader.run import grade_submission
+from grader.runner.run import grade_submission
 from tests.grader.variants import Variant
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"

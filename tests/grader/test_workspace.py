@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from grader import __version__, catalog
-from grader.workspace import (MARKER, SetupError, content_hash, find_submission, init_workspace,
+from grader.authoring.workspace import (MARKER, SetupError, content_hash, find_submission, init_workspace,
                               module_files)
 
 

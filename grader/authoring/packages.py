@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from .errors import SetupError
+from grader.errors import SetupError
 
 
 def package_dir(name: str) -> Path:

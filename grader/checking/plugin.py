@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from grader.failures import GradeFailure, NotStarted
+from grader.checking.failures import GradeFailure, NotStarted
 from grader.messages import t
 
 RESULTS_FORMAT = "llmgrade.checks/1"

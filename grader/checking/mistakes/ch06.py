@@ -105,7 +105,7 @@ def train_variant(cfg: dict[str, Any], state: dict[str, torch.Tensor], train_x: 
 
 def as_number(got: Any, what: str) -> float:
     """A Python number (or 0-d tensor) as a float; anything else fails naming its type."""
-    from grader.failures import GradeFailure
+    from grader.checking.failures import GradeFailure
 
     if isinstance(got, torch.Tensor) and got.dim() == 0:
         got = got.item()
@@ -119,7 +119,7 @@ def expect_number(got: Any, expected: float, what: str, mistakes: Mapping[str, A
     """``got`` equals ``expected`` (NaN only matches NaN); a match with a mistake names it."""
     import math
 
-    from grader.failures import GradeFailure
+    from grader.checking.failures import GradeFailure
 
     value = as_number(got, what)
     if math.isnan(expected) or math.isnan(value):
@@ -142,7 +142,7 @@ def expect_numbers(got: Any, expected: list[float], what: str, rtol: float = 1e-
     """A list of numbers, same length and values (the first differing index named)."""
     import math
 
-    from grader.failures import GradeFailure
+    from grader.checking.failures import GradeFailure
 
     if not isinstance(got, list):
         raise GradeFailure("ch06.not_list", what=what, got=type(got).__name__)

@@ -12,10 +12,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from . import __version__, catalog
-from .errors import SetupError
-from .messages import t
-from .packages import package_dir
+from grader import __version__, catalog
+from grader.errors import SetupError
+from grader.messages import t
+from grader.authoring.packages import package_dir
 
 __all__ = ["SetupError", "WORKSPACE_VERSION", "MARKER", "module_files", "init_workspace",
            "find_submission", "read_marker", "content_hash", "example_item"]

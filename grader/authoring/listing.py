@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from . import catalog
-from .messages import item_title, t
+from grader import catalog
+from grader.messages import item_title, t
 
 
 def _points(value: float) -> str:

@@ -3,7 +3,7 @@
 Every function here computes, on the trusted side and in float64, what a student's module would
 output if it made one specific slip (unbiased variance in LayerNorm, exact GELU, a missing
 shortcut, post-LayerNorm, no position embeddings, ...). The ``*_mistakes`` factories turn them into
-``mistakes`` callables for :func:`grader.checks.module_forward`. Dropout is modelled only at rate
+``mistakes`` callables for :func:`grader.checking.checks.module_forward`. Dropout is modelled only at rate
 1.0 (the layer outputs zeros): the checks use rates 0 and 1 so training-mode outputs are
 deterministic.
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from grader.mistakes.attention import mha
+from grader.checking.mistakes.attention import mha
 
 State = dict[str, torch.Tensor]
 MistakesFn = Callable[[State, list[Any]], Mapping[str, torch.Tensor]]
@@ -309,7 +309,7 @@ def expect_no_dropout_in_eval(student: Any, ref: Any, name: str, cfg: dict[str, 
                               swap: tuple[str, ...] = (), what: str | None = None) -> None:
     """With dropout rates of 0.5 in eval mode the output must equal the reference's; if two eval
     calls differ, dropout is still active (``ch04_dropout_in_eval``)."""
-    from grader.checks import module_forward
+    from grader.checking.checks import module_forward
 
     what = what or name
     request = dict(module="ch04", name=name, args=[cfg], kwargs={}, inputs=inputs, train=False, seed=0,
@@ -319,7 +319,7 @@ def expect_no_dropout_in_eval(student: Any, ref: Any, name: str, cfg: dict[str, 
     outputs = got.get("outputs") or []
     if len(outputs) == 2 and all(isinstance(o, torch.Tensor) for o in outputs) \
             and outputs[0].shape == outputs[1].shape and not torch.allclose(outputs[0], outputs[1]):
-        from grader.failures import GradeFailure
+        from grader.checking.failures import GradeFailure
 
         raise GradeFailure("ch04.dropout_in_eval", what=what, diagnosis="ch04_dropout_in_eval")
     module_forward(student, Perturbed(ref), "ch04", name, [cfg], inputs, swap=swap, what=what, train=False,

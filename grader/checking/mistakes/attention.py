@@ -44,7 +44,7 @@ def mha(sd: dict[str, torch.Tensor], x: torch.Tensor, num_heads: int, *, scale: 
 
 
 def mha_mistakes(num_heads: int) -> Any:
-    """A ``mistakes`` callable for :func:`grader.checks.module_forward` on MultiHeadAttention."""
+    """A ``mistakes`` callable for :func:`grader.checking.checks.module_forward` on MultiHeadAttention."""
     variants: dict[str, dict[str, Any]] = {
         "attention_missing_scaling": {"scale": "none"},
         "attention_scaled_by_d_out": {"scale": "d_out"},

@@ -18,10 +18,10 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import catalog
-from .errors import SetupError
-from .messages import t
-from .packages import package_dir
+from grader import catalog
+from grader.errors import SetupError
+from grader.messages import t
+from grader.authoring.packages import package_dir
 
 BEGIN = "BEGIN SOLUTION"
 END = "END SOLUTION"

@@ -238,7 +238,7 @@ def weight_slip(name: str, got: Any, expected: Mapping[str, torch.Tensor]) -> st
 def expect_number(got: Any, expected: float, what: str, mistakes: Mapping[str, float] | None = None,
                   rtol: float = 1e-6, atol: float = 1e-8) -> None:
     """``got`` must be a real number (a 0-d tensor counts) equal to ``expected`` within tolerance."""
-    from grader.failures import GradeFailure
+    from grader.checking.failures import GradeFailure
 
     if isinstance(got, torch.Tensor) and got.dim() == 0:
         got = float(got)
@@ -255,7 +255,7 @@ def expect_ids(got: Any, expected: torch.Tensor, what: str, prompt_len: int,
                mistakes: Any = None) -> None:
     """Token ids equal; on a difference, name the first generated position that differs and,
     when ``mistakes()`` (called only then) has an equal output, the slip."""
-    from grader.failures import GradeFailure
+    from grader.checking.failures import GradeFailure
 
     if not isinstance(got, torch.Tensor):
         raise GradeFailure("compare.not_tensor", what=what, got=type(got).__name__)
@@ -277,7 +277,7 @@ def _short(value: Any, limit: int = 240) -> str:
 
 def raise_student_error(result: Mapping[str, Any], what: str, diagnosis: str | None = None) -> None:
     """A recipe caught an exception from the student's code: report it (with a named slip)."""
-    from grader.failures import GradeFailure
+    from grader.checking.failures import GradeFailure
 
     raise GradeFailure("ch05.raised", what=what, error=result.get("error", "?"),
                        message=result.get("message", ""), diagnosis=diagnosis)

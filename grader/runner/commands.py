@@ -9,11 +9,11 @@ from pathlib import Path
 
 import click
 
-from grader.history import record_and_report
+from grader.classroom.history import record_and_report
 from grader.messages import t
 from grader.results import GradeRun
-from grader.run import Progress, grade_submission
-from grader.summary import format_details, format_table
+from grader.runner.run import Progress, grade_submission
+from grader.runner.summary import format_details, format_table
 
 EXIT_OK, EXIT_FAILED = 0, 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader.gradebook import Gradebook, default_path
+from grader.classroom.gradebook import Gradebook, default_path
 from grader.results import GradeRun
 
 REPORT_NAME = "report.html"

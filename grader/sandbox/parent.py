@@ -1,6 +1,6 @@
 """The test-facing handle on the student's code: ``student.run(recipe, **inputs) -> data``.
 
-A :class:`Worker` is one sandboxed child process (see :mod:`grader.worker`): no inherited
+A :class:`Worker` is one sandboxed child process (see :mod:`grader.sandbox.child`): no inherited
 secrets in its environment, a fresh working folder, a memory limit, a cap on what it may print or
 write, and a time limit per call enforced from here. A hang, a crash (even a segfault),
 ``sys.exit`` or a memory blow-up ends only the call that caused it: the worker is restarted on the
@@ -22,10 +22,10 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
-from grader import protocol
-from grader.failures import GradeFailure, NotStarted
+from grader.sandbox import protocol
+from grader.checking.failures import GradeFailure, NotStarted
 
-GRADER_ROOT = Path(__file__).resolve().parents[1]
+GRADER_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TIME_LIMIT_S = 5.0
 # After one of these, later checks of the same item fail at once instead of waiting again.
 _BREAKER_KINDS = ("timeout", "crash", "exit")
@@ -103,7 +103,7 @@ class Worker:
         workdir = self.home / "cwd"
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir()
-        bootstrap = f"import sys; sys.path.insert(0, {str(GRADER_ROOT)!r}); from grader.worker import main; main()"
+        bootstrap = f"import sys; sys.path.insert(0, {str(GRADER_ROOT)!r}); from grader.sandbox.child import main; main()"
         cmd = [sys.executable, "-I", "-c", bootstrap,
                "--read-fd", str(req_r), "--write-fd", str(rep_w),
                "--submission", str(self.submission), "--output", str(self.output),

@@ -2,7 +2,7 @@
 
 Each function asks the student (in the worker) and the reference (here) the same recipe with the
 same weights and inputs, then compares on this, trusted, side. ``mistakes`` maps diagnosis ids to
-the outputs a known mistake would give (see :mod:`grader.mistakes`), so a failure can name it.
+the outputs a known mistake would give (see :mod:`grader.checking.mistakes`), so a failure can name it.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 
-from grader.compare import expect_grads, expect_state_keys, expect_tensor
-from grader.failures import GradeFailure
+from grader.checking.compare import expect_grads, expect_state_keys, expect_tensor
+from grader.checking.failures import GradeFailure
 from grader.recipes.generic import grading_device
-from grader.student import Student
-from grader.tolerance import policy
+from grader.sandbox.parent import Student
+from grader.checking.tolerance import policy
 
 Mistakes = Callable[[dict[str, torch.Tensor], list[Any]], Mapping[str, torch.Tensor]]
 

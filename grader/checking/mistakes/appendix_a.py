@@ -23,7 +23,7 @@ def mlp(sd: dict[str, torch.Tensor], x: torch.Tensor, *, relu: bool = True, soft
 
 
 def mlp_mistakes(sd: dict[str, torch.Tensor], inputs: list[Any]) -> dict[str, torch.Tensor]:
-    """A ``mistakes`` callable for :func:`grader.checks.module_forward` on NeuralNetwork."""
+    """A ``mistakes`` callable for :func:`grader.checking.checks.module_forward` on NeuralNetwork."""
     x = inputs[0].to(torch.float64)
     sd64 = {k: v.to(torch.float64) for k, v in sd.items()}
     with torch.no_grad():

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from grader import catalog, messages
 from grader.errors import SetupError
-from grader.gradebook import DEFAULT_DB, Gradebook
+from grader.classroom.gradebook import DEFAULT_DB, Gradebook
 from grader.messages import t
 from grader.results import GradeRun, ItemResult
 

@@ -27,12 +27,12 @@ from typing import Any
 from grader import __version__
 from grader.catalog import Item, items_for
 from grader.errors import SetupError
-from grader.plugin import RESULTS_FORMAT, sign
+from grader.checking.plugin import RESULTS_FORMAT, sign
 from grader.results import GradeRun, RunStatus, installed_torch_version
-from grader.scoring import item_results, load_errors_from
-from grader.workspace import content_hash, find_submission
+from grader.runner.scoring import item_results, load_errors_from
+from grader.authoring.workspace import content_hash, find_submission
 
-SUITES_DIR = Path(__file__).resolve().parent / "suites"
+SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
 DEFAULT_SUBMISSION_TIME_LIMIT_S = 600.0
 Progress = Callable[[int, int, str], None]
 USAGE_ERROR = 4  # pytest's exit code for a usage error
@@ -89,8 +89,8 @@ def _run_suites(folder: Path, chosen: list[Item], device: str, suites: Sequence[
     prog_r, prog_w = os.pipe()
     cmd = [sys.executable, "-m", "pytest", *suite_files(chosen), *[str(Path(s).resolve()) for s in suites],
            "-c", str(SUITES_DIR / "pytest.ini"), "--rootdir", str(SUITES_DIR),
-           "--confcutdir", str(SUITES_DIR), "-p", "no:cacheprovider", "-p", "grader.plugin",
-           "-p", "grader.fixtures", "-q", "--no-header", "-o", "console_output_style=classic",
+           "--confcutdir", str(SUITES_DIR), "-p", "no:cacheprovider", "-p", "grader.checking.plugin",
+           "-p", "grader.checking.fixtures", "-q", "--no-header", "-o", "console_output_style=classic",
            "--llmgrade-json", str(results), "--llmgrade-submission", str(folder),
            "--llmgrade-device", device, "--llmgrade-items", ",".join(i.id for i in chosen),
            "--llmgrade-progress-fd", str(prog_w), "--llmgrade-time-scale", str(time_scale)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from types import ModuleType
 
 import torch
 
@@ -40,12 +39,3 @@ def policy(dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu
     if torch.device(device).type != "cpu":
         scale *= 10  # different kernels and summation orders on accelerators
     return Tolerance(base.rtol * scale, base.atol * scale)
-
-
-def configure_determinism(torch_module: ModuleType = torch) -> None:
-    """TF32 off on CUDA (it silently lowers float32 matmul precision), as on both sides."""
-    backends = torch_module.backends
-    if hasattr(backends, "cuda"):
-        backends.cuda.matmul.allow_tf32 = False
-    if hasattr(backends, "cudnn"):
-        backends.cudnn.allow_tf32 = False

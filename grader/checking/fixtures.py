@@ -1,8 +1,8 @@
 """Fixtures for hidden suites (the grader's own and an instructor's ``--suites DIR``).
 
-Loaded as a pytest plugin (``-p grader.fixtures``), so any suite folder gets:
+Loaded as a pytest plugin (``-p grader.checking.fixtures``), so any suite folder gets:
 
-- ``student``: a :class:`grader.student.Student` on the submission's worker process;
+- ``student``: a :class:`grader.sandbox.parent.Student` on the submission's worker process;
 - ``ref``: runs the same recipe in this (trusted) process against ``reference/``;
 - ``device``: the device both sides grade on.
 
@@ -23,8 +23,8 @@ import pytest
 from grader.catalog import BY_ID
 from grader.messages import t
 from grader.recipes import run_reference
-from grader.student import DEFAULT_TIME_LIMIT_S, Student, Worker
-from grader.tolerance import configure_determinism
+from grader.sandbox.parent import DEFAULT_TIME_LIMIT_S, Student, Worker
+from grader.recipes.support import configure_determinism
 
 WORKER = pytest.StashKey[Worker]()
 DEVICE = pytest.StashKey[str]()

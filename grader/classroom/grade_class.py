@@ -26,12 +26,12 @@ from typing import Literal, TextIO
 
 from grader import __version__, catalog
 from grader.errors import SetupError
-from grader.gradebook import DEFAULT_DB, Gradebook
+from grader.classroom.gradebook import DEFAULT_DB, Gradebook
 from grader.messages import t
 from grader.results import GradeRun, ItemResult, RunStatus, installed_torch_version
-from grader.safezip import UnsafeZip, extract_zip
+from grader.classroom.safezip import UnsafeZip, extract_zip
 
-DEFAULT_TIME_LIMIT_S = 600.0  # the engine's own default (grader.run.DEFAULT_SUBMISSION_TIME_LIMIT_S)
+DEFAULT_TIME_LIMIT_S = 600.0  # the engine's own default (grader.runner.run.DEFAULT_SUBMISSION_TIME_LIMIT_S)
 # How long past its time limit a grade call may run before it is given up on (the engine enforces
 # the limit itself; this is a safety net for a call that never returns).
 GRACE_S = 30.0
@@ -45,7 +45,7 @@ def _default_grade_fn(threads: int) -> GradeFn:
     oversubscribe the cores (2 jobs x 2 processes x 2 threads on 2 cores is several times slower)."""
     from functools import partial
 
-    from grader.run import grade_submission
+    from grader.runner.run import grade_submission
 
     return partial(grade_submission, threads=threads)
 
@@ -160,7 +160,7 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
     ``grade_fn(folder, items=..., time_limit_s=...)`` grades one submission folder (default: the
     engine's ``grade_submission``); ``items`` limits grading to those ids/chapters (default: all).
     """
-    from grader.workspace import content_hash
+    from grader.authoring.workspace import content_hash
 
     started = time.monotonic()
     entries = find_entries(submissions_dir)

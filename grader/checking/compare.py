@@ -13,9 +13,9 @@ from typing import Any, Union
 
 import torch
 
-from grader.failures import GradeFailure
+from grader.checking.failures import GradeFailure
 from grader.messages import t
-from grader.tolerance import Tolerance, policy
+from grader.checking.tolerance import Tolerance, policy
 
 
 def is_tensor(value: Any) -> bool:

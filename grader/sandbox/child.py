@@ -1,9 +1,9 @@
 """The worker process: loads a student's submission and runs recipes against it.
 
-It is started by :mod:`grader.student` with limits already applied (time is enforced from the
+It is started by :mod:`grader.sandbox.parent` with limits already applied (time is enforced from the
 outside; memory and file size with rlimits set here before any student code runs). It reads
 requests from one pipe and answers on another; student ``print`` output goes to a capped file,
-never into the protocol. Only plain data goes back (see :mod:`grader.protocol`).
+never into the protocol. Only plain data goes back (see :mod:`grader.sandbox.protocol`).
 
 Requests: ``{"op": "load"}`` imports every chapter module once and reports load problems;
 ``{"op": "run", "recipe": name, "inputs": {...}, "swap": [item ids]}`` runs one recipe.
@@ -153,7 +153,7 @@ def describe_exception(exc: BaseException, root: Path) -> dict[str, Any]:
 
 
 def serve(read_fd: int, write_fd: int, submission: Submission, output_path: Path) -> None:
-    from grader import protocol
+    from grader.sandbox import protocol
     from grader.recipes import run_recipe
 
     while True:
@@ -190,7 +190,7 @@ def serve(read_fd: int, write_fd: int, submission: Submission, output_path: Path
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="grader.worker")
+    parser = argparse.ArgumentParser(prog="grader.sandbox.child")
     parser.add_argument("--read-fd", type=int, required=True)
     parser.add_argument("--write-fd", type=int, required=True)
     parser.add_argument("--submission", type=Path, required=True)
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from grader.tolerance import configure_determinism
+    from grader.recipes.support import configure_determinism
 
     configure_determinism(torch)
     device = os.environ.get("LLMGRADE_DEVICE", "")

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from grader.failures import GradeFailure
+from grader.checking.failures import GradeFailure
 
 
 def collate(batch: Sequence[Sequence[int]], pad: int = 50256, ignore: int = -100,
