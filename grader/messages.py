@@ -1,10 +1,15 @@
 """Every user-facing sentence, keyed by message id.
 
-Sentences live in ``grader/locales/<lang>/*.json`` (``en`` now), one file per area (``cli``,
-``diagnostics``, ``reports``, ...), all merged into one catalog; keys are namespaced by area and must be
-unique across files. A translation is a new folder (``zh-CN/``) with the same keys. Code never builds user-facing sentences itself: it calls ``t("id", **params)``.
-The language comes from ``LLMGRADE_LANG`` (e.g. ``zh-CN``), falling back to English per key.
-Item titles can be translated with keys ``item.<id>``; English titles live in the catalog.
+Sentences live in ``grader/locales/<lang>/*.json``, one file per area (``cli``, ``diagnostics``,
+``reports``, ...), all merged into one catalog per language; keys are namespaced by area and must be
+unique across files. A language is a folder (``en``, ``zh-CN``) with the same keys as ``en``; a key a
+language lacks falls back to English. Code never builds user-facing sentences itself: it calls
+``t("id", **params)``. Item titles can be translated with keys ``item.<id>``, chapter titles with
+``chapter.<module>``; English titles live in the catalog.
+
+The language is, in order: ``--lang`` (the CLI stores it in ``LLMGRADE_LANG``, so the grading
+subprocess inherits it), ``LLMGRADE_LANG``, the system locale (``LC_ALL``, ``LC_MESSAGES``, ``LANG``,
+in POSIX order), then English. ``docs/translating.md`` says how to add a language.
 """
 
 from __future__ import annotations
@@ -17,6 +22,58 @@ from typing import Any
 
 DEFAULT_LANG = "en"
 ENV_VAR = "LLMGRADE_LANG"
+LOCALE_VARS = ("LC_ALL", "LC_MESSAGES", "LANG")
+
+
+@lru_cache(maxsize=None)
+def available_langs() -> tuple[str, ...]:
+    """The languages with a folder under ``grader/locales/``, English first."""
+    folder = resources.files("grader") / "locales"
+    names = sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and entry.name[:1].isalpha())
+    return (DEFAULT_LANG, *(name for name in names if name != DEFAULT_LANG))
+
+
+def normalize_lang(value: str | None) -> str | None:
+    """The available language a user's or a locale's spelling names, or None.
+
+    ``zh-CN``, ``zh_CN``, ``zh_CN.UTF-8``, ``zh-cn`` and ``zh`` all name ``zh-CN``; ``en_US.UTF-8``
+    names ``en``; ``C`` and ``POSIX`` name none (the system has no language preference).
+    """
+    if not value:
+        return None
+    tag = value.split(".")[0].split("@")[0].replace("_", "-").strip().lower()
+    if tag in ("", "c", "posix"):
+        return None
+    by_lower = {lang.lower(): lang for lang in available_langs()}
+    if tag in by_lower:
+        return by_lower[tag]
+    base = tag.split("-")[0]
+    candidates = [lang for lang in available_langs() if lang.lower().split("-")[0] == base]
+    return candidates[0] if candidates else None
+
+
+def current_lang() -> str:
+    """``LLMGRADE_LANG``, else the system locale, else English (see the module docstring)."""
+    chosen = normalize_lang(os.environ.get(ENV_VAR))
+    if chosen:
+        return chosen
+    for var in LOCALE_VARS:
+        value = os.environ.get(var)
+        if value:  # POSIX: the first one set decides, even if it names a language we lack
+            return normalize_lang(value) or DEFAULT_LANG
+    return DEFAULT_LANG
+
+
+def set_lang(lang: str) -> str:
+    """Use ``lang`` from now on, in this process and in the processes it starts.
+
+    Raises ``ValueError`` for a language that has no folder under ``grader/locales/``.
+    """
+    chosen = normalize_lang(lang)
+    if chosen is None:
+        raise ValueError(lang)
+    os.environ[ENV_VAR] = chosen
+    return chosen
 
 
 @lru_cache(maxsize=None)
@@ -36,20 +93,16 @@ def _load(lang: str) -> dict[str, str]:
     return merged
 
 
-def current_lang() -> str:
-    return os.environ.get(ENV_VAR) or DEFAULT_LANG
-
-
 def has(key: str) -> bool:
     return key in _load(DEFAULT_LANG)
 
 
-def t(key: str, /, **params: Any) -> str:
-    """The sentence for ``key`` in the current language, with ``{name}`` fields filled in.
+def t(key: str, /, *, lang: str | None = None, **params: Any) -> str:
+    """The sentence for ``key`` in ``lang`` (default: the current language), with fields filled in.
 
     An unknown key is a programming error and raises ``KeyError``; a missing parameter too.
     """
-    lang = current_lang()
+    lang = lang or current_lang()
     template = _load(lang).get(key) if lang != DEFAULT_LANG else None
     if template is None:
         template = _load(DEFAULT_LANG)[key]
@@ -58,7 +111,12 @@ def t(key: str, /, **params: Any) -> str:
 
 def item_title(item_id: str, english: str) -> str:
     """The title of a catalog item in the current language (English when not translated)."""
+    return translated(f"item.{item_id}", english)
+
+
+def translated(key: str, english: str) -> str:
+    """The current language's text for ``key``, or ``english`` (for texts whose English is in code)."""
     lang = current_lang()
     if lang != DEFAULT_LANG:
-        return _load(lang).get(f"item.{item_id}", english)
+        return _load(lang).get(key, english)
     return english

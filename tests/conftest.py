@@ -30,3 +30,10 @@ def _offline_tiktoken(tmp_path_factory: pytest.TempPathFactory) -> None:
     cache = tmp_path_factory.mktemp("tiktoken-cache")
     prepare_tiktoken_cache(cache)
     os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _english_by_default() -> None:
+    """Tests read English messages whatever the developer's LLMGRADE_LANG or locale; a test that wants
+    another language sets it itself."""
+    os.environ["LLMGRADE_LANG"] = "en"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import string
 from pathlib import Path
 
-from grader.messages import _load, has, t
+import pytest
+
+from grader.messages import LOCALE_VARS, _load, current_lang, has, set_lang, t
 
 ROOT = Path(__file__).resolve().parents[2]
 PATTERNS = [
@@ -42,6 +45,51 @@ def test_every_message_is_a_valid_template() -> None:
         assert all(re.fullmatch(r"[a-z_][a-z0-9_]*", n.split(".")[0].split("[")[0]) for n in names), key
 
 
-def test_translation_falls_back_to_english(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_key_a_language_lacks_falls_back_to_english(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("LLMGRADE_LANG", "zh-CN")
+    assert t("status.passed") == "通过"
+    zh = dict(_load("zh-CN"))
+    monkeypatch.setitem(_load("zh-CN"), "status.passed", zh["status.passed"])
+    del _load("zh-CN")["status.passed"]
+    try:
+        assert t("status.passed") == "passed"
+    finally:
+        _load("zh-CN")["status.passed"] = zh["status.passed"]
+
+
+def test_an_unknown_language_falls_back_to_english(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LLMGRADE_LANG", "xx-YY")
+    monkeypatch.delenv("LC_ALL", raising=False)
+    monkeypatch.delenv("LC_MESSAGES", raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    assert current_lang() == "en"
     assert t("status.passed") == "passed"
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"LLMGRADE_LANG": "zh-CN", "LANG": "en_US.UTF-8"}, "zh-CN"),
+    ({"LLMGRADE_LANG": "en", "LC_ALL": "zh_CN.UTF-8"}, "en"),
+    ({"LANG": "zh_CN.UTF-8"}, "zh-CN"),
+    ({"LC_MESSAGES": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"}, "zh-CN"),
+    ({"LC_ALL": "en_GB.UTF-8", "LC_MESSAGES": "zh_CN.UTF-8"}, "en"),
+    ({"LC_ALL": "zh_CN.GB18030"}, "zh-CN"),
+    ({"LANG": "zh"}, "zh-CN"),
+    ({"LANG": "C"}, "en"),
+    ({"LANG": "fr_FR.UTF-8"}, "en"),
+    ({}, "en"),
+])
+def test_language_comes_from_llmgrade_lang_then_the_locale(monkeypatch, env, expected) -> None:  # type: ignore[no-untyped-def]
+    for var in ("LLMGRADE_LANG", *LOCALE_VARS):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert current_lang() == expected
+
+
+def test_set_lang_refuses_a_language_without_a_folder(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("LLMGRADE_LANG", raising=False)
+    with pytest.raises(ValueError):
+        set_lang("klingon")
+    assert set_lang("zh_CN") == "zh-CN"
+    assert os.environ["LLMGRADE_LANG"] == "zh-CN"
+    assert t("status.failed", lang="en") == "failed"
