@@ -13,6 +13,8 @@ reference versions of those swapped in, so a mistake is charged once, to its roo
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -205,8 +207,43 @@ ITEMS: tuple[Item, ...] = (
 BY_ID: dict[str, Item] = {item.id: item for item in ITEMS}
 
 
+def resolve(selector: str) -> str | None:
+    """The catalog id or module that ``selector`` names, ignoring case (``CH3``, ``ch03.mha`` is not
+    one: see :func:`suggest`); ``None`` when it names nothing."""
+    if selector in BY_ID or selector in MODULES:
+        return selector
+    folded = selector.strip().casefold()
+    short = re.fullmatch(r"ch(\d)", folded)
+    if short:
+        folded = f"ch0{short.group(1)}"
+    for name in (*BY_ID, *MODULES):
+        if name.casefold() == folded:
+            return name
+    return None
+
+
+def _initials(name: str) -> str:
+    return "".join(ch for ch in name if ch.isupper()).casefold()
+
+
+def suggest(selector: str) -> str | None:
+    """The id or module a mistyped ``selector`` most likely meant (``ch03.MHA`` ->
+    ``ch03.MultiHeadAttention``, ``ch03.MultiheadAtention`` too), or ``None``."""
+    folded = selector.strip().casefold()
+    module, _, name = folded.partition(".")
+    if name:  # an abbreviation of a component's name, e.g. MHA
+        for item in ITEMS:
+            if item.kind == "component" and item.module.casefold() == module \
+                    and _initials(item.id.partition(".")[2]) == name:
+                return item.id
+    names = {name.casefold(): name for name in (*BY_ID, *MODULES)}
+    close = difflib.get_close_matches(folded, list(names), n=1, cutoff=0.6)
+    return names[close[0]] if close else None
+
+
 def items_for(selectors: list[str] | tuple[str, ...] = ()) -> list[Item]:
-    """Items matching ids or module names (``ch03``); all items when ``selectors`` is empty.
+    """Items matching ids or module names (``ch03``), ignoring case; all items when ``selectors`` is
+    empty.
 
     Raises ``KeyError`` with the first unknown selector.
     """
@@ -214,12 +251,10 @@ def items_for(selectors: list[str] | tuple[str, ...] = ()) -> list[Item]:
         return list(ITEMS)
     chosen: list[Item] = []
     for sel in selectors:
-        if sel in BY_ID:
-            matches = [BY_ID[sel]]
-        elif sel in MODULES:
-            matches = [item for item in ITEMS if item.module == sel]
-        else:
+        name = resolve(sel)
+        if name is None:
             raise KeyError(sel)
+        matches = [BY_ID[name]] if name in BY_ID else [item for item in ITEMS if item.module == name]
         chosen.extend(m for m in matches if m not in chosen)
     return chosen
 

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from grader import __version__
-from grader.errors import SetupError
+from grader.errors import SetupError, unknown_item
 from grader.authoring.listing import format_catalog
 from grader.messages import t
 from grader.authoring.stubs import build_stubs
@@ -45,18 +45,30 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Print the llmgrade version and exit.")
 def main() -> None:
-    """Exercises and a grader for "Build a Large Language Model (From Scratch)"."""
+    """Exercises and a grader for "Build a Large Language Model (From Scratch)".
+
+    \b
+    Example:
+      llmgrade init my-llm && cd my-llm
+      llmgrade check ch03.MultiHeadAttention
+      llmgrade grade ch03 ch04
+    """
 
 
 @main.command("list")
 @click.argument("selectors", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
 def list_command(selectors: tuple[str, ...], as_json: bool) -> None:
-    """List the gradable items (all, or the given ids and chapters), grouped by chapter."""
+    """List the gradable items (all, or the given ids and chapters), grouped by chapter.
+
+    \b
+    Example:
+      llmgrade list ch03 4.1
+    """
     try:
         click.echo(format_catalog(selectors, as_json=as_json))
     except KeyError as exc:
-        raise SetupError("cli.unknown_item", selector=exc.args[0]) from exc
+        raise unknown_item(exc.args[0]) from exc
 
 
 @main.command("build-stubs")
@@ -67,7 +79,12 @@ def list_command(selectors: tuple[str, ...], as_json: bool) -> None:
 @click.option("--exercises", "exercises_dir", type=click.Path(path_type=Path),
               help="Folder to write the stubs to (default: the installed exercises package).")
 def build_stubs_command(check: bool, solutions_dir: Path | None, exercises_dir: Path | None) -> None:
-    """Generate exercises/ from solutions/ (each solution block becomes NotImplementedError)."""
+    """Generate exercises/ from solutions/ (each solution block becomes NotImplementedError).
+
+    \b
+    Example:
+      llmgrade build-stubs --check
+    """
     paths = build_stubs(solutions_dir, exercises_dir, check=check)
     if check and paths:
         for path in paths:
@@ -81,9 +98,14 @@ def build_stubs_command(check: bool, solutions_dir: Path | None, exercises_dir: 
 
 @main.command("init")
 @click.argument("target", type=click.Path(path_type=Path))
-@click.option("--force", is_flag=True, help="Replace exercise files already in DIR.")
+@click.option("--force", is_flag=True, help="Replace exercise files already in TARGET.")
 def init_command(target: Path, force: bool) -> None:
-    """Create a student workspace in TARGET: the exercise modules, a README and a marker."""
+    """Create a student workspace in TARGET: the exercise modules, a README and a marker.
+
+    \b
+    Example:
+      llmgrade init my-llm
+    """
     path = init_workspace(target, force=force)
     click.echo(t("workspace.created", path=str(path), count=len(module_files()),
                  example=example_item()))
@@ -101,7 +123,12 @@ _DB_OPTION = click.option("--db", type=click.Path(path_type=Path), default=None,
 @click.option("--force", is_flag=True, help="Grade again submissions that did not change.")
 @_DB_OPTION
 def grade_class_command(submissions: Path, jobs: int | None, force: bool, db: Path | None) -> None:
-    """Grade every student folder or .zip in SUBMISSIONS and record the runs in the gradebook."""
+    """Grade every student folder or .zip in SUBMISSIONS and record the runs in the gradebook.
+
+    \b
+    Example:
+      llmgrade grade-class submissions/ --jobs 2
+    """
     from grader.classroom.grade_class import grade_class_cli
 
     message, ok = grade_class_cli(submissions, db=db, jobs=jobs, force=force)
@@ -115,7 +142,12 @@ def grade_class_command(submissions: Path, jobs: int | None, force: bool, db: Pa
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Folder for the HTML pages (default: llmgrade-report).")
 def report_command(db: Path | None, out: Path | None) -> None:
-    """Render the class overview and one HTML page per student from the gradebook."""
+    """Render the class overview and one HTML page per student from the gradebook.
+
+    \b
+    Example:
+      llmgrade report --out class-report/
+    """
     from reports.render import build_class_reports
 
     click.echo(build_class_reports(db, out))
@@ -128,7 +160,12 @@ def report_command(db: Path | None, out: Path | None) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="The CSV file or the Gradescope folder (default: gradebook.csv or gradescope/).")
 def export_command(fmt: str, db: Path | None, out: Path | None) -> None:
-    """Export each student's latest run as a CSV grade sheet or Gradescope results."""
+    """Export each student's latest run as a CSV grade sheet or Gradescope results.
+
+    \b
+    Example:
+      llmgrade export --format gradescope --out gradescope/
+    """
     from grader.classroom.export import export
 
     click.echo(export("csv" if fmt == "csv" else "gradescope", db, out))
@@ -161,7 +198,12 @@ def _device_option(fn: Any) -> Any:
 def grade_command(items: tuple[str, ...], submission: Path | None, device: str | None,
                   json_path: Path | None, suites: tuple[Path, ...], time_scale: float,
                   db: Path | None, report: Path | None, no_record: bool) -> None:
-    """Grade ITEMS (ids or chapters such as ch03; all when none are given)."""
+    """Grade ITEMS (ids or chapters such as ch03; all when none are given).
+
+    \b
+    Example:
+      llmgrade grade ch03 4.1
+    """
     from grader.runner.commands import grade_and_report
 
     code = grade_and_report(submission, items, device=device, json_path=json_path, suites=suites,
@@ -175,7 +217,12 @@ def grade_command(items: tuple[str, ...], submission: Path | None, device: str |
 @_device_option
 @click.option("--time-scale", type=float, default=1.0, help="Multiply every time limit (slow machines).")
 def check_command(item: str, submission: Path | None, device: str | None, time_scale: float) -> None:
-    """Grade one ITEM and show every check with its full diagnostics."""
+    """Grade one ITEM and show every check with its full diagnostics.
+
+    \b
+    Example:
+      llmgrade check ch03.MultiHeadAttention
+    """
     from grader.runner.commands import check_one
 
     raise click.exceptions.Exit(check_one(submission, item, device=device, time_scale=time_scale))

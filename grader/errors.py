@@ -20,3 +20,13 @@ class SetupError(Exception):
 
     def __str__(self) -> str:
         return t(self.message_id, **self.params)
+
+
+def unknown_item(selector: str) -> SetupError:
+    """The error for an id or chapter that is not in the catalog, with a "did you mean" when one is close."""
+    from .catalog import suggest
+
+    guess = suggest(selector)
+    if guess is None:
+        return SetupError("cli.unknown_item", selector=selector)
+    return SetupError("feedback.unknown_item_did_you_mean", selector=selector, suggestion=guess)

@@ -34,13 +34,14 @@ def format_catalog(selectors: tuple[str, ...] = (), as_json: bool = False) -> st
     if as_json:
         return json.dumps(catalog_as_dict(items), indent=2, ensure_ascii=False)
     width = max(len(item.id) for item in items)
-    lines: list[str] = []
+    lines: list[str] = [t("listing.columns", id=t("listing.column.id"), width=width,
+                          section=t("listing.column.section"), points=t("listing.column.points"),
+                          kind=t("listing.column.kind"), title=t("listing.column.title"))]
     for module in catalog.MODULES:
         chosen = [item for item in items if item.module == module]
         if not chosen:
             continue
-        if lines:
-            lines.append("")
+        lines.append("")
         lines.append(t("cli.list.header", chapter=module, title=catalog.CHAPTER_TITLES[module]))
         for item in chosen:
             lines.append(t("listing.item", id=item.id, width=width, section=item.section,

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from grader import catalog, messages
 from grader.errors import SetupError
+from grader.feedback import failure_groups
 from grader.classroom.gradebook import DEFAULT_DB, Gradebook
 from grader.messages import t
 from grader.results import GradeRun, ItemResult
@@ -60,8 +61,7 @@ def _test_output(item: ItemResult) -> str:
     if item.diagnosis:
         key = f"diagnosis.{item.diagnosis}"
         lines.append(t(key) if messages.has(key) else item.diagnosis)
-    found = [item.message] + [c.message for c in item.checks if c.status != "passed"]
-    lines.extend(m for i, m in enumerate(found) if m and m not in found[:i])
+    lines.extend(group.sentence() for group in failure_groups(item))
     return "\n".join(lines)
 
 

@@ -11,6 +11,11 @@ REPORT_NAME = "report.html"
 SELF = "me"  # the student id of a personal workspace's own runs
 
 
+def report_path(run: GradeRun, db: Path | None = None, report: Path | None = None) -> Path:
+    """Where :func:`record_and_report` writes the report for ``run``."""
+    return report or (db or default_path(Path(run.submission))).parent / REPORT_NAME
+
+
 def record_and_report(run: GradeRun, db: Path | None = None, report: Path | None = None) -> Path:
     """Record ``run`` (one transaction) and write the HTML progress report; returns its path."""
     from reports.render import write_student_report
@@ -20,5 +25,5 @@ def record_and_report(run: GradeRun, db: Path | None = None, report: Path | None
     with Gradebook(db_path) as gradebook:
         gradebook.record(SELF, run)
         history = gradebook.history(SELF)
-    target = report or db_path.parent / REPORT_NAME
+    target = report_path(run, db_path, report)
     return write_student_report(run, history, target, student=workspace.name)

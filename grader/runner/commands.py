@@ -9,11 +9,11 @@ from pathlib import Path
 
 import click
 
-from grader.classroom.history import record_and_report
+from grader.classroom.history import record_and_report, report_path
 from grader.messages import t
 from grader.results import GradeRun
 from grader.runner.run import Progress, grade_submission
-from grader.runner.summary import format_details, format_table
+from grader.runner.summary import format_details, format_table, terminal_width, wrap
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -45,12 +45,17 @@ def grade_and_report(submission: Path | None, items: Sequence[str] = (), *, devi
     with _progress_bar() as update:
         run = grade_submission(submission, items, device=device, json_path=json_path, suites=suites,
                                progress=update, time_scale=time_scale)
-    click.echo(format_table(run.student_view(), colour=sys.stdout.isatty()))
+    target = report_path(run, db, report) if record else None
+    click.echo(format_table(run.student_view(), colour=sys.stdout.isatty(), report=target))
     if json_path is not None:
-        click.echo(t("grade.json_written", path=str(json_path)))
+        _echo(t("grade.json_written", path=str(json_path)))
     if record:
-        click.echo(t("grade.report_written", path=str(record_and_report(run, db, report))))
+        _echo(t("grade.report_written", path=str(record_and_report(run, db, report))))
     return exit_code(run)
+
+
+def _echo(sentence: str) -> None:
+    click.echo("\n".join(wrap(sentence, terminal_width())))
 
 
 def check_one(submission: Path | None, item: str, *, device: str | None = None,

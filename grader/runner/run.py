@@ -26,7 +26,7 @@ from typing import Any
 
 from grader import __version__
 from grader.catalog import Item, items_for
-from grader.errors import SetupError
+from grader.errors import SetupError, unknown_item
 from grader.checking.plugin import RESULTS_FORMAT, sign
 from grader.results import GradeRun, RunStatus, installed_torch_version
 from grader.runner.scoring import item_results, load_errors_from
@@ -52,7 +52,7 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
     try:
         chosen = items_for(list(items))
     except KeyError as exc:
-        raise SetupError("cli.unknown_item", selector=exc.args[0]) from exc
+        raise unknown_item(exc.args[0]) from exc
     for extra in suites:
         if not Path(extra).is_dir():
             raise SetupError("grade.no_suites_dir", path=str(extra))

@@ -66,7 +66,9 @@ def test_list_json_is_the_catalog() -> None:
 def test_list_selectors_and_unknown_selector() -> None:
     result = run("list", "ch03", "4.1")
     assert result.exit_code == 0
-    ids = {line.split()[0] for line in result.output.splitlines() if line.startswith("  ")}
+    header, *rows = result.output.splitlines()
+    assert header.split() == ["ID", "SECTION", "POINTS", "KIND", "TITLE"]
+    ids = {line.split()[0] for line in rows if line.startswith("  ")}
     assert ids == {item.id for item in catalog.ITEMS if item.module == "ch03"} | {"4.1"}
     bad = run("list", "ch99")
     assert bad.exit_code == 2
