@@ -6,8 +6,10 @@ part ("Likely mistake: ..."). Checks that fail the same way are said once (``gra
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
+import unicodedata
 from pathlib import Path
 
 from grader.catalog import CHAPTER_TITLES
@@ -32,11 +34,35 @@ def terminal_width() -> int:
     return max(MIN_WIDTH, shutil.get_terminal_size((80, 24)).columns)
 
 
+def _columns(ch: str) -> int:
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def _wrap_wide(paragraph: str, width: int, start: str, indent: str) -> list[str]:
+    """Text with Chinese characters (no spaces between words): break between characters, by the
+    columns each takes on screen."""
+    lines, line, used = [], start, len(start)
+    for token in re.findall(r"[^\s\u2e80-\uffef]+|\s|.", paragraph):  # Latin words stay whole
+        size = sum(_columns(ch) for ch in token)
+        if used + size > width and line.strip():
+            lines.append(line.rstrip())
+            line, used = indent, len(indent)
+            if token.isspace():
+                continue
+        line += token
+        used += size
+    lines.append(line.rstrip())
+    return lines
+
+
 def wrap(text: str, width: int, indent: str = "", first: str | None = None) -> list[str]:
     """``text`` wrapped to ``width`` columns, every word kept whole (never cut mid-sentence)."""
     lines: list[str] = []
     for paragraph in text.splitlines() or [""]:
         start = indent if lines or first is None else first
+        if any(_columns(ch) == 2 for ch in paragraph):
+            lines.extend(_wrap_wide(paragraph, width, start, indent))
+            continue
         lines.extend(textwrap.wrap(paragraph, width=width, initial_indent=start, subsequent_indent=indent,
                                    break_long_words=False, break_on_hyphens=False) or [start.rstrip()])
     return lines

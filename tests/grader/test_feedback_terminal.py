@@ -110,3 +110,13 @@ def test_gradescope_output_says_a_repeated_failure_once() -> None:
     test = next(x for x in gradescope_results(run)["tests"] if x["number"] == item.id)
     assert test["output"].count("same words 0") == 1 and test["output"].count("same words 1") == 1
     assert "3 checks (check_0, check_2, check_4): same words 0" in test["output"]
+
+
+def test_chinese_text_wraps_by_screen_columns_keeping_latin_words_whole() -> None:
+    from grader.runner.summary import _columns, wrap
+
+    text = "没有名为“ch03.mha”的评分项或章；你要找的是不是ch03.MultiHeadAttention？运行“llmgrade list”查看所有ID。" * 3
+    lines = wrap(text, 40, "  ", "- ")
+    assert all(sum(_columns(ch) for ch in line) <= 40 for line in lines)
+    assert "".join(line[2:] for line in lines).replace(" ", "") == text.replace(" ", "")  # nothing lost
+    assert all("ch03.MultiHeadAttention" in line for line in lines if "MultiHead" in line)
