@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 GiB = 1024**3
+STACK_DUMP_NAME = "stack.txt"  # next to the output file; read by grader.sandbox.stack_dump
 PACKAGE = "submission"
 
 
@@ -207,6 +208,12 @@ def main(argv: list[str] | None = None) -> None:
     os.dup2(out, 1)
     os.dup2(out, 2)
     sys.stdin.close()
+    # On SIGUSR1 (sent just before a timeout kill), write the Python stack to its own file.
+    import faulthandler
+    import signal
+
+    stack = os.open(args.output.with_name(STACK_DUMP_NAME), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    faulthandler.register(signal.SIGUSR1, file=stack, all_threads=True)
     _apply_limits(int(args.memory_gib * GiB), int(args.file_mib * 1024 * 1024))
 
     import torch

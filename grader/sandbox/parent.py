@@ -23,7 +23,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from grader.sandbox import protocol
+from grader.sandbox.child import STACK_DUMP_NAME
+from grader.sandbox.stack_dump import request_dump, stuck_at
 from grader.checking.failures import GradeFailure, NotStarted
+from grader.messages import t
 
 GRADER_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TIME_LIMIT_S = 5.0
@@ -174,6 +177,8 @@ class Worker:
             reply = self._receive(time_limit_s)
         except WorkerError as err:
             err.output_tail = self._output_tail(output_start)
+            if err.kind == "timeout" and self.proc is not None:
+                self._locate(err)
             self.stop()
             raise
         except (BrokenPipeError, EOFError, OSError) as exc:
@@ -191,6 +196,14 @@ class Worker:
             kind=str(error.get("kind", "exception")), message=str(error.get("message", "")),
             type=str(error.get("type", "")), file=error.get("file"), line=error.get("line"),
             source_line=str(error.get("source_line", "")), output_tail=self._output_tail(output_start))
+
+    def _locate(self, err: WorkerError) -> None:
+        """Fill in where the student's code was when it ran out of time (see ``stack_dump``)."""
+        assert self.proc is not None
+        found = stuck_at(request_dump(self.proc.pid, self.output.with_name(STACK_DUMP_NAME)), self.submission)
+        if found is not None:
+            err.file, err.line, err.source_line = found.file, found.line, found.source_line
+            err.extra.update({"function": found.function, "stuck_in_item": found.item})
 
     def _receive(self, time_limit_s: float) -> Any:
         deadline = time.monotonic() + time_limit_s
@@ -272,7 +285,7 @@ class Student:
         except WorkerError as err:
             if err.kind in _BREAKER_KINDS and self.item:
                 self.worker.broken_items[self.item] = err
-            raise failure_from_worker_error(err, what or recipe) from None
+            raise failure_from_worker_error(err, what or recipe, self.item) from None
 
 
 def _record(folder: Path, message: dict[str, Any]) -> None:
@@ -281,12 +294,20 @@ def _record(folder: Path, message: dict[str, Any]) -> None:
     (folder / f"call-{os.getpid()}-{index:05d}.pt").write_bytes(protocol.encode(message))
 
 
-def failure_from_worker_error(err: WorkerError, what: str) -> Exception:
+def failure_from_worker_error(err: WorkerError, what: str, item: str | None = None) -> Exception:
     where = ""
     if err.file:
         where = f"{Path(err.file).name}:{err.line}"
     if err.kind == "not_implemented":
         return NotStarted(err.message or what)
+    if err.kind == "timeout" and err.file:
+        stuck_in = str(err.extra.get("stuck_in_item") or "")
+        owner = t("feedback.timeout_owner", item=stuck_in) if stuck_in and stuck_in != item else ""
+        details = {"kind": err.kind, "file": err.file, "line": err.line, "source_line": err.source_line,
+                   "output_tail": err.output_tail, **err.extra}
+        return GradeFailure("feedback.student_timeout_at", details=details, what=what, seconds=err.message,
+                            where=where, function=err.extra.get("function", "?"),
+                            source_line=err.source_line, owner=owner)
     ids = {
         "exception": "check.student_raised",
         "memory": "check.student_memory",
