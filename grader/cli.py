@@ -121,17 +121,22 @@ _DB_OPTION = click.option("--db", type=click.Path(path_type=Path), default=None,
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Submissions graded at once (default: the number of CPU cores).")
 @click.option("--force", is_flag=True, help="Grade again submissions that did not change.")
+@click.option("--cluster", default=None, metavar="ADDRESS",
+              help="Grade on a Dask cluster: a scheduler address (tcp://host:8786) or local:N "
+                   "(N worker processes here). Needs pip install llmgrade[cluster].")
 @_DB_OPTION
-def grade_class_command(submissions: Path, jobs: int | None, force: bool, db: Path | None) -> None:
+def grade_class_command(submissions: Path, jobs: int | None, force: bool, cluster: str | None,
+                        db: Path | None) -> None:
     """Grade every student folder or .zip in SUBMISSIONS and record the runs in the gradebook.
 
     \b
-    Example:
+    Examples:
       llmgrade grade-class submissions/ --jobs 2
+      llmgrade grade-class submissions/ --cluster local:4
     """
     from grader.classroom.grade_class import grade_class_cli
 
-    message, ok = grade_class_cli(submissions, db=db, jobs=jobs, force=force)
+    message, ok = grade_class_cli(submissions, db=db, jobs=jobs, force=force, cluster=cluster)
     click.echo(message)
     if not ok:
         raise click.exceptions.Exit(EXIT_FAILED)

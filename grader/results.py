@@ -101,6 +101,7 @@ class GradeRun:
     load_errors: list[LoadError] = field(default_factory=list)
     status: RunStatus = "complete"
     error: str = ""
+    graded_by: str = ""  # the machine (and Dask worker) that graded it, for class runs on a cluster
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
 

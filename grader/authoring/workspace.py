@@ -114,7 +114,8 @@ def find_submission(explicit: Path | None = None, cwd: Path | None = None) -> Pa
     raise SetupError("workspace.not_found", cwd=str(here))
 
 
-def _hashed_files(submission: Path) -> list[tuple[str, Path]]:
+def hashed_files(submission: Path) -> list[tuple[str, Path]]:
+    """``(relative posix path, path)`` of every file :func:`content_hash` covers, sorted by path."""
     found: list[tuple[str, Path]] = []
     for path in submission.rglob("*.py"):
         rel = path.relative_to(submission)
@@ -140,7 +141,7 @@ def content_hash(submission: Path) -> str:
     if not submission.is_dir():
         raise SetupError("workspace.missing_folder", path=str(submission))
     digest = hashlib.sha256()
-    for rel, path in _hashed_files(submission):
+    for rel, path in hashed_files(submission):
         data = path.read_bytes().replace(b"\r\n", b"\n")
         name = rel.encode("utf-8")
         digest.update(b"%d:%s\0%d:" % (len(name), name, len(data)))

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from grader.catalog import BY_ID
+from grader.checking.orphan import exit_with_parent
 from grader.messages import t
 from grader.recipes import run_reference
 from grader.sandbox.parent import DEFAULT_TIME_LIMIT_S, Student, Worker
@@ -47,6 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
     submission = config.getoption("--llmgrade-submission")
     if not submission:
         return
+    exit_with_parent()
     from reference.device import get_device
 
     requested = config.getoption("--llmgrade-device")

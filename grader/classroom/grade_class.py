@@ -22,13 +22,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from grader import __version__, catalog
 from grader.errors import SetupError
 from grader.classroom.gradebook import DEFAULT_DB, Gradebook
 from grader.messages import t
 from grader.results import GradeRun, ItemResult, RunStatus, installed_torch_version
+from grader.classroom.cluster import is_cluster_loss, is_killed_worker, open_pool as open_cluster, pack
 from grader.classroom.safezip import UnsafeZip, extract_zip
 
 DEFAULT_TIME_LIMIT_S = 600.0  # the engine's own default (grader.runner.run.DEFAULT_SUBMISSION_TIME_LIMIT_S)
@@ -37,7 +38,7 @@ DEFAULT_TIME_LIMIT_S = 600.0  # the engine's own default (grader.runner.run.DEFA
 GRACE_S = 30.0
 
 GradeFn = Callable[..., GradeRun]
-State = Literal["graded", "skipped", "broken"]
+State = Literal["graded", "skipped", "broken", "lost"]
 
 
 def _default_grade_fn(threads: int) -> GradeFn:
@@ -81,8 +82,13 @@ class ClassSummary:
         return self._with("broken")
 
     @property
+    def lost(self) -> list[str]:
+        """Not graded because the cluster went away: nothing recorded, the next run grades them."""
+        return self._with("lost")
+
+    @property
     def ok(self) -> bool:
-        return not self.broken
+        return not self.broken and not self.lost
 
 
 def broken_run(submission: Path, digest: str, status: RunStatus, error: str) -> GradeRun:
@@ -132,33 +138,51 @@ def _file_hash(path: Path) -> str:
 
 
 class _Progress:
+    """One line per finished submission: count, outcome, failures so far and an estimate of the time left."""
+
     def __init__(self, stream: TextIO | None, total: int) -> None:
-        self.stream, self.total, self.done = stream, total, 0
+        self.stream, self.total, self.done, self.failures = stream, total, 0, 0
+        self.started = time.monotonic()
+        self.slow_done, self.slow_time = 0, 0.0  # submissions really graded (skips take no time)
 
     def __call__(self, outcome: Outcome) -> None:
         self.done += 1
+        if outcome.state in ("broken", "lost"):
+            self.failures += 1
+        if outcome.state != "skipped":
+            self.slow_done += 1
         if self.stream is None:
             return
         if outcome.state == "graded":
             line = t("classroom.progress.graded", done=self.done, total=self.total,
                      student=outcome.student, score=outcome.score, max_score=outcome.max_score)
+        elif outcome.state == "lost":
+            line = t("cluster.progress.lost", done=self.done, total=self.total,
+                     student=outcome.student, message=outcome.message)
         elif outcome.state == "skipped":
             line = t("classroom.progress.skipped", done=self.done, total=self.total,
                      student=outcome.student)
         else:
             line = t("classroom.progress.broken", done=self.done, total=self.total,
                      student=outcome.student, message=outcome.message)
+        left = self.total - self.done
+        if left and self.slow_done:
+            per = (time.monotonic() - self.started) / self.slow_done
+            line += " " + t("classroom.progress.eta", failures=self.failures,
+                            minutes=max(1, round(per * left / 60)))
         print(line, file=self.stream, flush=True)
 
 
 def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force: bool = False,
                 time_limit_s: float = DEFAULT_TIME_LIMIT_S, grade_fn: GradeFn | None = None,
                 progress: TextIO | None = sys.stderr, grace_s: float = GRACE_S,
-                items: Sequence[str] = ()) -> ClassSummary:
+                items: Sequence[str] = (), cluster: str | None = None) -> ClassSummary:
     """Grade every submission in ``submissions_dir`` and record the runs in the gradebook ``db``.
 
     ``grade_fn(folder, items=..., time_limit_s=...)`` grades one submission folder (default: the
     engine's ``grade_submission``); ``items`` limits grading to those ids/chapters (default: all).
+    ``cluster`` (a Dask scheduler address or ``local:N``) grades on a Dask cluster instead of the
+    local thread pool (:mod:`grader.classroom.cluster`); every result is still recorded here.
     """
     from grader.authoring.workspace import content_hash
 
@@ -216,24 +240,36 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
             starts[student] = time.monotonic()
             return grade(root, items=items, time_limit_s=time_limit_s)
 
+        dask_pool = open_cluster(cluster) if cluster is not None and todo else None
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmgrade-class")
-        pending: dict[Future[GradeRun], tuple[str, Path, str]] = {
-            pool.submit(job, student, root): (student, root, digest)
-            for student, root, digest in todo}
+        pending: dict[Future[Any], tuple[str, Path, str]] = {}
+        for student, root, digest in todo:
+            if dask_pool is not None:
+                # The engine on each Dask worker enforces the time limit itself.
+                pending[dask_pool.submit(pack(root), items, time_limit_s)] = (student, root, digest)
+            else:
+                pending[pool.submit(job, student, root)] = (student, root, digest)
         try:
             while pending:
                 done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in done:
                     student, root, digest = pending.pop(future)
                     try:
-                        run = future.result()
-                    except SetupError as exc:
-                        finish(student, broken_run(root, digest, "setup_error", str(exc)), digest,
-                               "broken", str(exc))
-                        continue
+                        result = future.result()
+                        run = result if isinstance(result, GradeRun) else GradeRun.from_dict(result)
                     except Exception as exc:  # a crash in one submission must not stop the others
-                        message = t("classroom.crashed", student=student,
-                                    error=f"{type(exc).__name__}: {exc}")
+                        if dask_pool is not None and is_cluster_loss(exc):  # nothing to record
+                            outcome = Outcome(student, "lost", message=f"{type(exc).__name__}: {exc}")
+                            summary.outcomes.append(outcome)
+                            report(outcome)
+                            continue
+                        if dask_pool is not None and is_killed_worker(exc):
+                            message = t("cluster.killed_workers", student=student)
+                        elif isinstance(exc, SetupError):
+                            message = str(exc)
+                        else:
+                            message = t("classroom.crashed", student=student,
+                                        error=f"{type(exc).__name__}: {exc}")
                         finish(student, broken_run(root, digest, "setup_error", message), digest,
                                "broken", message)
                         continue
@@ -249,17 +285,21 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
                                "broken", message)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+            if dask_pool is not None:
+                dask_pool.close()
     summary.duration_s = time.monotonic() - started
     return summary
 
 
 def grade_class_cli(submissions_dir: Path, db: Path | None = None, jobs: int | None = None,
-                    force: bool = False) -> tuple[str, bool]:
+                    force: bool = False, cluster: str | None = None) -> tuple[str, bool]:
     """``llmgrade grade-class``: grade, then the summary sentence(s) and whether all were graded."""
     db_path = db if db is not None else DEFAULT_DB
-    summary = grade_class(submissions_dir, db_path, jobs=jobs, force=force)
+    summary = grade_class(submissions_dir, db_path, jobs=jobs, force=force, cluster=cluster)
     lines = [t("classroom.summary", graded=len(summary.graded), skipped=len(summary.skipped),
                broken=len(summary.broken), seconds=round(summary.duration_s, 1), db=db_path)]
     if summary.broken:
         lines.append(t("classroom.summary.broken", students=", ".join(summary.broken)))
+    if summary.lost:
+        lines.append(t("cluster.summary.lost", students=", ".join(summary.lost)))
     return "\n".join(lines), summary.ok
