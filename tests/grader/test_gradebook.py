@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import multiprocessing
 import sqlite3
 from pathlib import Path
@@ -61,7 +63,7 @@ def test_migrations_apply_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(gb_module, "MIGRATIONS", extra)
     monkeypatch.setattr(gb_module, "SCHEMA_LEVEL", len(extra))
     with Gradebook(path) as book:
-        assert book.schema_level == 2
+        assert book.schema_level == len(extra)
         assert book.students() == ["alice"]
     con = sqlite3.connect(path)
     assert con.execute("SELECT count(*) FROM notes").fetchone()[0] == 0
@@ -147,3 +149,26 @@ def test_concurrent_writers_from_processes(tmp_path: Path) -> None:
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
+
+
+def test_a_gradebook_from_before_graded_by_migrates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A level-1 gradebook (no graded_by column) opens, keeps its runs and reads them with graded_by ''."""
+    path = tmp_path / "old.sqlite"
+    with monkeypatch.context() as patch:
+        patch.setattr(gb_module, "MIGRATIONS", gb_module.MIGRATIONS[:1])
+        patch.setattr(gb_module, "SCHEMA_LEVEL", 1)
+        with Gradebook(path) as book:
+            assert book.schema_level == 1
+    con = sqlite3.connect(path)  # a run as an llmgrade of level 1 wrote it
+    with con:
+        con.execute("INSERT INTO submissions VALUES (1, 'alice', 'h1', '2026-01-01T00:00:00+00:00')")
+        con.execute("INSERT INTO runs VALUES (1, 1, '0.1.0', '2.13.0', '3.11.7', 'cpu', 'sub',"
+                    " '2026-01-01T00:00:00+00:00', 1.0, 0.0, 0.0, 'complete', '', '[]')")
+    con.close()
+    with Gradebook(path) as book:
+        assert book.schema_level == gb_module.SCHEMA_LEVEL
+        run = book.latest("alice")
+        assert run is not None and run.graded_by == ""
+        book.record("bob", dataclasses.replace(fake_run(), graded_by="node7 tcp://10.0.0.7:40000"))
+        bob = book.latest("bob")
+        assert bob is not None and bob.graded_by == "node7 tcp://10.0.0.7:40000"
