@@ -2,7 +2,9 @@
 
 Exit codes: 0 ok, 1 something failed (a check that found differences, a failed item), 2 a usage or
 setup error. A ``SetupError`` raised by any command is printed as its one-line message on stderr and
-exits 2, so commands need no ``try`` of their own. To add a command, append an ``@main.command``.
+exits 2, so commands need no ``try`` of their own. To add a command, append an ``@main.command`` with
+``@lang_option``, and put its help in ``grader/locales/<lang>/cli_help.json`` (``help.<command>``,
+``help.<command>.<option>``; see ``grader/cli_i18n.py``): docstrings here are for developers.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import click
 from grader import __version__
 from grader.errors import SetupError, unknown_item
 from grader.authoring.listing import format_catalog
+from grader.cli_i18n import LocalizedGroup, lang_option
 from grader.messages import t
 from grader.authoring.stubs import build_stubs
 from grader.authoring.workspace import example_item, init_workspace, module_files
@@ -24,7 +27,7 @@ EXIT_FAILED = 1
 EXIT_SETUP = 2
 
 
-class _Main(click.Group):
+class _Main(LocalizedGroup):
     """The ``llmgrade`` group: turns a ``SetupError`` from any command into stderr + exit 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -42,8 +45,8 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 
 
 @click.group(cls=_Main)
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
-              help="Print the llmgrade version and exit.")
+@lang_option
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version)
 def main() -> None:
     """Exercises and a grader for "Build a Large Language Model (From Scratch)".
 
@@ -56,8 +59,9 @@ def main() -> None:
 
 
 @main.command("list")
+@lang_option
 @click.argument("selectors", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
+@click.option("--json", "as_json", is_flag=True)
 def list_command(selectors: tuple[str, ...], as_json: bool) -> None:
     """List the gradable items (all, or the given ids and chapters), grouped by chapter.
 
@@ -72,12 +76,10 @@ def list_command(selectors: tuple[str, ...], as_json: bool) -> None:
 
 
 @main.command("build-stubs")
-@click.option("--check", is_flag=True,
-              help="Write nothing; exit 1 if exercises/ differs from what would be generated.")
-@click.option("--solutions", "solutions_dir", type=click.Path(path_type=Path),
-              help="Folder of the solution modules (default: the installed solutions package).")
-@click.option("--exercises", "exercises_dir", type=click.Path(path_type=Path),
-              help="Folder to write the stubs to (default: the installed exercises package).")
+@lang_option
+@click.option("--check", is_flag=True)
+@click.option("--solutions", "solutions_dir", type=click.Path(path_type=Path))
+@click.option("--exercises", "exercises_dir", type=click.Path(path_type=Path))
 def build_stubs_command(check: bool, solutions_dir: Path | None, exercises_dir: Path | None) -> None:
     """Generate exercises/ from solutions/ (each solution block becomes NotImplementedError).
 
@@ -97,8 +99,9 @@ def build_stubs_command(check: bool, solutions_dir: Path | None, exercises_dir: 
 
 
 @main.command("init")
+@lang_option
 @click.argument("target", type=click.Path(path_type=Path))
-@click.option("--force", is_flag=True, help="Replace exercise files already in TARGET.")
+@click.option("--force", is_flag=True)
 def init_command(target: Path, force: bool) -> None:
     """Create a student workspace in TARGET: the exercise modules, a README and a marker.
 
@@ -112,18 +115,15 @@ def init_command(target: Path, force: bool) -> None:
 
 
 # ---- class grading, reports and exports (issue 5) ------------------------------------------------
-_DB_OPTION = click.option("--db", type=click.Path(path_type=Path), default=None,
-                          help="The gradebook file (default: .llmgrade/gradebook.sqlite here).")
+_DB_OPTION = click.option("--db", type=click.Path(path_type=Path), default=None)
 
 
 @main.command("grade-class")
+@lang_option
 @click.argument("submissions", type=click.Path(path_type=Path))
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Submissions graded at once (default: the number of CPU cores).")
-@click.option("--force", is_flag=True, help="Grade again submissions that did not change.")
-@click.option("--cluster", default=None, metavar="ADDRESS",
-              help="Grade on a Dask cluster: a scheduler address (tcp://host:8786) or local:N "
-                   "(N worker processes here). Needs pip install llmgrade[cluster].")
+@click.option("--jobs", type=click.IntRange(min=1), default=None)
+@click.option("--force", is_flag=True)
+@click.option("--cluster", default=None, metavar="ADDRESS")
 @_DB_OPTION
 def grade_class_command(submissions: Path, jobs: int | None, force: bool, cluster: str | None,
                         db: Path | None) -> None:
@@ -143,9 +143,9 @@ def grade_class_command(submissions: Path, jobs: int | None, force: bool, cluste
 
 
 @main.command("report")
+@lang_option
 @_DB_OPTION
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Folder for the HTML pages (default: llmgrade-report).")
+@click.option("--out", type=click.Path(path_type=Path), default=None)
 def report_command(db: Path | None, out: Path | None) -> None:
     """Render the class overview and one HTML page per student from the gradebook.
 
@@ -159,11 +159,10 @@ def report_command(db: Path | None, out: Path | None) -> None:
 
 
 @main.command("export")
-@click.option("--format", "fmt", type=click.Choice(["csv", "gradescope"]), required=True,
-              help="csv: one row per student; gradescope: one results.json per student.")
+@lang_option
+@click.option("--format", "fmt", type=click.Choice(["csv", "gradescope"]), required=True)
 @_DB_OPTION
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="The CSV file or the Gradescope folder (default: gradebook.csv or gradescope/).")
+@click.option("--out", type=click.Path(path_type=Path), default=None)
 def export_command(fmt: str, db: Path | None, out: Path | None) -> None:
     """Export each student's latest run as a CSV grade sheet or Gradescope results.
 
@@ -177,29 +176,24 @@ def export_command(fmt: str, db: Path | None, out: Path | None) -> None:
 
 
 def _submission_option(fn: Any) -> Any:
-    return click.option("--submission", type=click.Path(path_type=Path), default=None,
-                        help="The student's folder (default: this workspace, or ./exercises).")(fn)
+    return click.option("--submission", type=click.Path(path_type=Path), default=None)(fn)
 
 
 def _device_option(fn: Any) -> Any:
-    return click.option("--device", default=None,
-                        help="Device to grade on (default: CUDA, then MPS, then CPU).")(fn)
+    return click.option("--device", default=None)(fn)
 
 
 @main.command("grade")
+@lang_option
 @click.argument("items", nargs=-1)
 @_submission_option
 @_device_option
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
-              help="Also write the full machine-readable result to this file.")
-@click.option("--suites", "suites", type=click.Path(path_type=Path), multiple=True,
-              help="An extra folder of hidden suites (instructors); may be repeated.")
-@click.option("--time-scale", type=float, default=1.0, help="Multiply every time limit (slow machines).")
-@click.option("--db", type=click.Path(path_type=Path), default=None,
-              help="Gradebook to record the run in (default: .llmgrade/gradebook.sqlite in the workspace).")
-@click.option("--report", type=click.Path(path_type=Path), default=None,
-              help="Where to write the HTML progress report (default: next to the gradebook).")
-@click.option("--no-record", is_flag=True, help="Record nothing and write no report.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+@click.option("--suites", "suites", type=click.Path(path_type=Path), multiple=True)
+@click.option("--time-scale", type=float, default=1.0)
+@click.option("--db", type=click.Path(path_type=Path), default=None)
+@click.option("--report", type=click.Path(path_type=Path), default=None)
+@click.option("--no-record", is_flag=True)
 def grade_command(items: tuple[str, ...], submission: Path | None, device: str | None,
                   json_path: Path | None, suites: tuple[Path, ...], time_scale: float,
                   db: Path | None, report: Path | None, no_record: bool) -> None:
@@ -217,10 +211,11 @@ def grade_command(items: tuple[str, ...], submission: Path | None, device: str |
 
 
 @main.command("check")
+@lang_option
 @click.argument("item")
 @_submission_option
 @_device_option
-@click.option("--time-scale", type=float, default=1.0, help="Multiply every time limit (slow machines).")
+@click.option("--time-scale", type=float, default=1.0)
 def check_command(item: str, submission: Path | None, device: str | None, time_scale: float) -> None:
     """Grade one ITEM and show every check with its full diagnostics.
 

@@ -97,12 +97,16 @@ def has(key: str) -> bool:
     return key in _load(DEFAULT_LANG)
 
 
-def t(key: str, /, *, lang: str | None = None, **params: Any) -> str:
-    """The sentence for ``key`` in ``lang`` (default: the current language), with fields filled in.
+def t(key: str, /, **params: Any) -> str:
+    """The sentence for ``key`` in the current language, with ``{name}`` fields filled in.
 
     An unknown key is a programming error and raises ``KeyError``; a missing parameter too.
     """
-    lang = lang or current_lang()
+    return t_in(current_lang(), key, **params)
+
+
+def t_in(lang: str, key: str, /, **params: Any) -> str:
+    """The sentence for ``key`` in ``lang`` (English where ``lang`` lacks it)."""
     template = _load(lang).get(key) if lang != DEFAULT_LANG else None
     if template is None:
         template = _load(DEFAULT_LANG)[key]

@@ -102,6 +102,8 @@ class GradeRun:
     status: RunStatus = "complete"
     error: str = ""
     graded_by: str = ""  # the machine (and Dask worker) that graded it, for class runs on a cluster
+    # The language its messages were written in (``grader/locales/<lang>``); "en" for older records.
+    lang: str = "en"
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
 

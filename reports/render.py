@@ -106,7 +106,7 @@ def chapters(run: GradeRun) -> list[ChapterView]:
     for module in catalog.MODULES:
         items = [_item_view(i) for i in run.items if i.module == module]
         if items:
-            title = catalog.CHAPTER_TITLES.get(module, module)
+            title = messages.translated(f"chapter.{module}", catalog.CHAPTER_TITLES.get(module, module))
             views.append(ChapterView(module, title, items))
     return views
 

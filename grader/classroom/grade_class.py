@@ -27,7 +27,7 @@ from typing import Any, Literal, TextIO
 from grader import __version__, catalog
 from grader.errors import SetupError
 from grader.classroom.gradebook import DEFAULT_DB, Gradebook
-from grader.messages import t
+from grader.messages import current_lang, t
 from grader.results import GradeRun, ItemResult, RunStatus, installed_torch_version
 from grader.classroom.cluster import is_cluster_loss, is_killed_worker, open_pool as open_cluster, pack
 from grader.classroom.safezip import UnsafeZip, extract_zip
@@ -99,7 +99,7 @@ def broken_run(submission: Path, digest: str, status: RunStatus, error: str) -> 
                     python_version=platform.python_version(), device="none",
                     submission=str(submission), submission_hash=digest,
                     started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), duration_s=0.0,
-                    items=items, status=status, error=error)
+                    items=items, status=status, error=error, lang=current_lang())
 
 
 def submission_root(folder: Path) -> Path:

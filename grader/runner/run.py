@@ -27,6 +27,7 @@ from typing import Any
 from grader import __version__
 from grader.catalog import Item, items_for
 from grader.errors import SetupError, unknown_item
+from grader.messages import current_lang
 from grader.checking.plugin import RESULTS_FORMAT, sign
 from grader.results import GradeRun, RunStatus, installed_torch_version
 from grader.runner.scoring import item_results, load_errors_from
@@ -71,7 +72,7 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
         submission=str(folder),
         submission_hash=content_hash(folder), started_at=started_at,
         duration_s=round(time.time() - started, 3), items=results, load_errors=load_errors,
-        status=status, error=error)
+        status=status, error=error, lang=current_lang())
     if json_path is not None:
         run.write(json_path)
     return run

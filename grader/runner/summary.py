@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 import shutil
 import textwrap
-import unicodedata
 from pathlib import Path
 
 from grader.catalog import CHAPTER_TITLES
 from grader.feedback import failure_groups, item_location
-from grader.messages import t
+from grader.messages import t, translated
+from grader.textwidth import char_width as _columns
+from grader.textwidth import ljust
 from grader.results import GradeRun, ItemResult
 
 _STATUS_COLOURS = {"passed": "green", "failed": "red", "not_started": "yellow", "error": "magenta"}
@@ -32,10 +33,6 @@ def _style(text: str, status: str, colour: bool) -> str:
 def terminal_width() -> int:
     """The terminal's width (``COLUMNS`` when set; 80 when not a terminal)."""
     return max(MIN_WIDTH, shutil.get_terminal_size((80, 24)).columns)
-
-
-def _columns(ch: str) -> int:
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
 def _wrap_wide(paragraph: str, width: int, start: str, indent: str) -> list[str]:
@@ -112,9 +109,10 @@ def format_table(run: GradeRun, colour: bool = False, width: int | None = None,
         waiting = [item for item in items if item.status == "not_started"]
         started = [item for item in items if item.status != "not_started"]
         if started:
-            lines.append(t("cli.list.header", chapter=module, title=CHAPTER_TITLES.get(module, "")))
+            lines.append(t("cli.list.header", chapter=module,
+                           title=translated(f"chapter.{module}", CHAPTER_TITLES.get(module, ""))))
         for item in started:
-            status = _style(f"{t('status.' + item.status):<12}", item.status, colour)
+            status = _style(ljust(t("status." + item.status), 12), item.status, colour)  # 未通过 is 6 columns
             reason = ""
             if item.id in fix_numbers:
                 reason = t("feedback.row.see_fix_next", number=fix_numbers[item.id])

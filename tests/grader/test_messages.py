@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.messages import LOCALE_VARS, _load, current_lang, has, set_lang, t
+from grader.messages import LOCALE_VARS, _load, current_lang, has, set_lang, t, t_in
 
 ROOT = Path(__file__).resolve().parents[2]
 PATTERNS = [
@@ -92,4 +92,4 @@ def test_set_lang_refuses_a_language_without_a_folder(monkeypatch) -> None:  # t
         set_lang("klingon")
     assert set_lang("zh_CN") == "zh-CN"
     assert os.environ["LLMGRADE_LANG"] == "zh-CN"
-    assert t("status.failed", lang="en") == "failed"
+    assert t_in("en", "status.failed") == "failed"

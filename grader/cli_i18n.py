@@ -1,0 +1,131 @@
+"""The CLI's help and language option in the message catalog's languages.
+
+Click reads help texts when the commands are defined, before the command line says which language to
+use. So commands and options here take their help from the catalog when it is shown: a command's
+from ``help.<command>``, an option's from ``help.<command>.<option>`` or the shared
+``help.option.<option>`` (``help.main`` and ``help.main.<option>`` for the group itself), and the headings from ``help.usage``, ``help.options``
+and ``help.commands``. ``--lang`` is read before anything else (``LocalizedGroup.main``), wherever it
+stands on the command line, so ``llmgrade grade --help --lang zh-CN`` is Chinese too.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from grader.messages import available_langs, has, normalize_lang, set_lang, t
+
+
+def _help_key(ctx: click.Context) -> str:
+    return "help." + (ctx.command.name if ctx.parent is not None and ctx.command.name else "main")
+
+
+def option_help(command_key: str, name: str, default: str | None) -> str | None:
+    """``help.<command>.<option>``, else the shared ``help.option.<option>``, else ``default``."""
+    for key in (f"{command_key}.{name}", f"help.option.{name}"):
+        if has(key):
+            return t(key)
+    return default
+
+
+class _Localized(click.Command):
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The catalog's help, then the docstring's example command lines (they need no translation)."""
+        examples = (self.callback.__doc__ or "").partition("Example:")[2] if self.callback else ""
+        lines = [line.strip() for line in examples.splitlines() if line.strip()]
+        self.help = t(_help_key(ctx))
+        if lines:
+            self.help += "\n\n\b\n" + t("help.example") + "\n" + "\n".join("  " + line for line in lines)
+        super().format_help_text(ctx, formatter)
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        """The first sentence of the help (click's own cut counts characters, not display width)."""
+        return re.split(r"(?<=[。])|(?<=\.)\s", t(f"help.{self.name}"), maxsplit=1)[0].strip()
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        prefix = t("help.usage")
+        formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)),
+                              prefix=prefix if not prefix.isascii() else prefix + " ")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for param in self.get_params(ctx):
+            if isinstance(param, click.Option) and param.name:
+                param.help = option_help(_help_key(ctx), param.name, param.help)
+        rows = [rv for param in self.get_params(ctx)
+                if not isinstance(param, click.Argument) and (rv := param.get_help_record(ctx))]
+        if rows:
+            _section(formatter, t("help.options"), rows)
+
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.help = t("help.help_option")
+        return option
+
+
+class LocalizedCommand(_Localized):
+    """A command whose help, usage line and headings are in the current language."""
+
+
+class LocalizedGroup(_Localized, click.Group):
+    """The ``llmgrade`` group: its commands are localized, and ``--lang`` is applied first."""
+
+    command_class = LocalizedCommand
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_options(ctx, formatter)
+        self.format_commands(ctx, formatter)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, command.get_short_help_str(formatter.width - 6 - len(name)))
+                for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            _section(formatter, t("help.commands"), rows)
+
+    def main(self, args: Sequence[str] | None = None, *extra: Any, **kwargs: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        wanted = lang_from_argv(argv)
+        if wanted is not None and normalize_lang(wanted) is not None:
+            set_lang(wanted)  # a bad value is reported by the option's own check, in English
+        return super().main(argv, *extra, **kwargs)
+
+
+def _section(formatter: click.HelpFormatter, heading: str, rows: list[tuple[str, str]]) -> None:
+    """Click's ``formatter.section`` with the heading's colon from the catalog ("Options:", "选项：")."""
+    formatter.write_paragraph()
+    formatter.write(f"{'':>{formatter.current_indent}}{heading}\n")
+    with formatter.indentation():
+        formatter.write_dl(rows)
+
+
+def lang_from_argv(argv: Sequence[str]) -> str | None:
+    """The value of the last ``--lang X`` / ``--lang=X`` before a ``--``, or None."""
+    found: str | None = None
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--lang" and index + 1 < len(argv):
+            found = argv[index + 1]
+        elif arg.startswith("--lang="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+def _apply_lang(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None or ctx.resilient_parsing:
+        return value
+    try:
+        return set_lang(value)
+    except ValueError:
+        raise click.BadParameter(t("cli.bad_lang", lang=value, langs=", ".join(available_langs()))) from None
+
+
+def lang_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--lang``: the language of everything this command prints and writes (not a parameter)."""
+    return click.option("--lang", default=None, expose_value=False, is_eager=True,
+                         callback=_apply_lang, metavar="LANG")(fn)

@@ -1,0 +1,62 @@
+"""Terminal columns with wide characters: measuring, padding, and the tables that use them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from grader.authoring.listing import format_catalog
+from grader.runner.summary import format_table, wrap
+from grader.textwidth import ljust, rjust, width
+
+from .fake_runs import fake_run
+
+LONG_ZH = ("可能的错误：没有应用因果掩码，词元因此能关注到它之后的词元。因果掩码是否在softmax之前应用了？"
+           "请检查torch.triu(..., diagonal=1)的用法，以及masked_fill_的参数。")
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_width_counts_wide_characters_twice() -> None:
+    assert width("abc") == 3
+    assert width("词元") == 4
+    assert width("词元ID，") == 8
+    assert width("e\u0301") == 1  # a combining accent takes no column
+    assert width(ljust("通过", 12)) == 12 and width(ljust("passed", 12)) == 12
+    assert rjust("分值", 7) == "   分值"
+    assert ljust("very long text", 4) == "very long text"
+
+
+@pytest.mark.parametrize("columns", [20, 37, 60])
+def test_long_chinese_sentences_wrap_by_columns_and_keep_every_character(columns: int) -> None:
+    lines = wrap(LONG_ZH, columns)
+    assert len(lines) > 1
+    assert "".join(lines).replace(" ", "") == LONG_ZH.replace(" ", "")
+    assert all(width(line) <= columns for line in lines)
+
+
+def column_starts(lines: list[str]) -> set[int]:
+    """The display column where each line's first Chinese character stands."""
+    return {width(line[:CJK.search(line).start()]) for line in lines if CJK.search(line)}  # type: ignore[union-attr]
+
+
+def test_table_status_column_aligns_in_chinese(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMGRADE_LANG", "zh-CN")
+    run = fake_run(statuses={"ch03.CausalAttention": "passed", "ch03.MultiHeadAttention": "failed",
+                             "ch03.SelfAttention_v1": "error"})
+    text = format_table(run, width=100)
+    rows = [line for line in text.splitlines() if line.startswith("  ch03.")]
+    assert len(rows) >= 3
+    assert len(column_starts(rows)) == 1, rows
+    assert "ch03（编码注意力机制）" in text
+    assert all(width(line) <= 100 for line in text.splitlines())
+
+
+def test_catalog_listing_aligns_in_chinese(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMGRADE_LANG", "zh-CN")
+    lines = format_catalog(("ch03",)).splitlines()
+    header, rows = lines[0], [line for line in lines if line.startswith("  ch03.") or line.startswith("  3.")]
+    kinds = {width(row[:row.index(kind)]) for row in rows for kind in ("组件", "练习题") if kind in row}
+    assert kinds == {width(header[:header.index("类型")])}
+    points = {width(row[:row.index("分") + 1]) for row in rows}
+    assert points == {width(header[:header.index("分值") + 2])}  # right edges of the points column
