@@ -118,9 +118,10 @@ def item_title(item_id: str, english: str) -> str:
     return translated(f"item.{item_id}", english)
 
 
-def translated(key: str, english: str) -> str:
-    """The current language's text for ``key``, or ``english`` (for texts whose English is in code)."""
-    lang = current_lang()
+def translated(key: str, english: str, lang: str | None = None) -> str:
+    """``lang``'s (default: the current language's) text for ``key``, or ``english`` (for texts whose
+    English lives in code, such as titles in the catalog)."""
+    lang = lang or current_lang()
     if lang != DEFAULT_LANG:
         return _load(lang).get(key, english)
     return english

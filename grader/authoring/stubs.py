@@ -20,7 +20,8 @@ from pathlib import Path
 
 from grader import catalog
 from grader.errors import SetupError
-from grader.messages import t
+from grader.messages import DEFAULT_LANG, t_in, translated
+from grader.authoring.exercise_texts import translate_source
 from grader.authoring.packages import package_dir
 
 BEGIN = "BEGIN SOLUTION"
@@ -54,9 +55,16 @@ def split_lines(source: str) -> list[str]:
     return io.StringIO(source, newline="").readlines()
 
 
-def make_stub(source: str, module: str, filename: str | None = None) -> str:
-    """The exercise stub for the solution ``source`` of ``module``; raises ``StubError``."""
+def make_stub(source: str, module: str, filename: str | None = None, lang: str = DEFAULT_LANG) -> str:
+    """The exercise stub for the solution ``source`` of ``module``; raises ``StubError``.
+
+    In another ``lang`` the docstrings are its translations (``exercise_texts.py``), and so are the
+    header and the task named in each ``NotImplementedError``.
+    """
     file = filename or f"solutions/{module}.py"
+    if lang != DEFAULT_LANG:
+        make_stub(source, module, filename)  # the English stub's errors name the English file's lines
+        source = translate_source(source, lang, module)
     lines = split_lines(source)
     try:
         tree = ast.parse(source, filename=file)
@@ -70,11 +78,11 @@ def make_stub(source: str, module: str, filename: str | None = None) -> str:
 
     out = list(lines)
     for begin, end in reversed(blocks):  # back to front, so earlier line numbers stay valid
-        message = _message_for(begin, end, functions, code_rows, module, file)
+        message = _message_for(begin, end, functions, code_rows, module, file, lang)
         ending = _line_ending(lines[begin.line - 1])
         out[begin.line - 1:end.line] = [
             f"{begin.indent}raise NotImplementedError({_quote(message)}){ending}"]
-    stub = _with_header("".join(out), module)
+    stub = _with_header("".join(out), module, lang)
     try:
         ast.parse(stub, filename=file)
     except SyntaxError as exc:
@@ -152,7 +160,7 @@ def _functions(tree: ast.Module) -> list[_Function]:
 
 
 def _message_for(begin: _Marker, end: _Marker, functions: list[_Function], code_rows: list[int],
-                 module: str, file: str) -> str:
+                 module: str, file: str, lang: str) -> str:
     enclosing = [f for f in functions if _encloses(f.node, begin, end, code_rows)]
     if not enclosing:
         raise StubError("stubs.outside_function", file=file, line=begin.line)
@@ -162,8 +170,8 @@ def _message_for(begin: _Marker, end: _Marker, functions: list[_Function], code_
     item = catalog.item_for_symbol(module, name)
     if item is None:
         raise StubError("stubs.unknown_symbol", file=file, line=begin.line, name=name, module=module)
-    task = _first_line(inner.node) or _first_line(top) or item.title
-    return t("stub.not_implemented", id=item.id, task=task)
+    task = _first_line(inner.node) or _first_line(top) or translated(f"item.{item.id}", item.title, lang)
+    return t_in(lang, "stub.not_implemented", id=item.id, task=task)
 
 
 def _encloses(node: ast.FunctionDef | ast.AsyncFunctionDef, begin: _Marker, end: _Marker,
@@ -197,20 +205,21 @@ def _line_ending(line: str) -> str:
     return "\n"
 
 
-def header(module: str, newline: str = "\n") -> str:
+def header(module: str, newline: str = "\n", lang: str = DEFAULT_LANG) -> str:
     """The comment that opens ``exercises/<module>.py``: what the file is and how to check it."""
     example = next(item.id for item in catalog.ITEMS if item.module == module)
+    title = translated(f"chapter.{module}", catalog.CHAPTER_TITLES[module], lang)
     sentences = [
-        t("stubs.header.what", module=module, title=catalog.CHAPTER_TITLES[module]),
-        t("stubs.header.how"),
-        t("stubs.header.check", example=example),
+        t_in(lang, "stubs.header.what", module=module, title=title),
+        t_in(lang, "stubs.header.how"),
+        t_in(lang, "stubs.header.check", example=example),
     ]
     return _comment(sentences, newline)
 
 
-def package_init() -> str:
+def package_init(lang: str = DEFAULT_LANG) -> str:
     """The text of ``exercises/__init__.py``."""
-    return _comment([t("stubs.package_header")], "\n")
+    return _comment([t_in(lang, "stubs.package_header")], "\n")
 
 
 def _comment(sentences: list[str], newline: str) -> str:
@@ -218,14 +227,14 @@ def _comment(sentences: list[str], newline: str) -> str:
     return newline.join(lines) + newline + "#" + newline
 
 
-def _with_header(stub: str, module: str) -> str:
+def _with_header(stub: str, module: str, lang: str) -> str:
     lines = split_lines(stub)
     newline = _line_ending(lines[0]) if lines else "\n"
     keep = 0  # a shebang and an encoding cookie must stay on the first lines
     while keep < min(2, len(lines)) and (
             (keep == 0 and lines[0].startswith("#!")) or _CODING_COOKIE.match(lines[keep])):
         keep += 1
-    return "".join(lines[:keep]) + header(module, newline) + "".join(lines[keep:])
+    return "".join(lines[:keep]) + header(module, newline, lang) + "".join(lines[keep:])
 
 
 def read_source(path: Path) -> str:
@@ -236,17 +245,17 @@ def read_source(path: Path) -> str:
         raise StubError("stubs.unreadable", file=str(path), reason=str(exc)) from exc
 
 
-def generate(solutions_dir: Path, exercises_dir: Path) -> dict[Path, str]:
-    """Every exercise file's path and text, generated in memory (nothing is written)."""
+def generate(solutions_dir: Path, exercises_dir: Path, lang: str = DEFAULT_LANG) -> dict[Path, str]:
+    """Every exercise file's path and text in ``lang``, generated in memory (nothing is written)."""
     if not solutions_dir.is_dir():
         raise StubError("stubs.missing_folder", path=str(solutions_dir))
-    outputs: dict[Path, str] = {exercises_dir / "__init__.py": package_init()}
+    outputs: dict[Path, str] = {exercises_dir / "__init__.py": package_init(lang)}
     for module in catalog.MODULES:
         source_path = solutions_dir / f"{module}.py"
         if not source_path.is_file():
             raise StubError("stubs.missing_solution", file=str(source_path), module=module)
         outputs[exercises_dir / f"{module}.py"] = make_stub(
-            read_source(source_path), module, filename=str(source_path))
+            read_source(source_path), module, filename=str(source_path), lang=lang)
     return outputs
 
 
@@ -254,7 +263,9 @@ def build_stubs(solutions_dir: Path | None = None, exercises_dir: Path | None = 
                 check: bool = False) -> list[Path]:
     """Write ``exercises/<module>.py`` for every module, plus ``exercises/__init__.py``.
 
-    Defaults: the installed ``solutions`` and ``exercises`` packages' folders. Returns the paths
+    The committed exercises are English whatever the language chosen (``--lang``, ``LLMGRADE_LANG``,
+    the locale), so they stay byte-for-byte reproducible; ``llmgrade init --lang`` makes translated
+    ones. Defaults: the installed ``solutions`` and ``exercises`` packages' folders. Returns the paths
     written; with ``check=True`` writes nothing and returns the paths whose text differs from what
     would be written (missing files included). Every stub is generated before any file is written,
     so a bad solution leaves the exercises untouched.

@@ -14,8 +14,9 @@ from typing import Any
 
 from grader import __version__, catalog
 from grader.errors import SetupError
-from grader.messages import t
+from grader.messages import DEFAULT_LANG, current_lang, t, t_in
 from grader.authoring.packages import package_dir
+from grader.authoring.stubs import generate
 
 __all__ = ["SetupError", "WORKSPACE_VERSION", "MARKER", "module_files", "init_workspace",
            "find_submission", "read_marker", "content_hash", "example_item"]
@@ -35,17 +36,22 @@ def example_item() -> str:
     return catalog.ITEMS[0].id
 
 
-def init_workspace(target: Path, force: bool = False, exercises_dir: Path | None = None) -> Path:
+def init_workspace(target: Path, force: bool = False, exercises_dir: Path | None = None,
+                   lang: str | None = None) -> Path:
     """Copy the exercise modules into ``target`` and mark it as a workspace; returns ``target``.
 
     Refuses (``SetupError``) when any module file is already there, unless ``force``. An existing
     README.md is kept unless ``force``. ``exercises_dir`` defaults to the installed ``exercises``.
+    In a language other than English (``lang``, default: the current one) the modules are generated
+    from the installed ``solutions`` with translated exercise texts instead of copied.
     """
+    lang = lang or current_lang()
     source = exercises_dir or package_dir("exercises")
     names = ["__init__.py", *module_files()]
     for name in names:
         if not (source / name).is_file():
             raise SetupError("workspace.exercises_missing", file=str(source / name))
+    texts = _translated_stubs(lang, names)
     if target.exists() and not target.is_dir():
         raise SetupError("workspace.not_a_folder", path=str(target))
     existing = [name for name in names if (target / name).exists()]
@@ -53,16 +59,27 @@ def init_workspace(target: Path, force: bool = False, exercises_dir: Path | None
         raise SetupError("workspace.exists", path=str(target), files=", ".join(existing))
     target.mkdir(parents=True, exist_ok=True)
     for name in names:
-        shutil.copyfile(source / name, target / name)
+        if texts:
+            (target / name).write_bytes(texts[name].encode("utf-8"))
+        else:
+            shutil.copyfile(source / name, target / name)
     marker = target / MARKER
     marker.parent.mkdir(exist_ok=True)
-    info = {"workspace_version": WORKSPACE_VERSION, "llmgrade_version": __version__}
+    info = {"workspace_version": WORKSPACE_VERSION, "llmgrade_version": __version__, "lang": lang}
     marker.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     readme = target / "README.md"
     if force or not readme.exists():
-        readme.write_text(t("workspace.readme", example=example_item(), version=__version__),
+        readme.write_text(t_in(lang, "workspace.readme", example=example_item(), version=__version__),
                           encoding="utf-8")
     return target
+
+
+def _translated_stubs(lang: str, names: list[str]) -> dict[str, str]:
+    """The exercise files in ``lang`` by file name; empty for English (the committed files are used)."""
+    if lang == DEFAULT_LANG:
+        return {}
+    generated = generate(package_dir("solutions"), Path("exercises"), lang)
+    return {name: generated[Path("exercises") / name] for name in names}
 
 
 def read_marker(folder: Path) -> dict[str, Any]:

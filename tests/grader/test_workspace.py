@@ -34,7 +34,7 @@ def test_init_copies_modules_and_writes_marker_and_readme(tmp_path: Path, exerci
     for name in ["__init__.py", *module_files()]:
         assert (target / name).read_bytes() == (exercises / name).read_bytes()
     info = json.loads((target / MARKER).read_text())
-    assert info == {"workspace_version": 1, "llmgrade_version": __version__}
+    assert info == {"workspace_version": 1, "llmgrade_version": __version__, "lang": "en"}
     readme = (target / "README.md").read_text()
     assert "llmgrade check" in readme and "llmgrade list" in readme
 
