@@ -124,9 +124,10 @@ _DB_OPTION = click.option("--db", type=click.Path(path_type=Path), default=None)
 @click.option("--jobs", type=click.IntRange(min=1), default=None)
 @click.option("--force", is_flag=True)
 @click.option("--cluster", default=None, metavar="ADDRESS")
+@click.option("--allow-unisolated", is_flag=True)
 @_DB_OPTION
 def grade_class_command(submissions: Path, jobs: int | None, force: bool, cluster: str | None,
-                        db: Path | None) -> None:
+                        allow_unisolated: bool, db: Path | None) -> None:
     """Grade every student folder or .zip in SUBMISSIONS and record the runs in the gradebook.
 
     \b
@@ -136,7 +137,8 @@ def grade_class_command(submissions: Path, jobs: int | None, force: bool, cluste
     """
     from grader.classroom.grade_class import grade_class_cli
 
-    message, ok = grade_class_cli(submissions, db=db, jobs=jobs, force=force, cluster=cluster)
+    message, ok = grade_class_cli(submissions, db=db, jobs=jobs, force=force, cluster=cluster,
+                                  allow_unisolated=allow_unisolated)
     click.echo(message)
     if not ok:
         raise click.exceptions.Exit(EXIT_FAILED)

@@ -104,6 +104,9 @@ class GradeRun:
     graded_by: str = ""  # the machine (and Dask worker) that graded it, for class runs on a cluster
     # The language its messages were written in (``grader/locales/<lang>``); "en" for older records.
     lang: str = "en"
+    # How the student's code was isolated: "bwrap+seccomp+cgroup" (the OS sandbox and its parts),
+    # "none" (rlimits only) or "" (not recorded: runs from before the sandbox).
+    isolation: str = ""
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
 

@@ -13,6 +13,7 @@ student's modules once; items whose module failed to load are deselected and rep
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from grader.recipes.support import configure_determinism
 
 WORKER = pytest.StashKey[Worker]()
 DEVICE = pytest.StashKey[str]()
+TIKTOKEN_CACHE = pytest.StashKey[Path]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,6 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     cache = Path(tempfile.mkdtemp(prefix="llmgrade-tiktoken-"))
     prepare_tiktoken_cache(cache)
+    config.stash[TIKTOKEN_CACHE] = cache
     worker = Worker(Path(submission), device=device,
                     memory_gib=config.getoption("--llmgrade-memory-gib"), tiktoken_cache=cache)
     worker.start()
@@ -73,6 +76,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     worker = config.stash.get(WORKER, None)
     if worker is not None:
         worker.close()
+    cache = config.stash.get(TIKTOKEN_CACHE, None)
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -90,7 +96,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     collector.load_errors = {"modules": modules, "missing": missing}
     import torch
 
-    collector.environment = {"device": config.stash.get(DEVICE, ""), "torch_version": torch.__version__}
+    collector.environment = {"device": config.stash.get(DEVICE, ""), "torch_version": torch.__version__,
+                             "isolation": worker.isolation.describe(),
+                             "isolation_reason": worker.isolation.reason}
     for item in BY_ID.values():
         if item.module in modules or "*" in modules or item.id in missing:
             collector.skipped_items.add(item.id)

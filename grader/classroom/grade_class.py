@@ -292,8 +292,19 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
 
 
 def grade_class_cli(submissions_dir: Path, db: Path | None = None, jobs: int | None = None,
-                    force: bool = False, cluster: str | None = None) -> tuple[str, bool]:
-    """``llmgrade grade-class``: grade, then the summary sentence(s) and whether all were graded."""
+                    force: bool = False, cluster: str | None = None,
+                    allow_unisolated: bool = False) -> tuple[str, bool]:
+    """``llmgrade grade-class``: grade, then the summary sentence(s) and whether all were graded.
+
+    Other people's code is graded only in the OS sandbox unless ``allow_unisolated``.
+    """
+    from grader.sandbox.policy import probe
+
+    isolation = probe()
+    if not isolation.sandboxed:
+        if not allow_unisolated:
+            raise SetupError("sandbox.class_needs_sandbox", reason=isolation.reason)
+        print(t("sandbox.not_isolated", reason=isolation.reason), file=sys.stderr)
     db_path = db if db is not None else DEFAULT_DB
     summary = grade_class(submissions_dir, db_path, jobs=jobs, force=force, cluster=cluster)
     lines = [t("classroom.summary", graded=len(summary.graded), skipped=len(summary.skipped),

@@ -75,6 +75,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 3: the language each run's messages were written in (issue 11); older runs were English.
     ("ALTER TABLE runs ADD COLUMN lang TEXT NOT NULL DEFAULT 'en'",),
+    (  # 4: how each run's student code was isolated (docs/security.md); "" for runs before
+        "ALTER TABLE runs ADD COLUMN isolation TEXT NOT NULL DEFAULT ''",
+    ),
 )
 SCHEMA_LEVEL = len(MIGRATIONS)
 
@@ -173,12 +176,12 @@ class Gradebook:
             cur = self._db.execute(
                 "INSERT INTO runs (submission_id, tool_version, torch_version, python_version,"
                 " device, submission, started_at, duration_s, score, max_score, status, error,"
-                " load_errors, graded_by, lang) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " load_errors, graded_by, lang, isolation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cur.lastrowid, run.tool_version, run.torch_version, run.python_version,
                  run.device, run.submission, run.started_at, run.duration_s, run.score,
                  run.max_score, run.status, run.error,
                  json.dumps([asdict(e) for e in run.load_errors], ensure_ascii=False), run.graded_by,
-                 run.lang))
+                 run.lang, run.isolation))
             run_id = cur.lastrowid
             assert run_id is not None
             for position, item in enumerate(run.items):
@@ -246,7 +249,7 @@ class Gradebook:
         """The run with row id ``run_id`` rebuilt as a ``GradeRun``."""
         row = self._db.execute(
             "SELECT tool_version, torch_version, python_version, device, submission,"
-            " content_hash, started_at, duration_s, status, error, load_errors, graded_by, lang"
+            " content_hash, started_at, duration_s, status, error, load_errors, graded_by, lang, isolation"
             " FROM runs JOIN submissions ON submissions.id = runs.submission_id"
             " WHERE runs.id = ?", (run_id,)).fetchone()
         if row is None:
@@ -258,6 +261,7 @@ class Gradebook:
             data["load_errors"] = json.loads(row[10])
             data["graded_by"] = row[11]
             data["lang"] = str(row[12])
+            data["isolation"] = str(row[13])
             data["items"] = [
                 {"id": r[0], "module": r[1], "title": r[2], "kind": r[3], "status": r[4],
                  "points": r[5], "max_points": r[6], "diagnosis": r[7], "message": r[8],

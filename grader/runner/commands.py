@@ -14,6 +14,7 @@ from grader.messages import t
 from grader.results import GradeRun
 from grader.runner.run import Progress, grade_submission
 from grader.runner.summary import format_details, format_table, terminal_width, wrap
+from grader.sandbox.policy import probe
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -45,6 +46,7 @@ def grade_and_report(submission: Path | None, items: Sequence[str] = (), *, devi
     with _progress_bar() as update:
         run = grade_submission(submission, items, device=device, json_path=json_path, suites=suites,
                                progress=update, time_scale=time_scale)
+    warn_if_not_isolated(run)
     target = report_path(run, db, report) if record else None
     click.echo(format_table(run.student_view(), colour=sys.stdout.isatty(), report=target))
     if json_path is not None:
@@ -61,8 +63,15 @@ def _echo(sentence: str) -> None:
 def check_one(submission: Path | None, item: str, *, device: str | None = None,
               time_scale: float = 1.0) -> int:
     run = grade_submission(submission, [item], device=device, time_scale=time_scale)
+    warn_if_not_isolated(run)
     click.echo(format_details(run.student_view(), colour=sys.stdout.isatty()))
     return exit_code(run)
+
+
+def warn_if_not_isolated(run: GradeRun) -> None:
+    """Say once, on stderr, that the code ran without the OS sandbox."""
+    if run.isolation == "none":
+        click.echo(t("sandbox.not_isolated", reason=probe().reason), err=True)
 
 
 def exit_code(run: GradeRun) -> int:

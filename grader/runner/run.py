@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from grader.catalog import Item, items_for
 from grader.errors import SetupError, unknown_item
 from grader.messages import current_lang
 from grader.checking.plugin import RESULTS_FORMAT, sign
+from grader.sandbox.policy import probe
 from grader.results import GradeRun, RunStatus, installed_torch_version
 from grader.runner.scoring import item_results, load_errors_from
 from grader.authoring.workspace import content_hash, find_submission
@@ -72,7 +74,8 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
         submission=str(folder),
         submission_hash=content_hash(folder), started_at=started_at,
         duration_s=round(time.time() - started, 3), items=results, load_errors=load_errors,
-        status=status, error=error, lang=current_lang())
+        status=status, error=error, lang=current_lang(),
+        isolation=environment.get("isolation") or probe().describe())
     if json_path is not None:
         run.write(json_path)
     return run
@@ -81,14 +84,28 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
 def _run_suites(folder: Path, chosen: list[Item], device: str, suites: Sequence[Path],
                 progress: Progress | None, time_limit_s: float, time_scale: float,
                 threads: int | None = None) -> tuple[dict[str, Any], RunStatus, str]:
+    # The trusted pytest runs in a private folder (outside every sandbox) that holds its results,
+    # log and every temporary folder it makes; it is removed when the run ends, however it ends.
     workdir = Path(tempfile.mkdtemp(prefix="llmgrade-run-"))
+    try:
+        return _run_suites_in(workdir, folder, chosen, device, suites, progress, time_limit_s,
+                              time_scale, threads)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_suites_in(workdir: Path, folder: Path, chosen: list[Item], device: str, suites: Sequence[Path],
+                   progress: Progress | None, time_limit_s: float, time_scale: float,
+                   threads: int | None) -> tuple[dict[str, Any], RunStatus, str]:
     results = workdir / "checks.json"
+    (workdir / "tmp").mkdir()
     key = secrets.token_bytes(32)
     key_r, key_w = os.pipe()
     os.write(key_w, key)
     os.close(key_w)
     prog_r, prog_w = os.pipe()
-    cmd = [sys.executable, "-m", "pytest", *suite_files(chosen), *[str(Path(s).resolve()) for s in suites],
+    # -P: no current-folder entry on sys.path (nothing in the run folder can shadow a module).
+    cmd = [sys.executable, "-P", "-m", "pytest", *suite_files(chosen), *[str(Path(s).resolve()) for s in suites],
            "-c", str(SUITES_DIR / "pytest.ini"), "--rootdir", str(SUITES_DIR),
            "--confcutdir", str(SUITES_DIR), "-p", "no:cacheprovider", "-p", "grader.checking.plugin",
            "-p", "grader.checking.fixtures", "-q", "--no-header", "-o", "console_output_style=classic",
@@ -97,7 +114,7 @@ def _run_suites(folder: Path, chosen: list[Item], device: str, suites: Sequence[
            "--llmgrade-progress-fd", str(prog_w), "--llmgrade-time-scale", str(time_scale)]
     env = dict(os.environ)
     env.update({"LLMGRADE_KEY_FD": str(key_r), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-                "PYTHONDONTWRITEBYTECODE": "1"})
+                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONSAFEPATH": "1", "TMPDIR": str(workdir / "tmp")})
     env.pop("LLMGRADE_DEVICE", None)  # --llmgrade-device decides, on both sides
     if threads is not None:  # read by torch at start-up, here and (passed on) in the worker
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)

@@ -42,14 +42,17 @@ def _apply_limits(memory_bytes: int, file_bytes: int) -> None:
 class Submission:
     """The student's folder, imported as the package ``submission``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, package_root: Path | None = None) -> None:
         self.root = root.resolve()
         self.modules: dict[str, types.ModuleType] = {}
         self.load_errors: dict[str, dict[str, Any]] = {}
         self.stand_ins: dict[str, list[str]] = {}
         # A real, importable package (a link to the student's folder), so that child processes
         # started with multiprocessing's "spawn" (DDP in appendix A) can import the same code.
-        package_root = Path(tempfile.mkdtemp(prefix="llmgrade-pkg-"))
+        # The parent names a folder it removes (or the sandbox's own tmpfs): nothing is left behind.
+        if package_root is None:
+            package_root = Path(tempfile.mkdtemp(prefix="llmgrade-pkg-"))
+        package_root.mkdir(parents=True, exist_ok=True)
         (package_root / PACKAGE).symlink_to(self.root, target_is_directory=True)
         sys.path.insert(0, str(package_root))
         # Students sometimes write ``from ch03 import ...``: let that resolve too.
@@ -196,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--write-fd", type=int, required=True)
     parser.add_argument("--submission", type=Path, required=True)
     parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--package-root", type=Path, default=None,
+                        help="folder for the importable link to the submission")
     parser.add_argument("--memory-gib", type=float, default=0.0)
     parser.add_argument("--file-mib", type=float, default=64.0)
     parser.add_argument("--coverage", default="", help="measure coverage of the submission into this file")
@@ -233,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
                                 include=[str(args.submission.resolve() / "*")])
         cov.start()
     try:
-        serve(args.read_fd, args.write_fd, Submission(args.submission), args.output)
+        serve(args.read_fd, args.write_fd, Submission(args.submission, args.package_root), args.output)
     finally:
         if cov is not None:
             cov.stop()

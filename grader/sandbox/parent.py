@@ -22,9 +22,10 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
-from grader.sandbox import protocol
+from grader.sandbox import policy, protocol, seccomp
 from grader.sandbox.child import STACK_DUMP_NAME
 from grader.sandbox.stack_dump import request_dump, stuck_at
+from grader.sandbox.cgroup import TreeGroup
 from grader.checking.failures import GradeFailure, NotStarted
 from grader.messages import t
 
@@ -57,9 +58,12 @@ class WorkerError(Exception):
         return f"{self.kind}: {self.type} {self.message}"
 
 
-def sandbox_env(home: Path, device: str | None, tiktoken_cache: Path | None) -> dict[str, str]:
+def sandbox_env(home: Path | str, device: str | None, tiktoken_cache: Path | None,
+                sandboxed: bool = False) -> dict[str, str]:
     """A minimal environment: nothing secret from the grader's own environment is passed on."""
     env = {key: os.environ[key] for key in _KEEP_ENV if key in os.environ}
+    if sandboxed:
+        env["TMPDIR"] = "/tmp"
     env.update({
         "HOME": str(home),
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -73,6 +77,13 @@ def sandbox_env(home: Path, device: str | None, tiktoken_cache: Path | None) -> 
     if tiktoken_cache is not None:
         env["TIKTOKEN_CACHE_DIR"] = str(tiktoken_cache)
     return env
+
+
+def tree_memory_bytes(memory_gib: float) -> int:
+    """The cap on the worker's whole tree: its own limit, its tmpfs mounts and some slack for
+    children (a CUDA worker, with no address-space limit, gets the default's)."""
+    own = memory_gib or DEFAULT_MEMORY_GIB
+    return int(own * 1024**3) + policy.TMP_BYTES + policy.SHM_BYTES + 1024**3
 
 
 class Worker:
@@ -95,31 +106,64 @@ class Worker:
         self.load_report: dict[str, Any] | None = None
         self.restarts = 0
         self.broken_items: dict[str, WorkerError] = {}
+        self.isolation = policy.probe()
+        self.group: TreeGroup | None = None
 
     # -- process management -------------------------------------------------------------------
     def start(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             return
         self._close_pipes()
+        self._remove_group()
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
-        workdir = self.home / "cwd"
-        shutil.rmtree(workdir, ignore_errors=True)
-        workdir.mkdir()
+        sandboxed = self.isolation.sandboxed
+        if sandboxed:  # home, working folder and package link live on the sandbox's own tmpfs
+            workdir, package_root = Path(policy.SANDBOX_HOME), "/tmp/llmgrade-pkg"
+        else:
+            workdir, package_root = self.home / "cwd", str(self.home / "pkg")
+            for folder in (workdir, self.home / "pkg"):
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir()
+        self.output.touch()
+        self.output.with_name(STACK_DUMP_NAME).touch()  # the worker's stack dump (bound into the sandbox)
         bootstrap = f"import sys; sys.path.insert(0, {str(GRADER_ROOT)!r}); from grader.sandbox.child import main; main()"
         cmd = [sys.executable, "-I", "-c", bootstrap,
                "--read-fd", str(req_r), "--write-fd", str(rep_w),
                "--submission", str(self.submission), "--output", str(self.output),
-               "--memory-gib", str(self.memory_gib)]
+               "--package-root", package_root, "--memory-gib", str(self.memory_gib)]
         coverage_file = os.environ.get(COVERAGE_ENV)
         if coverage_file:
             cmd += ["--coverage", coverage_file]
-        self.proc = subprocess.Popen(
-            cmd, cwd=workdir, env=sandbox_env(self.home, self.device, self.tiktoken_cache),
-            pass_fds=(req_r, rep_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True)
-        os.close(req_r)
-        os.close(rep_w)
+        fds = [req_r, rep_w]
+        filter_fd = None
+        if sandboxed:
+            filter_fd = seccomp.filter_fd() if self.isolation.seccomp else None
+            if filter_fd is not None:
+                fds.append(filter_fd)
+            writable = [self.output.with_name(STACK_DUMP_NAME)]
+            if coverage_file:
+                writable.append(Path(coverage_file).parent)
+            mounts = policy.Mounts(self.submission, self.output, writable=writable,
+                                   read_only=[p for p in (self.tiktoken_cache,) if p is not None])
+            cuda = bool(self.device) and str(self.device).startswith("cuda")
+            cmd = [*policy.bwrap_args(mounts, seccomp_fd=filter_fd, gpu=cuda), *cmd]
+        if self.isolation.cgroup:
+            self.group = TreeGroup.create(tree_memory_bytes(self.memory_gib))
+            if self.group is not None:
+                cmd = self.group.wrap(cmd)
+        # bwrap's own complaints (before the worker redirects its output) go to the output log.
+        err_fd = os.open(self.output, os.O_WRONLY | os.O_APPEND)
+        try:
+            self.proc = subprocess.Popen(
+                cmd, cwd=workdir if not sandboxed else None,
+                env=sandbox_env(workdir, self.device, self.tiktoken_cache, sandboxed),
+                pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=err_fd, start_new_session=True)
+        finally:
+            for fd in (req_r, rep_w, filter_fd, err_fd):
+                if fd is not None:
+                    os.close(fd)
         self._to_worker, self._from_worker = req_w, rep_r
 
     def stop(self) -> None:
@@ -131,6 +175,12 @@ class Worker:
             self.proc.wait()
         self.proc = None
         self._close_pipes()
+        self._remove_group()
+
+    def _remove_group(self) -> None:
+        if self.group is not None:
+            self.group.remove()
+            self.group = None
 
     def close(self) -> None:
         """Ask the worker to finish (it saves coverage data when measuring), then make sure."""
@@ -184,8 +234,10 @@ class Worker:
         except (BrokenPipeError, EOFError, OSError) as exc:
             tail = self._output_tail(output_start)
             detail = self._death_detail(exc)
+            # Killed by the tree's memory cap (a child, or tmpfs pages, took the memory).
+            kind = "memory" if self.group is not None and self.group.hit_memory_limit() else "crash"
             self.stop()
-            raise WorkerError("crash", detail, output_tail=tail) from None
+            raise WorkerError(kind, detail, output_tail=tail) from None
         if not isinstance(reply, dict) or "ok" not in reply:
             self.stop()
             raise WorkerError("protocol", "the worker sent a malformed reply")
@@ -200,7 +252,10 @@ class Worker:
     def _locate(self, err: WorkerError) -> None:
         """Fill in where the student's code was when it ran out of time (see ``stack_dump``)."""
         assert self.proc is not None
-        found = stuck_at(request_dump(self.proc.pid, self.output.with_name(STACK_DUMP_NAME)), self.submission)
+        pid = policy.sandboxed_pid(self.proc.pid) if self.isolation.sandboxed else self.proc.pid
+        if pid is None:
+            return
+        found = stuck_at(request_dump(pid, self.output.with_name(STACK_DUMP_NAME)), self.submission)
         if found is not None:
             err.file, err.line, err.source_line = found.file, found.line, found.source_line
             err.extra.update({"function": found.function, "stuck_in_item": found.item})

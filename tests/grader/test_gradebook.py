@@ -168,7 +168,9 @@ def test_a_gradebook_from_before_graded_by_migrates(tmp_path: Path, monkeypatch:
     with Gradebook(path) as book:
         assert book.schema_level == gb_module.SCHEMA_LEVEL
         run = book.latest("alice")
-        assert run is not None and run.graded_by == ""
-        book.record("bob", dataclasses.replace(fake_run(), graded_by="node7 tcp://10.0.0.7:40000"))
+        assert run is not None and run.graded_by == "" and run.isolation == ""
+        book.record("bob", dataclasses.replace(fake_run(), graded_by="node7 tcp://10.0.0.7:40000",
+                                               isolation="bwrap+seccomp+cgroup"))
         bob = book.latest("bob")
         assert bob is not None and bob.graded_by == "node7 tcp://10.0.0.7:40000"
+        assert bob.isolation == "bwrap+seccomp+cgroup"
