@@ -52,8 +52,10 @@ class Submission:
         # The parent names a folder it removes (or the sandbox's own tmpfs): nothing is left behind.
         if package_root is None:
             package_root = Path(tempfile.mkdtemp(prefix="llmgrade-pkg-"))
-        package_root.mkdir(parents=True, exist_ok=True)
-        (package_root / PACKAGE).symlink_to(self.root, target_is_directory=True)
+        link = package_root / PACKAGE
+        if not link.is_symlink():  # the parent made it (read-only in the sandbox)
+            package_root.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(self.root, target_is_directory=True)
         sys.path.insert(0, str(package_root))
         # Students sometimes write ``from ch03 import ...``: let that resolve too.
         sys.path.insert(1, str(self.root))

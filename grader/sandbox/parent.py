@@ -118,20 +118,25 @@ class Worker:
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         sandboxed = self.isolation.sandboxed
-        if sandboxed:  # home, working folder and package link live on the sandbox's own tmpfs
-            workdir, package_root = Path(policy.SANDBOX_HOME), "/tmp/llmgrade-pkg"
+        # The importable link to the submission has the same path inside and outside the sandbox
+        # (a read-only bind there), so the worker's tracebacks and stack dumps name real files here.
+        package_root = self.home / "pkg"
+        if not (package_root / "submission").is_symlink():
+            package_root.mkdir(exist_ok=True)
+            (package_root / "submission").symlink_to(self.submission, target_is_directory=True)
+        if sandboxed:  # home and working folder live on the sandbox's own tmpfs
+            workdir = Path(policy.SANDBOX_HOME)
         else:
-            workdir, package_root = self.home / "cwd", str(self.home / "pkg")
-            for folder in (workdir, self.home / "pkg"):
-                shutil.rmtree(folder, ignore_errors=True)
-                folder.mkdir()
+            workdir = self.home / "cwd"
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir()
         self.output.touch()
         self.output.with_name(STACK_DUMP_NAME).touch()  # the worker's stack dump (bound into the sandbox)
         bootstrap = f"import sys; sys.path.insert(0, {str(GRADER_ROOT)!r}); from grader.sandbox.child import main; main()"
         cmd = [sys.executable, "-I", "-c", bootstrap,
                "--read-fd", str(req_r), "--write-fd", str(rep_w),
                "--submission", str(self.submission), "--output", str(self.output),
-               "--package-root", package_root, "--memory-gib", str(self.memory_gib)]
+               "--package-root", str(package_root), "--memory-gib", str(self.memory_gib)]
         coverage_file = os.environ.get(COVERAGE_ENV)
         if coverage_file:
             cmd += ["--coverage", coverage_file]
@@ -145,7 +150,7 @@ class Worker:
             if coverage_file:
                 writable.append(Path(coverage_file).parent)
             mounts = policy.Mounts(self.submission, self.output, writable=writable,
-                                   read_only=[p for p in (self.tiktoken_cache,) if p is not None])
+                                   read_only=[p for p in (self.tiktoken_cache, package_root) if p is not None])
             cuda = bool(self.device) and str(self.device).startswith("cuda")
             cmd = [*policy.bwrap_args(mounts, seccomp_fd=filter_fd, gpu=cuda), *cmd]
         if self.isolation.cgroup:
