@@ -20,6 +20,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from grader import __version__, catalog, messages
 from grader.errors import SetupError
 from grader.classroom.gradebook import DEFAULT_DB, Gradebook, History
+from grader.classroom import progress
+from grader.classroom.progress import Changes
+from grader.feedback import failure_groups, item_location
 from grader.messages import t
 from grader.results import STATUSES, GradeRun, ItemResult
 
@@ -35,6 +38,7 @@ def _environment() -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.globals["t"] = t
     env.filters["t"] = lambda key, **params: t(key, **params)
+    env.filters["pts"] = lambda value: f"{float(value):g}"
     env.globals["STATUSES"] = STATUSES
     env.globals["tool_version"] = __version__
     return env
@@ -61,6 +65,7 @@ class ItemView:
     diagnoses: list[str] = field(default_factory=list)
     blamed_on: list[str] = field(default_factory=list)
     hint: str = ""
+    location: str = ""
 
 
 @dataclass
@@ -68,6 +73,18 @@ class ChapterView:
     module: str
     title: str
     items: list[ItemView]
+
+    @property
+    def started(self) -> list[ItemView]:
+        return [i for i in self.items if i.status != "not_started"]
+
+    @property
+    def waiting(self) -> list[ItemView]:
+        return [i for i in self.items if i.status == "not_started"]
+
+    @property
+    def waiting_points(self) -> float:
+        return round(sum(i.max_points for i in self.waiting), 2)
 
     @property
     def points(self) -> float:
@@ -90,8 +107,8 @@ def _item_view(item: ItemResult) -> ItemView:
                     hint=_hint(item))
     if item.hidden or item.status == "passed":
         return view
-    found = [item.message] + [c.message for c in item.checks if c.status != "passed"]
-    view.messages = [m for i, m in enumerate(found) if m and m not in found[:i]]
+    view.location = item_location(item)
+    view.messages = [group.sentence() for group in failure_groups(item)]
     codes = [item.diagnosis] + [c.diagnosis for c in item.checks]
     texts = [diagnosis_text(d) for i, d in enumerate(codes) if d and d not in codes[:i]]
     # A check's message usually ends with its diagnosis already: show each sentence once.
@@ -112,22 +129,33 @@ def chapters(run: GradeRun) -> list[ChapterView]:
 
 
 def render_student_report(run: GradeRun, history: History, student: str | None = None,
-                          back_link: str | None = None) -> str:
+                          back_link: str | None = None, changes: Changes | None = None) -> str:
     """The student's report as HTML text (hidden items show pass/fail only)."""
     view = run.student_view()
     name = student if student is not None else Path(run.submission).name
+    parts = chapters(view)
+    fix_next = [i for ch in parts for i in ch.items if i.status == "failed" and not i.hidden]
     return _ENV.get_template("student.html.j2").render(
-        student=name, run=view, counts=view.counts(), chapters=chapters(view),
+        student=name, run=view, counts=view.counts(), chapters=parts, fix_next=fix_next,
         percent=percent(view.score, view.max_score), chart=line_chart(history),
-        history=history, back_link=back_link, lang=messages.current_lang())
+        history=history, back_link=back_link, changes=changes, lang=messages.current_lang())
 
 
 def write_student_report(run: GradeRun, history: History, path: Path,
-                         student: str | None = None, back_link: str | None = None) -> Path:
+                         student: str | None = None, back_link: str | None = None,
+                         changes: Changes | None = None) -> Path:
     """Write the student's HTML report to ``path`` (atomically) and return ``path``."""
-    html = render_student_report(run, history, student, back_link)
+    html = render_student_report(run, history, student, back_link, changes)
     _write(path, html)
     return path
+
+
+def write_progress_report(runs: list[GradeRun], path: Path, student: str | None = None,
+                          back_link: str | None = None) -> Path:
+    """The report of every run so far (oldest first): the latest result of each item, the history
+    as shares of the whole catalog, and what the last run changed (``grader.classroom.progress``)."""
+    return write_student_report(progress.combined(runs), progress.progress_history(runs), path, student,
+                                back_link, progress.changes(runs))
 
 
 def _write(path: Path, text: str) -> None:
@@ -223,9 +251,9 @@ def write_class_reports(gradebook: Gradebook, out_dir: Path) -> Path:
     runs = gradebook.latest_all()
     taken: set[str] = {"index"}
     pages = {sid: f"{STUDENTS_DIR}/{page_name(sid, taken)}" for sid in runs}
-    for sid, run in runs.items():
-        write_student_report(run, gradebook.history(sid), out_dir / pages[sid], student=sid,
-                             back_link="../index.html")
+    for sid in runs:
+        write_progress_report(gradebook.runs(sid), out_dir / pages[sid], student=sid,
+                              back_link="../index.html")
     index = out_dir / "index.html"
     html = _ENV.get_template("class.html.j2").render(**class_overview(runs, pages),
                                                        lang=messages.current_lang())

@@ -245,6 +245,13 @@ class Gradebook:
             " WHERE student_id = ? ORDER BY submissions.id", (student_id,))
         return [(str(r[0]), float(r[1]), float(r[2])) for r in rows]
 
+    def runs(self, student_id: str) -> list[GradeRun]:
+        """Every recorded run of ``student_id``, oldest first."""
+        rows = self._db.execute(
+            "SELECT runs.id FROM runs JOIN submissions ON submissions.id = runs.submission_id"
+            " WHERE student_id = ? ORDER BY submissions.id", (student_id,))
+        return [self.run(int(r[0])) for r in rows.fetchall()]
+
     def run(self, run_id: int) -> GradeRun:
         """The run with row id ``run_id`` rebuilt as a ``GradeRun``."""
         row = self._db.execute(

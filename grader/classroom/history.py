@@ -18,12 +18,12 @@ def report_path(run: GradeRun, db: Path | None = None, report: Path | None = Non
 
 def record_and_report(run: GradeRun, db: Path | None = None, report: Path | None = None) -> Path:
     """Record ``run`` (one transaction) and write the HTML progress report; returns its path."""
-    from reports.render import write_student_report
+    from reports.render import write_progress_report
 
     workspace = Path(run.submission)
     db_path = db or default_path(workspace)
     with Gradebook(db_path) as gradebook:
         gradebook.record(SELF, run)
-        history = gradebook.history(SELF)
+        runs = gradebook.runs(SELF)
     target = report_path(run, db_path, report)
-    return write_student_report(run, history, target, student=workspace.name)
+    return write_progress_report(runs, target, student=workspace.name)

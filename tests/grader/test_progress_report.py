@@ -1,0 +1,77 @@
+"""A partial run updates its items and never shrinks the picture: the report's headline, chart and
+cards use the latest result of every item across runs, and say what the last run changed."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from grader import catalog
+from grader.classroom.gradebook import Gradebook
+from grader.classroom.history import SELF, record_and_report
+from grader.classroom.progress import changes, combined, progress_history
+from grader.results import GradeRun
+from reports.charts import percent
+
+from .fake_runs import fake_run
+
+ALL_PASS = {item.id: "passed" for item in catalog.ITEMS}
+
+
+def _partial(run: GradeRun, module: str) -> GradeRun:
+    return dataclasses.replace(run, items=[i for i in run.items if i.module == module])
+
+
+def test_a_partial_run_after_a_full_run_keeps_the_full_picture(tmp_path: Path) -> None:
+    full = fake_run(seed=0, started_at="2025-01-01T10:00:00+00:00", submission=str(tmp_path),
+                    statuses={**ALL_PASS, "ch04.GELU": "failed", "ch03.CausalAttention": "failed"})
+    # The second run grades ch03 only: CausalAttention now passes, MultiHeadAttention now fails.
+    later = fake_run(seed=0, started_at="2025-01-02T10:00:00+00:00", submission=str(tmp_path),
+                     statuses={**ALL_PASS, "ch03.MultiHeadAttention": "failed"})
+    partial = _partial(later, "ch03")
+    db = tmp_path / "gb.sqlite"
+    record_and_report(full, db, tmp_path / "first.html")
+    path = record_and_report(partial, db, tmp_path / "report.html")
+    with Gradebook(db) as book:
+        runs = book.runs(SELF)
+    picture = combined(runs)
+
+    assert [i.id for i in picture.items] == [i.id for i in catalog.ITEMS]
+    status = {i.id: i.status for i in picture.items}
+    assert status["ch04.GELU"] == "failed"  # from the full run: not in the partial one
+    assert status["ch03.CausalAttention"] == "passed" and status["ch03.MultiHeadAttention"] == "failed"
+    expected = sum(i.points for i in full.items if i.module != "ch03") + sum(i.points for i in partial.items)
+    assert picture.score == round(expected, 2) and picture.max_score == catalog.max_score()
+
+    history = progress_history(runs)
+    assert [m for _, _, m in history] == [catalog.max_score()] * 2  # every point out of the whole catalog
+    assert [s for _, s, _ in history] == [full.score, picture.score]
+
+    what = changes(runs)
+    assert what.newly_passing == ["ch03.CausalAttention"] and what.newly_failing == ["ch03.MultiHeadAttention"]
+
+    html = path.read_text("utf-8")
+    assert f"{picture.score} of {picture.max_score} points ({percent(picture.score, picture.max_score)}%)" in html
+    assert 'id="item-ch05.GPTDatasetV1"' not in html  # (no such item: sanity of the id format below)
+    assert all(f'id="item-{i.id}"' in html for i in catalog.ITEMS)  # every chapter, not just ch03
+    fix_next = html.split('id="fix-next"')[1].split("</section>")[0]
+    assert 'id="detail-ch04.GELU"' in fix_next and 'id="detail-ch03.MultiHeadAttention"' in fix_next
+    assert 'id="detail-ch03.CausalAttention"' not in html
+    changed = html.split('id="changes"')[1].split("</section>")[0]
+    assert "1 newly passing" in changed and "ch03.CausalAttention" in changed
+    assert "1 newly failing" in changed and "ch03.MultiHeadAttention" in changed
+    assert html.count('class="attempt"') == 2
+
+
+def test_fix_next_comes_first_and_not_started_items_fold_per_chapter(tmp_path: Path) -> None:
+    run = fake_run(seed=0, statuses={**{i.id: "not_started" for i in catalog.ITEMS if i.module == "ch05"},
+                                     "ch03.CausalAttention": "failed"})
+    path = record_and_report(run, tmp_path / "gb.sqlite", tmp_path / "report.html")
+    html = path.read_text("utf-8")
+    assert html.index('id="fix-next"') < html.index('id="chapter-ch02"')
+    ch05 = [i for i in catalog.ITEMS if i.module == "ch05"]
+    section = html.split('id="chapter-ch05"')[1].split("</section>")[0]
+    summary = f"ch05: {len(ch05)} not started ({sum(i.points for i in ch05):g} points)"
+    assert f'<details class="waiting"><summary>{summary}</summary>' in section
+    assert section.index("<details") < section.index('id="item-')  # every ch05 card is folded away
+    assert "first recorded run" in html
