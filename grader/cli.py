@@ -131,7 +131,7 @@ def grade_class_command(submissions: Path, jobs: int | None, force: bool, cluste
     """Grade every student folder or .zip in SUBMISSIONS and record the runs in the gradebook.
 
     \b
-    Examples:
+    Example:
       llmgrade grade-class submissions/ --jobs 2
       llmgrade grade-class submissions/ --cluster local:4
     """
