@@ -171,13 +171,13 @@ def train_ddp(
         for epoch in range(num_epochs):
             if isinstance(sampler, DistributedSampler):
                 sampler.set_epoch(epoch)  # matters only for shuffling samplers; kept as in the book
-            ddp_model.train()  # type: ignore[no-untyped-call]
+            ddp_model.train()
             for features, labels in train_loader:
                 features, labels = features.to(device), labels.to(device)
                 logits = ddp_model(features)
                 loss = F.cross_entropy(logits, labels)
                 optimizer.zero_grad()
-                loss.backward()  # type: ignore[no-untyped-call]
+                loss.backward()
                 optimizer.step()
 
         if rank == 0:
@@ -210,7 +210,7 @@ def run_ddp(
     port = _free_port() if master_port is None else master_port
     with tempfile.TemporaryDirectory() as tmp:
         result_path = str(Path(tmp) / "final_state_dict.pt")
-        mp.spawn(  # type: ignore[attr-defined,no-untyped-call]
+        mp.spawn(
             train_ddp,
             args=(world_size, num_epochs, X_train, y_train, init_state_dict, lr, batch_size,
                   port, result_path),

@@ -84,7 +84,7 @@ def train_model(
     tokens_seen, global_step = 0, -1
 
     peak_lr = optimizer.param_groups[0]["lr"]
-    total_training_steps = len(train_loader) * n_epochs  # type: ignore[arg-type]
+    total_training_steps = len(train_loader) * n_epochs
 
     for _epoch in range(n_epochs):
         model.train()
@@ -99,7 +99,7 @@ def train_model(
             track_lrs.append(lr)
 
             loss = calc_loss_batch(input_batch, target_batch, model, device)
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss.backward()
 
             # no clipping during warmup: the small learning rates keep the updates small anyway
             if global_step >= warmup_steps:

@@ -45,7 +45,7 @@ class LinearWithLoRA(torch.nn.Module):
         self.lora.to(device=linear.weight.device, dtype=linear.weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x) + self.lora(x)  # type: ignore[no-any-return]
+        return self.linear(x) + self.lora(x)
 
 
 def replace_linear_with_lora(model: torch.nn.Module, rank: int, alpha: float) -> None:

@@ -207,21 +207,44 @@ def exercise_4_3_config() -> dict[str, Any]:
     return cfg
 
 
-class TransformerBlockSeparateDropout(TransformerBlock):
-    """A TransformerBlock that reads ``drop_rate_attn`` and ``drop_rate_shortcut`` from the config."""
+class TransformerBlockSeparateDropout(nn.Module):
+    """TransformerBlock with ``drop_rate_attn`` in the attention and ``drop_rate_shortcut`` on the shortcuts."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
-        # Reuse the parent's layout (same names and creation order, so state_dicts are interchangeable)
-        # and only change the two dropout rates.
-        super().__init__({**cfg, "drop_rate": cfg["drop_rate_attn"]})
+        super().__init__()
+        # The same submodules in the same order as TransformerBlock, so their state_dicts are interchangeable.
+        self.att = MultiHeadAttention(
+            d_in=cfg["emb_dim"],
+            d_out=cfg["emb_dim"],
+            context_length=cfg["context_length"],
+            num_heads=cfg["n_heads"],
+            dropout=cfg["drop_rate_attn"],
+            qkv_bias=cfg["qkv_bias"],
+        )
+        self.ff = FeedForward(cfg)
+        self.norm1 = LayerNorm(cfg["emb_dim"])
+        self.norm2 = LayerNorm(cfg["emb_dim"])
         self.drop_shortcut = nn.Dropout(cfg["drop_rate_shortcut"])
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.norm1(x)
+        x = self.att(x)
+        x = self.drop_shortcut(x)
+        x = x + shortcut
 
-class GPTModelSeparateDropout(GPTModel):
-    """A GPTModel whose embedding, attention and shortcut dropout rates are set separately."""
+        shortcut = x
+        x = self.norm2(x)
+        x = self.ff(x)
+        x = self.drop_shortcut(x)
+        return x + shortcut
+
+
+class GPTModelSeparateDropout(nn.Module):
+    """GPTModel with ``drop_rate_emb`` on the embeddings and TransformerBlockSeparateDropout blocks."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
-        nn.Module.__init__(self)
+        super().__init__()
         self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"])
         self.pos_emb = nn.Embedding(cfg["context_length"], cfg["emb_dim"])
         self.drop_emb = nn.Dropout(cfg["drop_rate_emb"])
@@ -229,3 +252,13 @@ class GPTModelSeparateDropout(GPTModel):
             *[TransformerBlockSeparateDropout(cfg) for _ in range(cfg["n_layers"])])
         self.final_norm = LayerNorm(cfg["emb_dim"])
         self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
+
+    def forward(self, in_idx: torch.Tensor) -> torch.Tensor:
+        _, seq_len = in_idx.shape
+        tok_embeds = self.tok_emb(in_idx)
+        pos_embeds = self.pos_emb(torch.arange(seq_len, device=in_idx.device))
+        x = tok_embeds + pos_embeds
+        x = self.drop_emb(x)
+        x = self.trf_blocks(x)
+        x = self.final_norm(x)
+        return self.out_head(x)

@@ -256,7 +256,7 @@ def train_classifier_simple(
         for input_batch, target_batch in train_loader:
             optimizer.zero_grad()  # gradients of the previous step must not accumulate
             loss = calc_loss_batch(input_batch, target_batch, model, device)
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss.backward()
             optimizer.step()
             examples_seen += input_batch.shape[0]  # examples, not tokens: one label per text
             global_step += 1

@@ -179,7 +179,7 @@ def _vote_key(answer: Any) -> Hashable:
         return tuple(answer.tolist())
     if isinstance(answer, list):
         return tuple(answer)
-    return answer  # type: ignore[no-any-return]
+    return answer
 
 
 def majority_vote(answers: Sequence[T]) -> T:
@@ -329,7 +329,7 @@ def exercise_7_4_training_step(
     model.train()
     optimizer.zero_grad()
     loss = calc_loss_batch(input_batch, target_batch, model, device)
-    loss.backward()  # type: ignore[no-untyped-call]
+    loss.backward()
     optimizer.step()
     return float(loss.item())
 
