@@ -85,3 +85,54 @@ def call_function(student: Student, ref: Any, module: str, name: str, args: Sequ
     expected = ref.run("call", **request)
     got = student.run("call", swap=swap, what=what or name, time_limit_s=time_limit_s, **request)
     return got, expected
+
+
+# ---- reference weights that make the mistakes visible -------------------------------------------
+
+
+def perturb_layer_norms(sd: Mapping[str, torch.Tensor], seed: int = 7) -> dict[str, torch.Tensor]:
+    """A copy of ``sd`` whose LayerNorm ``scale``/``shift`` are random instead of ones/zeros."""
+    generator = torch.Generator().manual_seed(seed)
+    out: dict[str, torch.Tensor] = {}
+    for name, value in sd.items():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf == "scale" and value.is_floating_point():
+            value = 1 + 0.5 * torch.randn(value.shape, generator=generator, dtype=value.dtype)
+        elif leaf == "shift" and value.is_floating_point():
+            value = 0.3 * torch.randn(value.shape, generator=generator, dtype=value.dtype)
+        out[name] = value
+    return out
+
+
+class Perturbed:
+    """Wraps the ``ref`` fixture: its ``module.state_dict`` answers get random LayerNorm parameters."""
+
+    def __init__(self, ref: Any, seed: int = 7) -> None:
+        self._ref = ref
+        self._seed = seed
+
+    def run(self, recipe: str, /, **inputs: Any) -> Any:
+        result = self._ref.run(recipe, **inputs)
+        if recipe == "module.state_dict":
+            return perturb_layer_norms(result, self._seed)
+        return result
+
+
+# ---- dropout left on in eval mode -------------------------------------------------------------
+
+
+def expect_no_dropout_in_eval(student: Any, ref: Any, name: str, cfg: dict[str, Any], inputs: list[Any], *,
+                              swap: tuple[str, ...] = (), what: str | None = None) -> None:
+    """With dropout rates of 0.5 in eval mode the output must equal the reference's; if two eval
+    calls differ, dropout is still active (``ch04_dropout_in_eval``)."""
+    what = what or name
+    request = dict(module="ch04", name=name, args=[cfg], kwargs={}, inputs=inputs, train=False, seed=0,
+                   repeat=2)
+    state = Perturbed(ref).run("module.state_dict", module="ch04", name=name, args=[cfg], kwargs={}, seed=0)
+    got = student.run("module.forward", swap=swap, what=f"{what} in eval mode", state_dict=state, **request)
+    outputs = got.get("outputs") or []
+    if len(outputs) == 2 and all(isinstance(o, torch.Tensor) for o in outputs) \
+            and outputs[0].shape == outputs[1].shape and not torch.allclose(outputs[0], outputs[1]):
+        raise GradeFailure("ch04.dropout_in_eval", what=what, diagnosis="ch04_dropout_in_eval")
+    module_forward(student, Perturbed(ref), "ch04", name, [cfg], inputs, swap=swap, what=what, train=False,
+                   backward=False)

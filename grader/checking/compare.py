@@ -8,6 +8,7 @@ names that mistake as the diagnosis.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Union
 
@@ -141,3 +142,66 @@ def expect_grads(got: Mapping[str, Any], expected: Mapping[str, Any], what: str,
             diff = float((got[name].to(torch.float64) - g.to(torch.float64)).abs().max())
             raise GradeFailure("compare.grad", what=f"{what} {name}", max_diff=diff,
                                details={"parameter": name, "max_abs_diff": diff})
+
+
+# ---- plain values and token ids (nested numbers, lists, tensors; chapter 5 onwards) ---------------
+
+
+def values_close(a: Any, b: Any, rtol: float = 1e-6, atol: float = 1e-8) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        if a.shape != b.shape:
+            return False
+        if not a.is_floating_point() or not b.is_floating_point():
+            return bool(torch.equal(a.to(torch.int64), b.to(torch.int64)))
+        return bool(torch.allclose(a.to(torch.float64), b.to(torch.float64), rtol=rtol, atol=atol))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        if math.isnan(float(a)) or math.isnan(float(b)):
+            return math.isnan(float(a)) and math.isnan(float(b))
+        return abs(float(a) - float(b)) <= atol + rtol * abs(float(b))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(values_close(x, y, rtol, atol) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def first_match(got: Any, mistakes: Mapping[str, Any], rtol: float = 1e-6, atol: float = 1e-8) -> str | None:
+    for diagnosis, wrong in mistakes.items():
+        if values_close(got, wrong, rtol, atol):
+            return diagnosis
+    return None
+
+
+def expect_number(got: Any, expected: float, what: str, mistakes: Mapping[str, float] | None = None,
+                  rtol: float = 1e-6, atol: float = 1e-8) -> None:
+    """``got`` must be a real number (a 0-d tensor counts) equal to ``expected`` within tolerance."""
+    if isinstance(got, torch.Tensor) and got.dim() == 0:
+        got = float(got)
+    if isinstance(got, bool) or not isinstance(got, (int, float)):
+        raise GradeFailure("ch05.not_number", what=what, got=type(got).__name__)
+    if values_close(got, expected, rtol, atol):
+        return
+    diagnosis = first_match(got, mistakes or {}, rtol, atol)
+    raise GradeFailure("ch05.number", what=what, expected=float(expected), got=float(got), diagnosis=diagnosis,
+                       details={"expected": float(expected), "got": float(got)})
+
+
+def expect_ids(got: Any, expected: torch.Tensor, what: str, prompt_len: int,
+               mistakes: Any = None) -> None:
+    """Token ids equal; on a difference, name the first generated position that differs and,
+    when ``mistakes()`` (called only then) has an equal output, the slip."""
+    if not isinstance(got, torch.Tensor):
+        raise GradeFailure("compare.not_tensor", what=what, got=type(got).__name__)
+    if got.shape == expected.shape and bool(torch.equal(got.to(torch.int64), expected.to(torch.int64))):
+        return
+    found = mistakes() if callable(mistakes) else (mistakes or {})
+    diagnosis = first_match(got, found)
+    n = min(got.shape[-1], expected.shape[-1]) if got.dim() == expected.dim() == 2 else 0
+    position = next((j for j in range(n) if not torch.equal(got[:, j].to(torch.int64), expected[:, j])), n)
+    raise GradeFailure("ch05.ids_differ", what=what, expected=_short(expected.tolist(), 240),
+                       got=_short(got.tolist(), 240), position=max(position - prompt_len, 0), diagnosis=diagnosis,
+                       details={"first_generated_position": max(position - prompt_len, 0)})
+
+
+def raise_student_error(result: Mapping[str, Any], what: str, diagnosis: str | None = None) -> None:
+    """A recipe caught an exception from the student's code: report it (with a named slip)."""
+    raise GradeFailure("ch05.raised", what=what, error=result.get("error", "?"),
+                       message=result.get("message", ""), diagnosis=diagnosis)

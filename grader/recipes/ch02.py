@@ -12,24 +12,7 @@ from typing import Any
 import torch
 
 from grader.recipes import Impl, recipe
-
-
-class CharTokenizer:
-    """A tiny tiktoken-like tokenizer (one id per character): proves a dataset uses the one it is given."""
-
-    def encode(self, text: str, allowed_special: Any = None, **_: Any) -> list[int]:
-        return [ord(c) % 97 for c in text]
-
-    def decode(self, ids: list[int]) -> str:
-        return "".join(chr(i) for i in ids)
-
-
-def _tokenizer(kind: str) -> Any:
-    if kind == "chars":
-        return CharTokenizer()
-    import reference.ch02
-
-    return reference.ch02.get_gpt2_tokenizer()
+from grader.recipes.support import get_tokenizer
 
 
 @recipe("ch02.tokenizer")
@@ -60,7 +43,7 @@ def tokenizer(impl: Impl, name: str, vocab: dict[str, int], encode: Sequence[str
 @recipe("ch02.dataset")
 def dataset(impl: Impl, txt: str, max_length: int, stride: int, tokenizer: str = "gpt2") -> dict[str, Any]:
     """Build the student's ``GPTDatasetV1`` with a reference tokenizer; return its length and items."""
-    tok = _tokenizer(tokenizer)
+    tok = get_tokenizer(tokenizer)
     try:
         ds = impl.attr("ch02", "GPTDatasetV1")(txt, tok, max_length, stride)
     except ValueError as exc:

@@ -9,6 +9,7 @@ import torch
 
 from grader.recipes import Impl, recipe
 from grader.recipes.generic import build
+from grader.recipes.support import CropRecorder
 
 
 @recipe("ch04.book_model_meta")
@@ -40,25 +41,6 @@ def shortcut_gradients(impl: Impl, layer_sizes: list[int], use_shortcut: bool, i
     return {"names": list(grads), "mean_abs_grads": list(grads.values()), "loss": float(loss.detach())}
 
 
-class _Recorder(torch.nn.Module):
-    """Wraps the reference model; records the length and grad mode of every call.
-
-    A sequence longer than the model's context is recorded and cropped here, so a missing crop is
-    reported by the check instead of crashing inside the reference model.
-    """
-
-    def __init__(self, model: torch.nn.Module, context_length: int) -> None:
-        super().__init__()
-        self.model = model
-        self.context_length = context_length
-        self.calls: list[dict[str, Any]] = []
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        self.calls.append({"tokens": int(idx.shape[-1]), "grad_enabled": torch.is_grad_enabled()})
-        out: torch.Tensor = self.model(idx[:, -self.context_length:])
-        return out
-
-
 @recipe("ch04.generate")
 def generate(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.Tensor], idx: torch.Tensor,
              max_new_tokens: int, context_size: int) -> dict[str, Any]:
@@ -69,7 +51,7 @@ def generate(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.Tensor
     model = ref_ch04.GPTModel(cfg)
     model.load_state_dict(state_dict)
     model.to(torch.float64).eval()
-    recorder = _Recorder(model, cfg["context_length"]).eval()
+    recorder = CropRecorder(model, cfg["context_length"]).eval()
     out = impl.attr("ch04", "generate_text_simple")(recorder, idx.clone(), max_new_tokens, context_size)
     return {"ids": out, "calls": recorder.calls}
 

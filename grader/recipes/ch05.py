@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from grader.recipes import Impl, recipe
-from grader.recipes.support import DTYPES, CharTokenizer, get_tokenizer, scratch_dir
+from grader.recipes.support import CallRecorder, CharTokenizer, CropRecorder, get_tokenizer, gpt, loader, scratch_dir
 
 START_CONTEXT = "Every effort"
 
@@ -33,21 +32,6 @@ def error_info(exc: BaseException) -> dict[str, str]:
 
 
 # ---- models --------------------------------------------------------------------------------
-
-
-def gpt(cfg: dict[str, Any], state_dict: dict[str, torch.Tensor] | None = None, dtype: str = "float64",
-        train: bool = False, seed: int = 0) -> nn.Module:
-    """A reference GPTModel (weights from ``seed`` or ``state_dict``); the global RNG is left alone."""
-    import reference.ch04
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model: nn.Module = reference.ch04.GPTModel(dict(cfg))
-    if state_dict is not None:
-        model.load_state_dict(state_dict)
-    model.to(DTYPES[dtype])
-    model.train(train)
-    return model
 
 
 def gpt_state(cfg: dict[str, Any], seed: int = 0, logit_scale: float | None = None,
@@ -86,23 +70,6 @@ def logits(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.Tensor],
     with torch.no_grad():
         out: torch.Tensor = model(inputs)
     return out
-
-
-class Recorder:
-    """Records, for every forward call, the model's mode, the grad mode and the number of tokens."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.calls: list[dict[str, Any]] = []
-        model.register_forward_pre_hook(self._hook)
-
-    def _hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        x = args[0] if args else None
-        self.calls.append({"training": module.training, "grad_enabled": torch.is_grad_enabled(),
-                           "tokens": int(x.shape[-1]) if isinstance(x, torch.Tensor) else -1})
-
-
-def loader(inputs: torch.Tensor, targets: torch.Tensor, batch_size: int) -> DataLoader[Any]:
-    return DataLoader(TensorDataset(inputs, targets), batch_size=batch_size, shuffle=False)
 
 
 def as_float(value: Any) -> Any:
@@ -168,7 +135,7 @@ def loss_loader(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.Ten
                 targets: torch.Tensor, batch_size: int, num_batches: int | None = None,
                 pass_num_batches: bool = True) -> dict[str, Any]:
     model = gpt(cfg, state_dict)
-    rec = Recorder(model)
+    rec = CallRecorder(model)
     fn = impl.attr("ch05", "calc_loss_loader")
     data = loader(inputs, targets, batch_size)
     value = fn(data, model, "cpu", num_batches=num_batches) if pass_num_batches else fn(data, model, "cpu")
@@ -193,7 +160,7 @@ def evaluate(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.Tensor
              eval_iter: int, seed: int = 0) -> dict[str, Any]:
     """``evaluate_model`` on a model in train mode with dropout; the calls it made and the mode after."""
     model = gpt(cfg, state_dict, train=True)
-    rec = Recorder(model)
+    rec = CallRecorder(model)
     torch.manual_seed(seed)
     out = impl.attr("ch05", "evaluate_model")(model, loader(train_x, train_y, batch_size),
                                              loader(val_x, val_y, batch_size), "cpu", eval_iter)
@@ -215,7 +182,7 @@ def train(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.Tensor], 
     """
     model = gpt(cfg, state_dict, train=start_in_train_mode)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
-    rec = Recorder(model)
+    rec = CallRecorder(model)
     torch.manual_seed(seed)
     out = impl.attr("ch05", "train_model_simple")(
         model, loader(train_x, train_y, batch_size), loader(val_x, val_y, batch_size), optimizer, "cpu",
@@ -231,22 +198,6 @@ def train(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.Tensor], 
 # ---- decoding --------------------------------------------------------------------------------
 
 
-class CropRecorder(nn.Module):
-    """Wraps the reference model; records each call's length and crops what is too long for it,
-    so a missing crop is reported by the check instead of crashing inside the model."""
-
-    def __init__(self, model: nn.Module, context_length: int) -> None:
-        super().__init__()
-        self.model = model
-        self.context_length = context_length
-        self.calls: list[int] = []
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        self.calls.append(int(idx.shape[-1]))
-        out: torch.Tensor = self.model(idx[:, -self.context_length:])
-        return out
-
-
 @recipe("ch05.generate")
 def generate(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.Tensor], idx: torch.Tensor,
              max_new_tokens: int, context_size: int, temperature: float = 0.0, top_k: int | None = None,
@@ -257,7 +208,7 @@ def generate(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.Tensor
     torch.manual_seed(seed)
     out = impl.attr("ch05", "generate")(wrapped, idx.clone(), max_new_tokens, context_size,
                                         temperature=temperature, top_k=top_k, eos_id=eos_id)
-    return {"ids": out, "calls": wrapped.calls}
+    return {"ids": out, "calls": wrapped.lengths}
 
 
 @recipe("ch05.generate_with_settings")
@@ -535,7 +486,7 @@ def losses_of_text(impl: Impl, cfg: dict[str, Any], seed: int, text: str, contex
     """Exercise 5.5 on a seeded GPT-2-vocabulary reference model; ``val_drop_last`` (reference
     side only) computes the validation loss with drop_last=True, for the named mistake."""
     model = gpt(cfg, seed=seed, train=train)
-    rec = Recorder(model)
+    rec = CallRecorder(model)
     kwargs: dict[str, Any] = {}
     if train_ratio is not None:
         kwargs["train_ratio"] = train_ratio

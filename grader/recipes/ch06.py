@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from grader.recipes import Impl, recipe
-from grader.recipes.support import DTYPES, CharTokenizer, get_tokenizer, scratch_dir
+from grader.recipes.support import (DTYPES, CallRecorder, CharTokenizer, get_tokenizer, loader, scratch_dir,
+                                    seeded_gpt)
 
 
 def char_ids(text: str) -> list[int]:
@@ -37,13 +38,6 @@ def write_csv(folder: str, rows: Sequence[Sequence[Any]], name: str = "data.csv"
 # ---- models --------------------------------------------------------------------------------
 
 
-def gpt(cfg: dict[str, Any], seed: int = 0) -> nn.Module:
-    import reference.ch04
-
-    torch.manual_seed(seed)
-    return reference.ch04.GPTModel(dict(cfg))
-
-
 def with_head(model: nn.Module, num_classes: int) -> nn.Module:
     """The reference surgery's module layout (no freezing): a ``num_classes`` head with bias."""
     head = model.out_head
@@ -57,7 +51,7 @@ def classifier(cfg: dict[str, Any], state_dict: dict[str, torch.Tensor], num_cla
     """A reference GPT classifier with the given weights; ``freeze`` applies the book's freezing."""
     import reference.ch06
 
-    model = gpt(cfg)
+    model = seeded_gpt(cfg)
     if freeze:
         reference.ch06.prepare_classifier(model, num_classes)
     else:
@@ -68,15 +62,11 @@ def classifier(cfg: dict[str, Any], state_dict: dict[str, torch.Tensor], num_cla
     return model
 
 
-def loader(inputs: torch.Tensor, labels: torch.Tensor, batch_size: int) -> DataLoader[Any]:
-    return DataLoader(TensorDataset(inputs, labels), batch_size=batch_size, shuffle=False)
-
-
 @recipe("ch06.classifier_state")
 def classifier_state(impl: Impl, cfg: dict[str, Any], num_classes: int = 2, seed: int = 0,
                      head_bias: list[float] | None = None) -> dict[str, torch.Tensor]:
     """Weights of a reference classifier (GPT body + ``num_classes`` head); optional fixed head bias."""
-    model = with_head(gpt(cfg, seed), num_classes)
+    model = with_head(seeded_gpt(cfg, seed), num_classes)
     if head_bias is not None:
         with torch.no_grad():
             head = model.out_head
@@ -87,7 +77,7 @@ def classifier_state(impl: Impl, cfg: dict[str, Any], num_classes: int = 2, seed
 
 @recipe("ch06.gpt_state")
 def gpt_state(impl: Impl, cfg: dict[str, Any], seed: int = 0) -> dict[str, torch.Tensor]:
-    return dict(gpt(cfg, seed).state_dict())
+    return dict(seeded_gpt(cfg, seed).state_dict())
 
 
 @recipe("ch06.call_or_error")
@@ -163,12 +153,12 @@ def prepare_classifier(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, to
     fn = impl.attr("ch06", "prepare_classifier")
     if meta:
         with torch.device("meta"):
-            model = gpt(cfg)
+            model = seeded_gpt(cfg)
             torch.manual_seed(seed)
             returned = fn(model, num_classes)
         return {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
                 "total": sum(p.numel() for p in model.parameters()), "same_object": returned is model}
-    model = gpt(cfg)
+    model = seeded_gpt(cfg)
     if state_dict is not None:
         model.load_state_dict(state_dict)
     torch.manual_seed(seed)
@@ -198,12 +188,12 @@ def make_all_trainable(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, to
     fn = impl.attr("ch06", "exercise_6_2_make_all_trainable")
     if meta:
         with torch.device("meta"):
-            model = gpt(cfg)
+            model = seeded_gpt(cfg)
             surgery(model, 2)
             returned = fn(model)
         return {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
                 "same_object": returned is model}
-    model = gpt(cfg)
+    model = seeded_gpt(cfg)
     torch.manual_seed(123)
     surgery(model, 2)
     if state_dict is not None:
@@ -220,26 +210,13 @@ def make_all_trainable(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, to
 # ---- loss and accuracy -----------------------------------------------------------------------
 
 
-class _Recorder:
-    """Records, for every forward call, whether gradients were enabled and the model's mode."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.calls: list[dict[str, Any]] = []
-        model.register_forward_pre_hook(self._hook)
-
-    def _hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        x = args[0] if args else None
-        self.calls.append({"grad_enabled": torch.is_grad_enabled(), "training": module.training,
-                           "input": x.detach().clone() if isinstance(x, torch.Tensor) else None})
-
-
 @recipe("ch06.metric")
 def metric(impl: Impl, fn: str, cfg: dict[str, Any], state_dict: dict[str, torch.Tensor],
            inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, num_batches: int | None = None,
            train: bool = False, seed: int = 0, pass_num_batches: bool = True) -> dict[str, Any]:
     """``calc_accuracy_loader`` or ``calc_loss_loader`` (``fn``) over a loader of the given tensors."""
     model = classifier(cfg, state_dict, int(state_dict["out_head.weight"].shape[0]), train=train)
-    rec = _Recorder(model)
+    rec = CallRecorder(model)
     data = loader(inputs, labels, batch_size)
     torch.manual_seed(seed)
     f: Callable[..., Any] = impl.attr("ch06", fn)
@@ -292,7 +269,7 @@ def evaluate(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.Tensor
     """``evaluate_model`` on a model in train mode with dropout; the mode it leaves behind."""
     model = classifier(cfg, state_dict, train=False)
     model.train()
-    rec = _Recorder(model)
+    rec = CallRecorder(model)
     torch.manual_seed(0)
     out = impl.attr("ch06", "evaluate_model")(model, loader(train_x, train_y, batch_size),
                                              loader(val_x, val_y, batch_size), "cpu", eval_iter)
@@ -311,7 +288,7 @@ def classify(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.Tensor
     Returns the labels and, per case, what the model was called with (ids) and in which mode.
     """
     model = classifier(cfg, state_dict, train=train, dtype="float64")
-    rec = _Recorder(model)
+    rec = CallRecorder(model, keep_inputs=True)
     fn = impl.attr("ch06", "classify_review")
     labels, seen = [], []
     for case in cases:

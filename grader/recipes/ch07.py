@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from grader.recipes import Impl, recipe
-from grader.recipes.ch06 import gpt
-from grader.recipes.support import get_tokenizer
+from grader.recipes.support import get_tokenizer, seeded_gpt
 
 
 def _ids(value: Any) -> Any:
@@ -73,7 +72,7 @@ def sample_answers(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.
                    num_samples: int, max_new_tokens: int, context_size: int, temperature: float = 1.0,
                    top_k: int | None = None, eos_id: int | None = None, seed: int = 0) -> Any:
     """Seed, then ``sample_answers`` with a tiny reference GPT; the new tokens of each sample."""
-    model = gpt(cfg)
+    model = seeded_gpt(cfg)
     model.load_state_dict(state_dict)
     model.eval()
     torch.manual_seed(seed)
@@ -94,10 +93,10 @@ def add_lora(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.Tensor
     fn = impl.attr("ch07", "exercise_7_4_add_lora")
     if meta:
         with torch.device("meta"):
-            model = gpt(cfg)
+            model = seeded_gpt(cfg)
             counts = fn(model, rank=rank, alpha=alpha)
         return {"counts": list(counts) if isinstance(counts, (tuple, list)) else counts}
-    model = gpt(cfg)
+    model = seeded_gpt(cfg)
     if state_dict is not None:
         model.load_state_dict(state_dict)
     model.eval()
@@ -124,7 +123,7 @@ def lora_steps(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.Tens
     student's ``exercise_7_4_training_step``; the losses and the final trainable weights."""
     import reference.ch07
 
-    model = gpt(cfg)
+    model = seeded_gpt(cfg)
     model.load_state_dict(state_dict)
     torch.manual_seed(1)
     add: Any = impl.attr("ch07", "exercise_7_4_add_lora") if own_lora else reference.ch07.exercise_7_4_add_lora

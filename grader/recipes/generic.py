@@ -14,9 +14,8 @@ from typing import Any
 import torch
 
 from grader.recipes import Impl, recipe
+from grader.recipes.support import DTYPES
 
-DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16,
-          "float16": torch.float16}
 
 
 def grading_device() -> str:

@@ -14,6 +14,7 @@ import torch
 from grader.checking.compare import expect_equal, expect_tensor
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch02_data import window_mistakes
+from grader.recipes.support import CharTokenizer
 from reference.ch02 import get_gpt2_tokenizer
 
 TEXT = ("The old keeper climbed the stairs each evening. He lit the lamp, wiped the glass, and watched "
@@ -30,7 +31,7 @@ def _ids(text: str) -> list[int]:
 
 
 def _char_ids(text: str) -> list[int]:
-    return [ord(c) % 97 for c in text]
+    return list(CharTokenizer().encode(text))
 
 
 def _stack(items: list[Any], index: int, what: str, max_length: int) -> torch.Tensor:

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import torch
 
-from grader.checking.checks import call_function, module_forward
+from grader.checking.checks import Perturbed, call_function, expect_no_dropout_in_eval, module_forward
 from grader.checking.compare import expect_equal, expect_state_keys
 from grader.checking.failures import GradeFailure
-from grader.checking.mistakes.gpt import Perturbed, expect_no_dropout_in_eval, separate_dropout_mistakes
+from grader.checking.mistakes.gpt import separate_dropout_mistakes
 from reference.ch04 import GPT_CONFIG_124M, exercise_4_2_model_configs
 
 EX41 = pytest.mark.item("4.1")

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import reference.ch04 as ref_ch04
-from grader.checking.checks import module_forward, module_structure, reference_state
+from grader.checking.checks import (Perturbed, expect_no_dropout_in_eval, module_forward, module_structure,
+                                    reference_state)
 from grader.checking.compare import expect_equal, expect_state_keys, expect_tensor
 from grader.checking.failures import GradeFailure
-from grader.checking.mistakes.gpt import (Perturbed, block_dropout_mistakes, block_mistakes, expect_no_dropout_in_eval,
-                                 gpt, gpt_mistakes, greedy)
+from grader.checking.mistakes.gpt import block_dropout_mistakes, block_mistakes, gpt, gpt_mistakes, greedy
 
 BLOCK = pytest.mark.item("ch04.TransformerBlock")
 GPT = pytest.mark.item("ch04.GPTModel")

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import torch
 
-from grader.checking.checks import module_forward, module_structure
+from grader.checking.checks import Perturbed, module_forward, module_structure
 from grader.checking.compare import expect_state_keys, expect_tensor
 from grader.checking.failures import GradeFailure
-from grader.checking.mistakes.gpt import (Perturbed, deep_network_mistakes, feed_forward_mistakes, gelu_mistakes,
-                                 layernorm_mistakes)
+from grader.checking.mistakes.gpt import (deep_network_mistakes, feed_forward_mistakes, gelu_mistakes,
+                                          layernorm_mistakes)
 
 LN = pytest.mark.item("ch04.LayerNorm")
 GELU = pytest.mark.item("ch04.GELU")

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from grader.checking.checks import call_function
-from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.compare import expect_equal, expect_ids, expect_tensor
 from grader.checking.failures import GradeFailure
-from grader.checking.mistakes.ch05 import expect_ids, generate_mistakes, softmax_mistakes
+from grader.checking.mistakes.ch05 import generate_mistakes, softmax_mistakes
 
 CFG = dict(vocab_size=96, context_length=12, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=False)
 BOOK_LOGITS = [4.51, 0.89, -1.90, 6.75, 1.63, -1.62, -1.89, 6.28, 1.79]

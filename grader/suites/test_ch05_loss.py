@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 import torch
 
-from grader.checking.compare import expect_equal, expect_grads
+from grader.checking.compare import expect_equal, expect_grads, expect_number, raise_student_error
 from grader.checking.failures import GradeFailure
-from grader.checking.mistakes.ch05 import (expect_number, loader_mistakes, loss_error_diagnosis, loss_mistakes,
-                                  raise_student_error)
+from grader.checking.mistakes.ch05 import loader_mistakes, loss_error_diagnosis, loss_mistakes
 
 CFG = dict(vocab_size=96, context_length=8, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=False)
 DROPOUT_CFG = {**CFG, "drop_rate": 0.5}

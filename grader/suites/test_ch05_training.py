@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import torch
 
-from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.compare import expect_equal, expect_tensor, values_close
 from grader.checking.failures import GradeFailure
-from grader.checking.mistakes.ch05 import close, train_mistakes
+from grader.checking.mistakes.ch05 import train_mistakes
 
 CFG = dict(vocab_size=96, context_length=8, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.2, qkv_bias=False)
 NO_DROPOUT = {**CFG, "drop_rate": 0.0}
@@ -53,9 +53,9 @@ def _train(student: Any, ref: Any, swap: tuple[str, ...] = TRAIN_DEPS, num_epoch
 
 def _slip(got: dict[str, Any], request: dict[str, Any], part: str) -> str | None:
     for diagnosis, wrong in train_mistakes(request):
-        if part == "results" and close(got["results"], wrong["results"]):
+        if part == "results" and values_close(got["results"], wrong["results"]):
             return diagnosis
-        if part == "final" and all(close(got["final"].get(k), v) for k, v in wrong["final"].items()):
+        if part == "final" and all(values_close(got["final"].get(k), v) for k, v in wrong["final"].items()):
             return diagnosis
     return None
 
@@ -63,7 +63,7 @@ def _slip(got: dict[str, Any], request: dict[str, Any], part: str) -> str | None
 def _expect_results(got: dict[str, Any], expected: dict[str, Any], request: dict[str, Any]) -> None:
     names = ("train_losses", "val_losses", "track_tokens_seen")
     have, want = got["results"], expected["results"]
-    if close(have, want):
+    if values_close(have, want):
         return
     diagnosis = _slip(got, request, "results")
     for name, h, w in zip(names, have, want):
@@ -71,7 +71,7 @@ def _expect_results(got: dict[str, Any], expected: dict[str, Any], request: dict
             raise GradeFailure("ch05.train_list_length", name=name, got=len(h), expected=len(w), diagnosis=diagnosis)
     for name, h, w in zip(names, have, want):
         for i, (a, b) in enumerate(zip(h, w)):
-            if not close(a, b):
+            if not values_close(a, b):
                 raise GradeFailure("ch05.train_list_value", name=name, index=i, got=a, expected=b,
                                    diagnosis=diagnosis)
 
@@ -87,7 +87,7 @@ def test_final_weights_after_six_steps(student, ref):
     got, expected, request = _train(student, ref)
     for name, want in expected["final"].items():
         have = got["final"].get(name)
-        if not close(have, want):
+        if not values_close(have, want):
             diagnosis = _slip(got, request, "final")
             diff = float((have.to(torch.float64) - want).abs().max()) if isinstance(have, torch.Tensor) else float("nan")
             raise GradeFailure("ch05.final_weight", name=name, max_diff=diff, diagnosis=diagnosis,
@@ -146,7 +146,7 @@ def _expect_optimizer(have: Any, want: dict[str, Any], what: str, diagnosis: str
     for index, entry in want["state"].items():
         for key, value in entry.items():
             got = have["state"].get(index, {}).get(key)
-            if not close(got, value):
+            if not values_close(got, value):
                 raise GradeFailure("ch05.optimizer_state_differs", what=what, key=f"{index}.{key}",
                                    diagnosis=diagnosis)
 
@@ -208,10 +208,10 @@ def _resume(student: Any, ref: Any, split: int, cfg: dict[str, Any] = NO_DROPOUT
         raise GradeFailure("ch05.checkpoint_entry", what=f"the value {what} returns", got=type(final).__name__)
     for name, want in expected.items():
         have = final.get(name)
-        if not close(have, want, 1e-4, 1e-6):
+        if not values_close(have, want, 1e-4, 1e-6):
             wrong = ref.run("ch05.train_uninterrupted", restart_optimizer_at=split, **request)
             diagnosis = "ch05_resume_optimizer_not_restored" if 0 < split < len(RESUME_BATCHES) and all(
-                close(final.get(k), v, 1e-4, 1e-6) for k, v in wrong.items()) else None
+                values_close(final.get(k), v, 1e-4, 1e-6) for k, v in wrong.items()) else None
             diff = float((have - want).abs().max()) if isinstance(have, torch.Tensor) and \
                 have.shape == want.shape else float("nan")
             raise GradeFailure("ch05.resume_differs", name=name, split=split, max_diff=diff, diagnosis=diagnosis)

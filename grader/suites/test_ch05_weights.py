@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import torch
 
-from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.compare import expect_equal, expect_tensor, raise_student_error, values_close
 from grader.checking.failures import GradeFailure
-from grader.checking.mistakes.ch05 import close, raise_student_error, weight_slip
+from grader.checking.mistakes.ch05 import weight_slip
 
 CFG = dict(vocab_size=64, context_length=8, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=True)
 SEED = 5
@@ -50,10 +50,10 @@ def _expect_loaded(got: dict[str, torch.Tensor], expected: dict[str, torch.Tenso
         if name not in got:
             raise GradeFailure("compare.keys_missing", what="the model after load_weights_into_gpt", names=name)
         value, want = got[name], expected[name]
-        if isinstance(value, torch.Tensor) and value.shape == want.shape and close(value, want, 1e-6, 1e-7):
+        if isinstance(value, torch.Tensor) and value.shape == want.shape and values_close(value, want, 1e-6, 1e-7):
             continue
         diagnosis = weight_slip(name, value, expected)
-        if diagnosis is None and close(value, initial.get(name), 0.0, 0.0):
+        if diagnosis is None and values_close(value, initial.get(name), 0.0, 0.0):
             raise GradeFailure("ch05.weight_not_loaded", name=name)
         if isinstance(value, torch.Tensor) and value.shape != want.shape:
             raise GradeFailure("ch05.weight_shape", name=name, got=list(value.shape), expected=list(want.shape),

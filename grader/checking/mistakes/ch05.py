@@ -8,39 +8,16 @@ compute them only after a comparison failed, and name the slip whose result equa
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from grader.recipes.ch05 import CropRecorder, gpt, loader
+from grader.checking.compare import values_close
+from grader.recipes.support import CropRecorder, gpt, loader
 
 State = dict[str, torch.Tensor]
-
-
-def close(a: Any, b: Any, rtol: float = 1e-6, atol: float = 1e-8) -> bool:
-    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
-        if a.shape != b.shape:
-            return False
-        if not a.is_floating_point() or not b.is_floating_point():
-            return bool(torch.equal(a.to(torch.int64), b.to(torch.int64)))
-        return bool(torch.allclose(a.to(torch.float64), b.to(torch.float64), rtol=rtol, atol=atol))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        if math.isnan(float(a)) or math.isnan(float(b)):
-            return math.isnan(float(a)) and math.isnan(float(b))
-        return abs(float(a) - float(b)) <= atol + rtol * abs(float(b))
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(close(x, y, rtol, atol) for x, y in zip(a, b))
-    return bool(a == b)
-
-
-def first_match(got: Any, mistakes: Mapping[str, Any], rtol: float = 1e-6, atol: float = 1e-8) -> str | None:
-    for diagnosis, wrong in mistakes.items():
-        if close(got, wrong, rtol, atol):
-            return diagnosis
-    return None
 
 
 # ---- temperature -----------------------------------------------------------------------------
@@ -147,7 +124,7 @@ def generate_mistakes(request: dict[str, Any], expected: torch.Tensor) -> dict[s
     found = {}
     for diagnosis, switches in GENERATE_SLIPS.items():
         out = generate_variant(**args, **switches)
-        if not close(out, expected):
+        if not values_close(out, expected):
             found[diagnosis] = out
     return found
 
@@ -215,7 +192,7 @@ def weight_slip(name: str, got: Any, expected: Mapping[str, torch.Tensor]) -> st
     if not isinstance(got, torch.Tensor):
         return None
     want = expected[name]
-    if want.dim() == 2 and close(got, want.T, 1e-5, 1e-6):
+    if want.dim() == 2 and values_close(got, want.T, 1e-5, 1e-6):
         return "ch05_weights_not_transposed"
     if name == "out_head.weight":
         return "ch05_out_head_not_tied"
@@ -223,61 +200,10 @@ def weight_slip(name: str, got: Any, expected: Mapping[str, torch.Tensor]) -> st
         if f".att.{own}." in name:
             for other in _QKV:
                 twin = name.replace(own, other)
-                if other != own and (close(got, expected[twin], 1e-5, 1e-6)
-                                     or (expected[twin].dim() == 2 and close(got, expected[twin].T, 1e-5, 1e-6))):
+                if other != own and (values_close(got, expected[twin], 1e-5, 1e-6)
+                                     or (expected[twin].dim() == 2 and values_close(got, expected[twin].T, 1e-5, 1e-6))):
                     return "ch05_qkv_split_wrong_order"
     for a, b in ((".scale", ".shift"), (".shift", ".scale")):
-        if name.endswith(a) and close(got, expected[name[: -len(a)] + b], 1e-5, 1e-6):
+        if name.endswith(a) and values_close(got, expected[name[: -len(a)] + b], 1e-5, 1e-6):
             return "ch05_ln_gain_bias_swapped"
     return None
-
-
-# ---- comparisons the chapter 5 suites share --------------------------------------------------
-
-
-def expect_number(got: Any, expected: float, what: str, mistakes: Mapping[str, float] | None = None,
-                  rtol: float = 1e-6, atol: float = 1e-8) -> None:
-    """``got`` must be a real number (a 0-d tensor counts) equal to ``expected`` within tolerance."""
-    from grader.checking.failures import GradeFailure
-
-    if isinstance(got, torch.Tensor) and got.dim() == 0:
-        got = float(got)
-    if isinstance(got, bool) or not isinstance(got, (int, float)):
-        raise GradeFailure("ch05.not_number", what=what, got=type(got).__name__)
-    if close(got, expected, rtol, atol):
-        return
-    diagnosis = first_match(got, mistakes or {}, rtol, atol)
-    raise GradeFailure("ch05.number", what=what, expected=float(expected), got=float(got), diagnosis=diagnosis,
-                       details={"expected": float(expected), "got": float(got)})
-
-
-def expect_ids(got: Any, expected: torch.Tensor, what: str, prompt_len: int,
-               mistakes: Any = None) -> None:
-    """Token ids equal; on a difference, name the first generated position that differs and,
-    when ``mistakes()`` (called only then) has an equal output, the slip."""
-    from grader.checking.failures import GradeFailure
-
-    if not isinstance(got, torch.Tensor):
-        raise GradeFailure("compare.not_tensor", what=what, got=type(got).__name__)
-    if got.shape == expected.shape and bool(torch.equal(got.to(torch.int64), expected.to(torch.int64))):
-        return
-    found = mistakes() if callable(mistakes) else (mistakes or {})
-    diagnosis = first_match(got, found)
-    n = min(got.shape[-1], expected.shape[-1]) if got.dim() == expected.dim() == 2 else 0
-    position = next((j for j in range(n) if not torch.equal(got[:, j].to(torch.int64), expected[:, j])), n)
-    raise GradeFailure("ch05.ids_differ", what=what, expected=_short(expected.tolist()),
-                       got=_short(got.tolist()), position=max(position - prompt_len, 0), diagnosis=diagnosis,
-                       details={"first_generated_position": max(position - prompt_len, 0)})
-
-
-def _short(value: Any, limit: int = 240) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + " ..."
-
-
-def raise_student_error(result: Mapping[str, Any], what: str, diagnosis: str | None = None) -> None:
-    """A recipe caught an exception from the student's code: report it (with a named slip)."""
-    from grader.checking.failures import GradeFailure
-
-    raise GradeFailure("ch05.raised", what=what, error=result.get("error", "?"),
-                       message=result.get("message", ""), diagnosis=diagnosis)

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from grader.recipes.ch06 import classifier, loader
+from grader.recipes.ch06 import classifier
+from grader.recipes.support import loader
 
 
 def all_logits(cfg: dict[str, Any], state: dict[str, torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:

@@ -6,10 +6,6 @@ shortcut, post-LayerNorm, no position embeddings, ...). The ``*_mistakes`` facto
 ``mistakes`` callables for :func:`grader.checking.checks.module_forward`. Dropout is modelled only at rate
 1.0 (the layer outputs zeros): the checks use rates 0 and 1 so training-mode outputs are
 deterministic.
-
-:class:`Perturbed` wraps the ``ref`` fixture so that reference weights come with random
-LayerNorm scales and shifts: with the initial ones and zeros, a swapped ``scale``/``shift`` or
-``norm1``/``norm2`` would be invisible.
 """
 
 from __future__ import annotations
@@ -269,58 +265,3 @@ def greedy(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, conte
         logits = model(cond)[:, position, :]
         idx = torch.cat((idx, torch.argmax(logits, dim=-1, keepdim=True)), dim=1)
     return idx
-
-
-# ---- reference weights that make the mistakes visible -------------------------------------------
-
-
-def perturb_layer_norms(sd: Mapping[str, torch.Tensor], seed: int = 7) -> State:
-    """A copy of ``sd`` whose LayerNorm ``scale``/``shift`` are random instead of ones/zeros."""
-    generator = torch.Generator().manual_seed(seed)
-    out: State = {}
-    for name, value in sd.items():
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf == "scale" and value.is_floating_point():
-            value = 1 + 0.5 * torch.randn(value.shape, generator=generator, dtype=value.dtype)
-        elif leaf == "shift" and value.is_floating_point():
-            value = 0.3 * torch.randn(value.shape, generator=generator, dtype=value.dtype)
-        out[name] = value
-    return out
-
-
-class Perturbed:
-    """Wraps the ``ref`` fixture: its ``module.state_dict`` answers get random LayerNorm parameters."""
-
-    def __init__(self, ref: Any, seed: int = 7) -> None:
-        self._ref = ref
-        self._seed = seed
-
-    def run(self, recipe: str, /, **inputs: Any) -> Any:
-        result = self._ref.run(recipe, **inputs)
-        if recipe == "module.state_dict":
-            return perturb_layer_norms(result, self._seed)
-        return result
-
-
-# ---- dropout left on in eval mode -------------------------------------------------------------
-
-
-def expect_no_dropout_in_eval(student: Any, ref: Any, name: str, cfg: dict[str, Any], inputs: list[Any], *,
-                              swap: tuple[str, ...] = (), what: str | None = None) -> None:
-    """With dropout rates of 0.5 in eval mode the output must equal the reference's; if two eval
-    calls differ, dropout is still active (``ch04_dropout_in_eval``)."""
-    from grader.checking.checks import module_forward
-
-    what = what or name
-    request = dict(module="ch04", name=name, args=[cfg], kwargs={}, inputs=inputs, train=False, seed=0,
-                   repeat=2)
-    state = Perturbed(ref).run("module.state_dict", module="ch04", name=name, args=[cfg], kwargs={}, seed=0)
-    got = student.run("module.forward", swap=swap, what=f"{what} in eval mode", state_dict=state, **request)
-    outputs = got.get("outputs") or []
-    if len(outputs) == 2 and all(isinstance(o, torch.Tensor) for o in outputs) \
-            and outputs[0].shape == outputs[1].shape and not torch.allclose(outputs[0], outputs[1]):
-        from grader.checking.failures import GradeFailure
-
-        raise GradeFailure("ch04.dropout_in_eval", what=what, diagnosis="ch04_dropout_in_eval")
-    module_forward(student, Perturbed(ref), "ch04", name, [cfg], inputs, swap=swap, what=what, train=False,
-                   backward=False)
