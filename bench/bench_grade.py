@@ -45,7 +45,7 @@ def replay(folder: Path) -> tuple[int, float]:
     from grader.sandbox import protocol
     from grader.recipes import get, run_reference
 
-    calls = [protocol.decode(path.read_bytes()) for path in sorted(folder.glob("call-*.pt"))]
+    calls = [protocol.decode_request(path.read_bytes()) for path in sorted(folder.glob("call-*.pt"))]
     for call in calls[:3]:  # warm up imports and first-use costs, as the worker does
         get(call["recipe"])
     start = time.perf_counter()

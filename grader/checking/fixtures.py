@@ -41,6 +41,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--llmgrade-time-scale", type=float, default=1.0,
                     help="multiply every per-call time limit (slow machines)")
     group.addoption("--llmgrade-memory-gib", type=float, default=6.0)
+    group.addoption("--llmgrade-trusted-memory-gib", type=float, default=16.0,
+                    help="address-space cap of this (trusted) process on the CPU; 0: none")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -60,6 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(t("grade.bad_device", device=requested, error=str(exc))) from None
     # Module recipes on this side read the device from here; the worker gets it the same way.
     os.environ["LLMGRADE_DEVICE"] = device
+    cap_own_memory(device, config.getoption("--llmgrade-trusted-memory-gib"))
     config.stash[DEVICE] = device
     from reference.ch02 import prepare_tiktoken_cache
 
@@ -70,6 +73,22 @@ def pytest_configure(config: pytest.Config) -> None:
                     memory_gib=config.getoption("--llmgrade-memory-gib"), tiktoken_cache=cache)
     worker.start()
     config.stash[WORKER] = worker
+
+
+def cap_own_memory(device: str, gib: float) -> None:
+    """The trusted process gets its own memory cap (CPU only: CUDA breaks under RLIMIT_AS), so that
+    no reply, however it slipped past the protocol's checks, can take the machine's memory."""
+    if gib <= 0 or device.startswith("cuda"):
+        return
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    limit = int(gib * 1024**3)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -32,7 +32,10 @@ def _apply_limits(memory_bytes: int, file_bytes: int) -> None:
         import resource
     except ImportError:  # pragma: no cover - not POSIX
         return
-    if memory_bytes > 0:
+    if memory_bytes > 0:  # never above what the trusted parent itself may use
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            memory_bytes = min(memory_bytes, hard)
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     if file_bytes > 0:
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))

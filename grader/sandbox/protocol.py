@@ -4,6 +4,14 @@ Messages are length-prefixed ``torch.save`` blobs of *plain data*: ``None``, ``b
 ``float``, ``str``, lists, tuples, dicts and plain ``torch.Tensor`` objects. They are always read
 with ``torch.load(weights_only=True)``, which never unpickles arbitrary objects, and then checked
 again by :func:`check_plain` (exact types, no tensor subclasses) before anything compares them.
+
+Replies come from the student's process, so :func:`decode` treats them as hostile: every tensor
+must own exactly ``numel * itemsize`` bytes laid out densely (an ``expand``-ed or zero-stride view
+would otherwise turn a few bytes on the wire into gigabytes on the trusted side), the total number
+of elements and of nodes is capped, and no container, tensor or storage may appear twice (a pickle
+of shared references is tiny on the wire and exponential to walk). The walk is iterative and stops
+at the first violation, so its cost is linear in the message. Requests come from the trusted side
+and may share tensors (tied weights): the worker reads them with :func:`decode_request`.
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ import torch
 
 HEADER = struct.Struct("!Q")
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
-MAX_DEPTH = 32
+MAX_DEPTH = 32  # what the worker sends back (to_plain); the trusted side counts nodes instead
+MAX_NODES = 2_000_000
+MAX_ELEMENTS = 64 * 1024 * 1024
 _SCALARS = (type(None), bool, int, float, str)
 
 
@@ -34,8 +44,8 @@ def to_plain(value: Any, depth: int = 0) -> Any:
     """
     if depth > MAX_DEPTH:
         raise TypeError("the value is nested too deeply to send back")
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu").clone().as_subclass(torch.Tensor)
+    if isinstance(value, torch.Tensor):  # dense and contiguous, as decode() requires
+        return value.detach().to("cpu").clone(memory_format=torch.contiguous_format).as_subclass(torch.Tensor)
     if type(value) in _SCALARS:
         return value
     if isinstance(value, (bool, int, float, str)):  # numpy scalars, int subclasses, enums...
@@ -63,24 +73,57 @@ def _plain_key(key: Any) -> str | int:
     return str(key)
 
 
-def check_plain(value: Any, depth: int = 0) -> None:
-    """Raise ``ProtocolError`` unless ``value`` is plain data with exact types."""
-    if depth > MAX_DEPTH:
-        raise ProtocolError("message nested too deeply")
-    kind = type(value)
-    if kind is torch.Tensor or kind in _SCALARS:
-        return
-    if kind is list or kind is tuple:
-        for v in value:
-            check_plain(v, depth + 1)
-        return
-    if kind is dict:
-        for k, v in value.items():
-            if type(k) not in (str, int):
-                raise ProtocolError(f"dict key of type {type(k).__name__}")
-            check_plain(v, depth + 1)
-        return
-    raise ProtocolError(f"value of type {kind.__module__}.{kind.__qualname__} is not plain data")
+def check_plain(value: Any, max_nodes: int = MAX_NODES, max_elements: int = MAX_ELEMENTS,
+                unique: bool = True) -> None:
+    """Raise ``ProtocolError`` unless ``value`` is plain data with exact types, within the budgets.
+
+    With ``unique`` (replies) every list, dict and tensor must occur once, and every tensor must
+    be dense: contiguous, at offset 0, its storage exactly ``numel * itemsize`` bytes.
+    """
+    seen: set[int] = set()
+    storages: set[int] = set()
+    nodes = elements = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        nodes += 1
+        if nodes > max_nodes:
+            raise ProtocolError(f"message has more than {max_nodes} values")
+        kind = type(item)
+        if kind in _SCALARS:
+            if kind is int and not -(1 << 63) <= item < (1 << 64):
+                raise ProtocolError("integer out of the 64-bit range")
+            continue
+        if unique:
+            if id(item) in seen:
+                raise ProtocolError("message refers to the same object twice (shared references)")
+            seen.add(id(item))
+        if kind is torch.Tensor:
+            elements += item.numel()
+            if elements > max_elements:
+                raise ProtocolError(f"message holds more than {max_elements} tensor elements")
+            if unique:
+                _check_dense(item, storages)
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is dict:
+            for k, v in item.items():
+                if type(k) not in (str, int):
+                    raise ProtocolError(f"dict key of type {type(k).__name__}")
+                stack.append(v)
+        else:
+            raise ProtocolError(f"value of type {kind.__module__}.{kind.__qualname__} is not plain data")
+
+
+def _check_dense(tensor: torch.Tensor, storages: set[int]) -> None:
+    storage = tensor.untyped_storage()
+    if (tensor.storage_offset() != 0 or not tensor.is_contiguous()
+            or storage.nbytes() != tensor.numel() * tensor.element_size()):
+        raise ProtocolError(f"a tensor of shape {tuple(tensor.shape)} is not laid out densely "
+                            f"(strides {tensor.stride()}, {storage.nbytes()} bytes of storage)")
+    if tensor.numel() and storage.data_ptr() in storages:
+        raise ProtocolError("two tensors share one storage")
+    storages.add(storage.data_ptr())
 
 
 def encode(value: Any) -> bytes:
@@ -90,12 +133,24 @@ def encode(value: Any) -> bytes:
 
 
 def decode(blob: bytes) -> Any:
-    try:
-        value = torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - any failure means the message is unusable
-        raise ProtocolError(f"message could not be read safely: {type(exc).__name__}: {exc}") from exc
+    """Read a reply from the worker: plain data, dense tensors, no shared references, in budget."""
+    value = _load(blob)
     check_plain(value)
     return value
+
+
+def decode_request(blob: bytes) -> Any:
+    """Read a request from the trusted side (in the worker): plain data; tensors may share storage."""
+    value = _load(blob)
+    check_plain(value, unique=False)
+    return value
+
+
+def _load(blob: bytes) -> Any:
+    try:
+        return torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - any failure means the message is unusable
+        raise ProtocolError(f"message could not be read safely: {type(exc).__name__}: {exc}") from exc
 
 
 def send(fd: int, value: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
@@ -125,7 +180,8 @@ def read_exact(fd: int, size: int) -> bytes:
 
 
 def receive(fd: int, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """Read one request (the worker's side of the pipe)."""
     (size,) = HEADER.unpack(read_exact(fd, HEADER.size))
     if size > max_bytes:
         raise ProtocolError(f"message of {size} bytes exceeds the limit of {max_bytes} bytes")
-    return decode(read_exact(fd, size))
+    return decode_request(read_exact(fd, size))
