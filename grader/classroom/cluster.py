@@ -11,7 +11,8 @@ same :func:`grader.runner.run.grade_submission` the local pool uses (student cod
 machine's sandbox, never in the Dask worker itself) and sends back the results document as a dict.
 Only the instructor's process writes the gradebook (``grade_class.py``).
 
-Failures are told apart: a submission whose grading killed Dask workers more often than the
+Failures are told apart: a worker that refuses (damaged archive, other versions, no sandbox) records
+nothing, since the fault is the cluster's; a submission whose grading killed Dask workers more often than the
 scheduler allows (``distributed.scheduler.allowed-failures``) is recorded as broken and not retried
 on later runs unless ``--force``; a lost scheduler or connection records nothing, so the next
 ``grade-class`` grades exactly what is still missing.
@@ -44,12 +45,21 @@ CONNECT_TIMEOUT_S = 30.0
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so equal files give an equal archive and an equal digest
 
 
-class ArchiveError(SetupError):
+class ClusterRefusal(SetupError):
+    """A Dask worker that will not grade: a fault of the cluster, not of the submission (nothing is
+    recorded, so the next run grades the submission again)."""
+
+
+class ArchiveError(ClusterRefusal):
     """An archive whose bytes do not match its digest, or that cannot be read."""
 
 
-class VersionMismatch(SetupError):
+class VersionMismatch(ClusterRefusal):
     """A Dask worker that runs another llmgrade or torch than the instructor."""
+
+
+class NoSandbox(ClusterRefusal):
+    """A Dask worker without the OS sandbox, when unisolated grading was not allowed."""
 
 
 @dataclass(frozen=True)
@@ -89,10 +99,12 @@ def worker_identity() -> str:
 
 
 def grade_archive(archive: Archive, items: Sequence[str], time_limit_s: float,
-                  expected: dict[str, str], threads: int | None = None) -> dict[str, Any]:
+                  expected: dict[str, str], threads: int | None = None,
+                  allow_unisolated: bool = False) -> dict[str, Any]:
     """Runs on a Dask worker: verify, unpack into a private temporary folder, grade, return plain data."""
     from grader.classroom.safezip import extract_zip
     from grader.runner.run import grade_submission
+    from grader.sandbox.policy import probe
 
     if hashlib.sha256(archive.data).hexdigest() != archive.digest:
         raise ArchiveError("cluster.bad_archive", digest=archive.digest[:12], host=socket.gethostname())
@@ -101,6 +113,9 @@ def grade_archive(archive: Archive, items: Sequence[str], time_limit_s: float,
         raise VersionMismatch("cluster.version_mismatch", host=socket.gethostname(),
                               worker=", ".join(f"{k} {v}" for k, v in sorted(found.items())),
                               instructor=", ".join(f"{k} {v}" for k, v in sorted(expected.items())))
+    isolation = probe()
+    if not isolation.sandboxed and not allow_unisolated:
+        raise NoSandbox("cluster.no_sandbox", host=socket.gethostname(), reason=isolation.reason)
     with tempfile.TemporaryDirectory(prefix="llmgrade-cluster-") as tmp:
         zip_path = Path(tmp) / "submission.zip"
         zip_path.write_bytes(archive.data)
@@ -115,7 +130,7 @@ def is_cluster_loss(exc: BaseException) -> bool:
     """True for failures of the cluster itself (no result to record), not of one submission."""
     import concurrent.futures
 
-    if isinstance(exc, (concurrent.futures.CancelledError, ConnectionError, TimeoutError)):
+    if isinstance(exc, (ClusterRefusal, concurrent.futures.CancelledError, ConnectionError, TimeoutError)):
         return True
     try:
         from distributed.comm.core import CommClosedError
@@ -163,8 +178,10 @@ class DaskPool:
         self.threads = (max(1, (os.cpu_count() or 1) // int(address[len(LOCAL_PREFIX):]))
                         if self._cluster is not None else None)
 
-    def submit(self, archive: Archive, items: Sequence[str], time_limit_s: float) -> Any:
-        return self.executor.submit(grade_archive, archive, list(items), time_limit_s, versions(), self.threads)
+    def submit(self, archive: Archive, items: Sequence[str], time_limit_s: float,
+               allow_unisolated: bool = False) -> Any:
+        return self.executor.submit(grade_archive, archive, list(items), time_limit_s, versions(), self.threads,
+                                    allow_unisolated)
 
     def close(self) -> None:
         self.client.close()

@@ -29,7 +29,7 @@ from grader.errors import SetupError
 from grader.classroom.gradebook import DEFAULT_DB, Gradebook
 from grader.messages import current_lang, t
 from grader.results import GradeRun, ItemResult, RunStatus, installed_torch_version
-from grader.classroom.cluster import is_cluster_loss, is_killed_worker, open_pool as open_cluster, pack
+from grader.classroom.cluster import LOCAL_PREFIX, is_cluster_loss, is_killed_worker, open_pool as open_cluster, pack
 from grader.classroom.safezip import UnsafeZip, extract_zip
 
 DEFAULT_TIME_LIMIT_S = 600.0  # the engine's own default (grader.runner.run.DEFAULT_SUBMISSION_TIME_LIMIT_S)
@@ -176,13 +176,15 @@ class _Progress:
 def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force: bool = False,
                 time_limit_s: float = DEFAULT_TIME_LIMIT_S, grade_fn: GradeFn | None = None,
                 progress: TextIO | None = sys.stderr, grace_s: float = GRACE_S,
-                items: Sequence[str] = (), cluster: str | None = None) -> ClassSummary:
+                items: Sequence[str] = (), cluster: str | None = None,
+                allow_unisolated: bool = False) -> ClassSummary:
     """Grade every submission in ``submissions_dir`` and record the runs in the gradebook ``db``.
 
     ``grade_fn(folder, items=..., time_limit_s=...)`` grades one submission folder (default: the
     engine's ``grade_submission``); ``items`` limits grading to those ids/chapters (default: all).
     ``cluster`` (a Dask scheduler address or ``local:N``) grades on a Dask cluster instead of the
-    local thread pool (:mod:`grader.classroom.cluster`); every result is still recorded here.
+    local thread pool (:mod:`grader.classroom.cluster`); every result is still recorded here. Each
+    Dask worker refuses to grade without its OS sandbox unless ``allow_unisolated``.
     """
     from grader.authoring.workspace import content_hash
 
@@ -246,7 +248,7 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
         for student, root, digest in todo:
             if dask_pool is not None:
                 # The engine on each Dask worker enforces the time limit itself.
-                pending[dask_pool.submit(pack(root), items, time_limit_s)] = (student, root, digest)
+                pending[dask_pool.submit(pack(root), items, time_limit_s, allow_unisolated)] = (student, root, digest)
             else:
                 pending[pool.submit(job, student, root)] = (student, root, digest)
         try:
@@ -300,13 +302,15 @@ def grade_class_cli(submissions_dir: Path, db: Path | None = None, jobs: int | N
     """
     from grader.sandbox.policy import probe
 
+    remote = cluster is not None and not cluster.startswith(LOCAL_PREFIX)
     isolation = probe()
-    if not isolation.sandboxed:
+    if not isolation.sandboxed and not remote:  # remote Dask workers check their own sandbox
         if not allow_unisolated:
             raise SetupError("sandbox.class_needs_sandbox", reason=isolation.reason)
         print(t("sandbox.not_isolated", reason=isolation.reason), file=sys.stderr)
     db_path = db if db is not None else DEFAULT_DB
-    summary = grade_class(submissions_dir, db_path, jobs=jobs, force=force, cluster=cluster)
+    summary = grade_class(submissions_dir, db_path, jobs=jobs, force=force, cluster=cluster,
+                          allow_unisolated=allow_unisolated)
     lines = [t("classroom.summary", graded=len(summary.graded), skipped=len(summary.skipped),
                broken=len(summary.broken), seconds=round(summary.duration_s, 1), db=db_path)]
     if summary.broken:

@@ -89,6 +89,16 @@ def test_a_damaged_archive_or_another_version_is_refused(tmp_path: Path) -> None
     assert f"llmgrade {__version__}" in str(mismatch.value) and "llmgrade 0.0.1" in str(mismatch.value)
 
 
+def test_a_worker_refusal_is_the_clusters_fault_not_the_students() -> None:
+    """Damaged archives, other versions and a missing sandbox are not recorded against the student."""
+    for refusal in (cluster.ArchiveError("cluster.bad_archive", digest="abc", host="node1"),
+                    cluster.VersionMismatch("cluster.version_mismatch", host="n", worker="a", instructor="b"),
+                    cluster.NoSandbox("cluster.no_sandbox", host="node1", reason="no bwrap")):
+        assert cluster.is_cluster_loss(refusal)
+    assert not cluster.is_cluster_loss(SetupError("cluster.bad_local", address="x"))
+    assert not cluster.is_cluster_loss(RuntimeError("a crash while grading"))
+
+
 def test_bad_cluster_addresses_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(SetupError) as local:
         cluster.open_pool("local:zero")
