@@ -27,6 +27,7 @@ from grader.messages import t
 from grader.results import STATUSES, GradeRun, ItemResult
 
 from .charts import histogram, line_chart, percent
+from .pictures import Pictures, pictures_for
 
 STUDENTS_DIR = "students"
 DEFAULT_OUT = Path("llmgrade-report")
@@ -66,6 +67,7 @@ class ItemView:
     blamed_on: list[str] = field(default_factory=list)
     hint: str = ""
     location: str = ""
+    pictures: Pictures | None = None
 
 
 @dataclass
@@ -108,6 +110,7 @@ def _item_view(item: ItemResult) -> ItemView:
     if item.hidden or item.status == "passed":
         return view
     view.location = item_location(item)
+    view.pictures = pictures_for(item)
     view.messages = [group.sentence() for group in failure_groups(item)]
     codes = [item.diagnosis] + [c.diagnosis for c in item.checks]
     texts = [diagnosis_text(d) for i, d in enumerate(codes) if d and d not in codes[:i]]

@@ -14,6 +14,7 @@ import torch
 
 from grader.checking.compare import expect_grads, expect_state_keys, expect_tensor
 from grader.checking.failures import GradeFailure
+from grader.checking.pictures import attention_pair, diff_map
 from grader.recipes.generic import grading_device
 from grader.sandbox.parent import Student
 from grader.checking.tolerance import policy
@@ -66,8 +67,14 @@ def module_forward(student: Student, ref: Any, module: str, name: str, args: Seq
         expect_state_keys(got["state"], expected["state"], what)
     wrong = (lambda: mistakes(state, list(inputs))) if mistakes is not None else None
     tol = policy(getattr(torch, dtype), grading_device())
-    expect_tensor(got.get("output"), out, what=f"{what} output", tol=tol, token_dim=token_dim,
-                  mistakes=wrong)
+    try:
+        expect_tensor(got.get("output"), out, what=f"{what} output", tol=tol, token_dim=token_dim,
+                      mistakes=wrong)
+    except GradeFailure as failure:  # what the report draws (grader.checking.pictures)
+        pictures = {"attention": attention_pair(got.get("attention"), expected.get("attention")),
+                    "diff_map": diff_map(got.get("output"), out, token_dim)}
+        failure.details.update({k: v for k, v in pictures.items() if v is not None})
+        raise
     if grad_output is not None:
         expect_grads(got.get("param_grads", {}), expected.get("param_grads", {}), what)
         for i, (g, e) in enumerate(zip(got.get("input_grads", []), expected.get("input_grads", []))):

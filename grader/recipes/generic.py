@@ -95,10 +95,13 @@ def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
             if x.is_floating_point():
                 x = x.to(dt).requires_grad_(grad_output is not None or grad_seed is not None)
         xs.append(x)
+    attention = _capture_attention(m) if module == "ch03" else None
     torch.manual_seed(seed)
     outputs = [m(*xs) for _ in range(repeat)]
     out = outputs[0]
     result["output"] = out
+    if attention:
+        result["attention"] = attention[0]
     if repeat > 1:
         result["outputs"] = outputs
     if grad_seed is not None and isinstance(out, torch.Tensor) and out.is_floating_point():
@@ -111,6 +114,25 @@ def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
         result["param_grads"] = {n: p.grad for n, p in m.named_parameters() if p.grad is not None}
         result["input_grads"] = [x.grad if isinstance(x, torch.Tensor) else None for x in xs]
     return result
+
+
+def _capture_attention(m: torch.nn.Module) -> list[torch.Tensor]:
+    """The attention weights of the first forward pass, as they enter the book's ``self.dropout``
+    (first sequence, first head), for the report's heatmaps; empty when the module has no dropout."""
+    captured: list[torch.Tensor] = []
+    dropout = getattr(m, "dropout", None)
+    if not isinstance(dropout, torch.nn.Module):
+        return captured
+
+    def keep(_module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        if not captured and args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 2:
+            weights = args[0].detach()
+            while weights.dim() > 2:
+                weights = weights[0]
+            captured.append(weights.clone().cpu())
+
+    dropout.register_forward_pre_hook(keep)
+    return captured
 
 
 @recipe("call")

@@ -20,6 +20,7 @@ from grader.messages import t
 from grader.checking.mistakes.appendix_d import schedule_mistakes, simulate
 from grader.recipes.appendix_d import CFG
 from grader.checking.tolerance import policy
+from grader.checking.pictures import loss_curve, pictures_on_failure
 
 # ---- find_highest_gradient ------------------------------------------------------------------
 
@@ -247,8 +248,9 @@ def test_losses_and_tokens_seen(student, ref):
         if key == "tokens_seen":
             expect_equal([int(v) for v in values], [int(v) for v in want[key]], f"{label} of {what}")
         else:
-            expect_tensor(torch.tensor(values, dtype=torch.float64), torch.tensor(want[key], dtype=torch.float64),
-                          f"{label} of {what} (index = evaluation)", token_dim=None)
+            with pictures_on_failure(loss_curve=loss_curve(values, want[key])):
+                expect_tensor(torch.tensor(values, dtype=torch.float64), torch.tensor(want[key], dtype=torch.float64),
+                              f"{label} of {what} (index = evaluation)", token_dim=None)
 
 
 @pytest.mark.item(TM)

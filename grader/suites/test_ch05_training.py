@@ -17,6 +17,7 @@ import torch
 from grader.checking.compare import expect_equal, expect_tensor, values_close
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch05 import train_mistakes
+from grader.checking.pictures import losses_pair, pictures_on_failure
 
 CFG = dict(vocab_size=96, context_length=8, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.2, qkv_bias=False)
 NO_DROPOUT = {**CFG, "drop_rate": 0.0}
@@ -79,7 +80,8 @@ def _expect_results(got: dict[str, Any], expected: dict[str, Any], request: dict
 @pytest.mark.item("ch05.train_model_simple")
 def test_losses_and_tokens_seen(student, ref):
     got, expected, request = _train(student, ref)
-    _expect_results(got, expected, request)
+    with pictures_on_failure(loss_curve=losses_pair(got["results"], expected["results"])):
+        _expect_results(got, expected, request)
 
 
 @pytest.mark.item("ch05.train_model_simple")

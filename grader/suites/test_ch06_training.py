@@ -16,6 +16,7 @@ from grader.checking.compare import expect_equal, expect_tensor
 from grader.checking.failures import GradeFailure, NotStarted
 from grader.checking.mistakes.ch06 import expect_number, expect_numbers, labels_by_position, train_variant
 from grader.recipes.ch06 import char_ids
+from grader.checking.pictures import losses_pair, pictures_on_failure
 
 CFG = dict(vocab_size=96, context_length=16, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.1, qkv_bias=False)
 TOKENS = 8
@@ -76,7 +77,8 @@ def _variant_diagnosis(got: dict[str, Any], inputs: dict[str, Any], part: int | 
 
 def _expect_list(got: dict[str, Any], expected: dict[str, Any], inputs: dict[str, Any], part: int, what: str) -> None:
     try:
-        expect_numbers(got["results"][part], expected["results"][part], what)
+        with pictures_on_failure(loss_curve=losses_pair(got["results"], expected["results"], part)):
+            expect_numbers(got["results"][part], expected["results"][part], what)
     except GradeFailure as failure:
         diagnosis = _variant_diagnosis(got, inputs, part)
         if diagnosis is None:

@@ -11,6 +11,7 @@ import torch
 from grader.checking.compare import expect_equal, expect_tensor
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch06 import expect_numbers
+from grader.checking.pictures import loss_curve, pictures_on_failure
 
 CFG = dict(vocab_size=96, context_length=16, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=False)
 GPT2_355M = dict(vocab_size=50257, context_length=1024, emb_dim=1024, n_heads=16, n_layers=24,
@@ -143,7 +144,8 @@ def _steps(student: Any, ref: Any, swap: tuple[str, ...], own: bool = False) -> 
     inputs = dict(cfg=cfg, state_dict=state, inputs=x, targets=y, steps=3, own_lora=own)
     expected = ref.run("ch07.lora_steps", **inputs)
     got = student.run("ch07.lora_steps", swap=swap, what="exercise_7_4_training_step (3 steps)", **inputs)
-    expect_numbers(got["losses"], expected["losses"], "losses of 3 LoRA training steps")
+    with pictures_on_failure(loss_curve=loss_curve(got["losses"], expected["losses"])):
+        expect_numbers(got["losses"], expected["losses"], "losses of 3 LoRA training steps")
     if not got["training"]:
         raise GradeFailure("ch07.step_not_training", what="exercise_7_4_training_step")
     for name, value in expected["final"].items():
