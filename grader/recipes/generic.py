@@ -129,7 +129,7 @@ def _capture_attention(m: torch.nn.Module) -> list[torch.Tensor]:
             weights = args[0].detach()
             while weights.dim() > 2:
                 weights = weights[0]
-            captured.append(weights.clone().cpu())
+            captured.append(weights.clone(memory_format=torch.contiguous_format).cpu())
 
     dropout.register_forward_pre_hook(keep)
     return captured
