@@ -118,8 +118,8 @@ class Worker:
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         sandboxed = self.isolation.sandboxed
-        # The importable link to the submission has the same path inside and outside the sandbox
-        # (a read-only bind there), so the worker's tracebacks and stack dumps name real files here.
+        # The importable link to the submission (read-only /llmgrade/pkg in the sandbox; a stack
+        # dump's paths are mapped back to it in _locate).
         package_root = self.home / "pkg"
         if not (package_root / "submission").is_symlink():
             package_root.mkdir(exist_ok=True)
@@ -132,11 +132,12 @@ class Worker:
             workdir.mkdir()
         self.output.touch()
         self.output.with_name(STACK_DUMP_NAME).touch()  # the worker's stack dump (bound into the sandbox)
+        inside = self._inside_paths(package_root) if sandboxed else {}
         bootstrap = f"import sys; sys.path.insert(0, {str(GRADER_ROOT)!r}); from grader.sandbox.child import main; main()"
         cmd = [sys.executable, "-I", "-c", bootstrap,
                "--read-fd", str(req_r), "--write-fd", str(rep_w),
-               "--submission", str(self.submission), "--output", str(self.output),
-               "--package-root", str(package_root), "--memory-gib", str(self.memory_gib)]
+               "--submission", str(self.submission), "--output", inside.get("output", str(self.output)),
+               "--package-root", inside.get("pkg", str(package_root)), "--memory-gib", str(self.memory_gib)]
         coverage_file = os.environ.get(COVERAGE_ENV)
         if coverage_file:
             cmd += ["--coverage", coverage_file]
@@ -146,23 +147,20 @@ class Worker:
             filter_fd = seccomp.filter_fd() if self.isolation.seccomp else None
             if filter_fd is not None:
                 fds.append(filter_fd)
-            writable = [self.output.with_name(STACK_DUMP_NAME)]
-            if coverage_file:
-                writable.append(Path(coverage_file).parent)
-            mounts = policy.Mounts(self.submission, self.output, writable=writable,
-                                   read_only=[p for p in (self.tiktoken_cache, package_root) if p is not None])
-            cuda = bool(self.device) and str(self.device).startswith("cuda")
-            cmd = [*policy.bwrap_args(mounts, seccomp_fd=filter_fd, gpu=cuda), *cmd]
+            cmd = [*self._bwrap(package_root, inside, coverage_file, filter_fd), *cmd]
         if self.isolation.cgroup:
             self.group = TreeGroup.create(tree_memory_bytes(self.memory_gib))
             if self.group is not None:
                 cmd = self.group.wrap(cmd)
+        cache = self.tiktoken_cache
+        if cache is not None and sandboxed:
+            cache = Path(inside["tiktoken"])
         # bwrap's own complaints (before the worker redirects its output) go to the output log.
         err_fd = os.open(self.output, os.O_WRONLY | os.O_APPEND)
         try:
             self.proc = subprocess.Popen(
                 cmd, cwd=workdir if not sandboxed else None,
-                env=sandbox_env(workdir, self.device, self.tiktoken_cache, sandboxed),
+                env=sandbox_env(workdir, self.device, cache, sandboxed),
                 pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=err_fd, start_new_session=True)
         finally:
@@ -170,6 +168,20 @@ class Worker:
                 if fd is not None:
                     os.close(fd)
         self._to_worker, self._from_worker = req_w, rep_r
+
+    def _bwrap(self, package_root: Path, inside: dict[str, str], coverage_file: str | None,
+               filter_fd: int | None) -> list[str]:
+        """The sandbox around the worker (see :mod:`grader.sandbox.policy`)."""
+        binds = [policy.Bind(self.output, inside["output"], writable=True),
+                 policy.Bind(self.output.with_name(STACK_DUMP_NAME), inside["stack"], writable=True),
+                 policy.Bind(package_root, inside["pkg"])]
+        if self.tiktoken_cache is not None:
+            binds.append(policy.Bind(self.tiktoken_cache, inside["tiktoken"]))
+        if coverage_file:  # the project's own tests only
+            folder = Path(coverage_file).parent
+            binds.append(policy.Bind(folder, str(folder.resolve()), writable=True))
+        cuda = bool(self.device) and str(self.device).startswith("cuda")
+        return policy.bwrap_args(policy.Mounts(self.submission, binds), seccomp_fd=filter_fd, gpu=cuda)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -254,13 +266,22 @@ class Worker:
             type=str(error.get("type", "")), file=error.get("file"), line=error.get("line"),
             source_line=str(error.get("source_line", "")), output_tail=self._output_tail(output_start))
 
+    @staticmethod
+    def _inside_paths(package_root: Path) -> dict[str, str]:
+        """Where the worker's own files appear inside the sandbox."""
+        return {"output": f"{policy.INSIDE}/output.log", "stack": f"{policy.INSIDE}/{STACK_DUMP_NAME}",
+                "pkg": f"{policy.INSIDE}/{package_root.name}", "tiktoken": f"{policy.INSIDE}/tiktoken"}
+
     def _locate(self, err: WorkerError) -> None:
         """Fill in where the student's code was when it ran out of time (see ``stack_dump``)."""
         assert self.proc is not None
         pid = policy.sandboxed_pid(self.proc.pid) if self.isolation.sandboxed else self.proc.pid
         if pid is None:
             return
-        found = stuck_at(request_dump(pid, self.output.with_name(STACK_DUMP_NAME)), self.submission)
+        dump = request_dump(pid, self.output.with_name(STACK_DUMP_NAME))
+        if self.isolation.sandboxed:  # the worker imported the submission through /llmgrade/pkg
+            dump = dump.replace(self._inside_paths(self.home / "pkg")["pkg"] + "/", f"{self.home / 'pkg'}/")
+        found = stuck_at(dump, self.submission)
         if found is not None:
             err.file, err.line, err.source_line = found.file, found.line, found.source_line
             err.extra.update({"function": found.function, "stuck_in_item": found.item})

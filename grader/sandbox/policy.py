@@ -4,7 +4,8 @@ On Linux with ``bwrap`` (Debian/Ubuntu package ``bubblewrap``) and unprivileged 
 the worker runs in its own user, pid, network, ipc, uts and mount namespaces, with every
 capability dropped. It sees read-only only the Python install, the venv, the grader's ``grader/``
 and ``reference/`` folders, the tokenizer cache and the submission; ``/tmp`` and ``/dev/shm`` are
-size-limited tmpfs mounts of its own; its only writable host file is its output log. Its network
+size-limited tmpfs mounts of its own; its only writable host files are its output log and stack
+dump, which it sees under ``/llmgrade`` (no host folder name of the run shows inside). Its network
 namespace has only ``lo`` (the DDP checks talk to themselves on 127.0.0.1; nothing outside can be
 reached or reached from). A seccomp filter (:mod:`grader.sandbox.seccomp`) is the second wall.
 The whole process tree is capped by a memory and a pids cgroup where one can be made
@@ -91,14 +92,22 @@ def _namespace_args() -> list[str]:
     return ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
 
 
+INSIDE = "/llmgrade"  # where the worker's own files appear, so no host folder name shows inside
+
+
+@dataclass
+class Bind:
+    host: Path
+    inside: str
+    writable: bool = False
+
+
 @dataclass
 class Mounts:
-    """What one worker sees besides the system's libraries."""
+    """What one worker sees besides the system, Python and the grader's code."""
 
     submission: Path
-    output: Path
-    read_only: list[Path] = field(default_factory=list)
-    writable: list[Path] = field(default_factory=list)  # the project's own coverage data only
+    binds: list[Bind] = field(default_factory=list)
     devices: list[Path] = field(default_factory=list)
 
 
@@ -135,7 +144,7 @@ def bwrap_args(mounts: Mounts, *, workdir: str = SANDBOX_HOME, seccomp_fd: int |
     args += ["--proc", "/proc", "--dev", "/dev",
              "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
              "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]
-    read_only = [*python_paths(), *(GRADER_ROOT / part for part in _GRADER_PARTS), *mounts.read_only]
+    read_only = [*python_paths(), *(GRADER_ROOT / part for part in _GRADER_PARTS)]
     for path in _outermost({p.resolve() for p in read_only if p.exists()}):
         args += ["--ro-bind", str(path), str(path)]
     for hidden in _HIDDEN_PARTS:
@@ -143,8 +152,8 @@ def bwrap_args(mounts: Mounts, *, workdir: str = SANDBOX_HOME, seccomp_fd: int |
             args += ["--tmpfs", str(GRADER_ROOT / hidden), "--remount-ro", str(GRADER_ROOT / hidden)]
     submission = mounts.submission.resolve()
     args += ["--ro-bind", str(submission), str(submission)]
-    for path in [mounts.output, *mounts.writable]:
-        args += ["--bind", str(path.resolve()), str(path.resolve())]
+    for bind in mounts.binds:
+        args += ["--bind" if bind.writable else "--ro-bind", str(bind.host.resolve()), bind.inside]
     if gpu:
         args += _gpu_args(mounts.devices)
     args += ["--dir", workdir, "--chdir", workdir, "--disable-userns"]

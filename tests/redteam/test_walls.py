@@ -34,7 +34,8 @@ def run_inside(tmp_path: Path, code: str, group: TreeGroup | None = None,
     fd = seccomp.filter_fd()
     assert fd is not None, "the seccomp filter should be built on this machine"
     try:
-        cmd = [*policy.bwrap_args(policy.Mounts(submission, output), seccomp_fd=fd),
+        mounts = policy.Mounts(submission, [policy.Bind(output, f"{policy.INSIDE}/output.log", writable=True)])
+        cmd = [*policy.bwrap_args(mounts, seccomp_fd=fd),
                sys.executable, "-I", "-c", textwrap.dedent(code)]
         if group is not None:
             cmd = group.wrap(cmd)
