@@ -11,6 +11,13 @@ Prints:
   reference in one process (every call the suites made to the student's side is recorded, then
   replayed in-process against reference/).
 Targets (issue 4): full grading under 30 s, one check under 3 s, on a 2-core CPU machine.
+
+    python bench/bench_grade.py --sandbox-cost
+
+prints what the OS sandbox (issue 9) costs: the start of an empty process in the worker's sandbox
+(bwrap, seccomp, cgroup) against a bare start, a worker's start-up to its first reply both ways, and
+a full grade of solutions/ with and without the sandbox (LLMGRADE_SANDBOX=off).
+Targets: under 0.3 s per worker start, under 10% on a full grade.
 """
 
 from __future__ import annotations
@@ -57,11 +64,85 @@ def replay(folder: Path) -> tuple[int, float]:
     return len(calls), time.perf_counter() - start
 
 
+def _best_start(sandboxed: bool, repeat: int) -> float:
+    """Best wall time of starting ``python -c pass`` bare, or exactly as a worker is sandboxed."""
+    from grader.sandbox import policy, seccomp
+    from grader.sandbox.cgroup import TreeGroup
+
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        output = Path(tmp) / "out.log"
+        output.touch()
+        for _ in range(repeat):
+            start = time.perf_counter()
+            cmd = [sys.executable, "-I", "-c", "pass"]
+            group = None
+            fd = None
+            if sandboxed:
+                fd = seccomp.filter_fd()
+                mounts = policy.Mounts(Path(tmp), [policy.Bind(output, f"{policy.INSIDE}/out.log", True)])
+                cmd = [*policy.bwrap_args(mounts, seccomp_fd=fd), *cmd]
+                group = TreeGroup.create(1 << 30) if policy.probe().cgroup else None
+                cmd = group.wrap(cmd) if group is not None else cmd
+            subprocess.run(cmd, check=True, pass_fds=(fd,) if fd is not None else ())
+            if fd is not None:
+                os.close(fd)
+            if group is not None:
+                group.remove()
+            times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _worker_start(submission: Path) -> float:
+    from grader.sandbox.parent import Worker
+
+    start = time.perf_counter()
+    worker = Worker(submission)
+    try:
+        worker.request({"op": "ping"}, 120)
+    finally:
+        worker.close()
+    return time.perf_counter() - start
+
+
+def sandbox_cost(repeat: int) -> None:
+    from grader.sandbox import policy
+
+    isolation = policy.probe()
+    if not isolation.sandboxed:
+        sys.exit(f"the sandbox is not available here: {isolation.reason}")
+    print(f"isolation: {isolation.describe()}")
+    bare, boxed = _best_start(False, repeat), _best_start(True, repeat)
+    print(f"start of an empty process: bare {bare:.3f} s, in the sandbox {boxed:.3f} s "
+          f"(+{boxed - bare:.3f} s per worker start; best of {repeat})   target < 0.3 s")
+    with tempfile.TemporaryDirectory() as tmp:
+        submission = Path(tmp) / "solutions"
+        shutil.copytree(ROOT / "solutions", submission, ignore=shutil.ignore_patterns("__pycache__"))
+        starts = {}
+        for label, value in (("sandbox", ""), ("off", "off")):
+            os.environ[policy.OFF_ENV] = value
+            policy.probe.cache_clear()
+            starts[label] = min(_worker_start(submission) for _ in range(repeat))
+        os.environ.pop(policy.OFF_ENV)
+        policy.probe.cache_clear()
+        print(f"worker start to first reply (imports torch): without {starts['off']:.2f} s, "
+              f"in the sandbox {starts['sandbox']:.2f} s")
+        common = ["--submission", str(submission), "--no-record"]
+        off = cli("grade", *common, env={policy.OFF_ENV: "off"})
+        on = cli("grade", *common)
+        print(f"full grade of solutions/: without the sandbox {off:.1f} s, with it {on:.1f} s "
+              f"({(on - off) / off * 100:+.1f}%)   target < +10%")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", default="ch03.MultiHeadAttention", help="item for the check latency")
     parser.add_argument("--repeat", type=int, default=3, help="check runs to average")
+    parser.add_argument("--sandbox-cost", action="store_true", help="only what the OS sandbox costs")
     args = parser.parse_args()
+    if args.sandbox_cost:
+        sandbox_cost(max(args.repeat, 5))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         submission = Path(tmp) / "solutions"
         shutil.copytree(ROOT / "solutions", submission, ignore=shutil.ignore_patterns("__pycache__"))

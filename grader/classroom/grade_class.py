@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import sqlite3
 import sys
 import tempfile
 import time
@@ -200,7 +201,10 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
             tempfile.TemporaryDirectory(prefix="llmgrade-class-", ignore_cleanup_errors=True) as tmp:
 
         def finish(student: str, run: GradeRun, digest: str, state: State, message: str) -> None:
-            book.record(student, run, content_hash=digest)
+            try:  # one run that cannot be recorded must not stop the class or lose the others
+                book.record(student, run, content_hash=digest)
+            except (sqlite3.Error, SetupError, ValueError) as exc:
+                state, message = "broken", t("classroom.not_recorded", student=student, error=str(exc))
             outcome = Outcome(student, state, run.status, run.score, run.max_score, message)
             summary.outcomes.append(outcome)
             report(outcome)
