@@ -30,6 +30,7 @@ from grader.catalog import Item, items_for
 from grader.errors import SetupError, unknown_item
 from grader.messages import current_lang
 from grader.checking.plugin import RESULTS_FORMAT, sign
+from grader.sandbox import cgroup
 from grader.sandbox.policy import probe
 from grader.results import GradeRun, RunStatus, installed_torch_version
 from grader.runner.scoring import item_results, load_errors_from
@@ -92,6 +93,7 @@ def _run_suites(folder: Path, chosen: list[Item], device: str, suites: Sequence[
                               time_scale, threads)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        cgroup.remove_leftovers(workdir.name)
 
 
 def _run_suites_in(workdir: Path, folder: Path, chosen: list[Item], device: str, suites: Sequence[Path],
@@ -114,7 +116,8 @@ def _run_suites_in(workdir: Path, folder: Path, chosen: list[Item], device: str,
            "--llmgrade-progress-fd", str(prog_w), "--llmgrade-time-scale", str(time_scale)]
     env = dict(os.environ)
     env.update({"LLMGRADE_KEY_FD": str(key_r), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONSAFEPATH": "1", "TMPDIR": str(workdir / "tmp")})
+                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONSAFEPATH": "1", "TMPDIR": str(workdir / "tmp"),
+                cgroup.PREFIX_ENV: workdir.name})
     env.pop("LLMGRADE_DEVICE", None)  # --llmgrade-device decides, on both sides
     if threads is not None:  # read by torch at start-up, here and (passed on) in the worker
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)

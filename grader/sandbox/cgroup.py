@@ -22,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
 PIDS_MAX = 512  # threads count too: torch's thread pools, DDP ranks, gloo
+PREFIX_ENV = "LLMGRADE_CGROUP_PREFIX"  # set by grader.runner.run: one prefix per grading run
 _counter = itertools.count()
 
 
@@ -80,7 +81,8 @@ class TreeGroup:
         parents = _parents()
         if parents is None:
             return None
-        name = f"llmgrade-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
+        prefix = os.environ.get(PREFIX_ENV) or "llmgrade"
+        name = f"{prefix}-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
         if parents["memory"] == parents["pids"]:  # cgroup v2: one folder, both controllers
             folder = parents["memory"] / name
             folder.mkdir()
@@ -157,3 +159,13 @@ class TreeGroup:
             if not left:
                 return
             time.sleep(0.02 if attempt < 10 else 0.1)
+
+
+def remove_leftovers(prefix: str) -> None:
+    """Remove the groups of a run whose trusted process was killed before it could (a timeout)."""
+    parents = _parents()
+    if parents is None:
+        return
+    folders = sorted({p for parent in set(parents.values()) for p in parent.glob(f"{prefix}-*") if p.is_dir()})
+    if folders:
+        TreeGroup(folders, folders[0] / "memory.max").remove()
