@@ -68,7 +68,7 @@ def _test_output(item: ItemResult) -> str:
 def gradescope_results(run: GradeRun) -> dict[str, Any]:
     """A run in Gradescope's autograder ``results.json`` format."""
     tests = [{
-        "name": f"{item.id} {item.title}",
+        "name": f"{item.id} {messages.item_title(item.id, item.title)}",
         "number": item.id,
         "score": item.points,
         "max_score": item.max_points,

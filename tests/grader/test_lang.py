@@ -167,3 +167,14 @@ def test_one_gradebook_renders_in_either_language(tmp_path: Path, monkeypatch: p
     html = render_student_report(fake_run(), [])
     assert "按章列出的评分项" in html and "处理文本数据" in html and "可能的错误：" in html
     assert "Noto Sans CJK SC" in html
+
+
+def test_exports_human_readable_fields_follow_the_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    from grader.classroom.export import gradescope_results
+
+    run = fake_run(statuses={"ch03.MultiHeadAttention": "failed"})  # graded in English
+    monkeypatch.setenv("LLMGRADE_LANG", "zh-CN")
+    tests = {test["number"]: test for test in gradescope_results(run)["tests"]}
+    mha = tests["ch03.MultiHeadAttention"]
+    assert mha["name"] == "ch03.MultiHeadAttention 通过权重划分实现多头注意力"
+    assert mha["output"].startswith("2.5 / 5分。\n可能的错误：") and mha["status"] == "failed"
