@@ -10,8 +10,14 @@ import torch
 
 from grader.checking.checks import call_function, module_forward, module_structure, reference_state
 from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.appendix_a import accuracy_mistakes, mlp, mlp_mistakes
+
+EXA3 = problem("A.3", "appendix_a", section="A.5", title="Counting NeuralNetwork parameters", points=1,
+               symbols=("exercise_a_3_num_parameters",), depends=("appendix_a.NeuralNetwork",))
+EXA4 = problem("A.4", "appendix_a", section="A.9", title="Timing matrix multiplication on CPU and the best device",
+               points=1, symbols=("exercise_a_4_time_matmul",))
 
 
 def _x(rows: int, cols: int, seed: int = 1) -> torch.Tensor:
@@ -20,34 +26,34 @@ def _x(rows: int, cols: int, seed: int = 1) -> torch.Tensor:
 
 # ---- NeuralNetwork --------------------------------------------------------------------------
 
-NN = "appendix_a.NeuralNetwork"
+NN = component("appendix_a", "NeuralNetwork", section="A.5", title="A multilayer perceptron", points=2)
 
 
-@pytest.mark.item(NN)
+@NN
 def test_layers_and_parameter_names(student, ref):
     """Linear(5, 30), ReLU, Linear(30, 20), ReLU, Linear(20, 3) in self.layers."""
     module_structure(student, ref, "appendix_a", "NeuralNetwork", [5, 3])
 
 
-@pytest.mark.item(NN)
+@NN
 def test_book_size_parameter_names(student, ref):
     """The book's network: 50 inputs, 3 outputs."""
     module_structure(student, ref, "appendix_a", "NeuralNetwork", [50, 3])
 
 
-@pytest.mark.item(NN)
+@NN
 def test_logits_and_gradients(student, ref):
     module_forward(student, ref, "appendix_a", "NeuralNetwork", [5, 3], [_x(4, 5)], token_dim=None,
                    mistakes=mlp_mistakes)
 
 
-@pytest.mark.item(NN)
+@NN
 def test_batch_of_one(student, ref):
     module_forward(student, ref, "appendix_a", "NeuralNetwork", [2, 2], [_x(1, 2, seed=3)], token_dim=None,
                    mistakes=mlp_mistakes)
 
 
-@pytest.mark.item(NN)
+@NN
 def test_float32_output_dtype(student, ref):
     module_forward(student, ref, "appendix_a", "NeuralNetwork", [5, 3], [_x(3, 5).float()], dtype="float32",
                    token_dim=None, backward=False)
@@ -55,7 +61,7 @@ def test_float32_output_dtype(student, ref):
 
 # ---- ToyDataset -----------------------------------------------------------------------------
 
-TD = "appendix_a.ToyDataset"
+TD = component("appendix_a", "ToyDataset", section="A.6", title="A custom Dataset", points=1)
 X_TRAIN = torch.tensor([[-1.1, 3.0], [-0.8, 2.7], [-0.4, 2.5], [2.1, -1.3], [2.9, -1.4]])
 Y_TRAIN = torch.tensor([0, 0, 0, 1, 1])
 
@@ -67,7 +73,7 @@ def _dataset(student: Any, ref: Any, X: torch.Tensor, y: torch.Tensor, batch_siz
     return got, expected
 
 
-@pytest.mark.item(TD)
+@TD
 def test_length_is_the_number_of_examples(student, ref):
     got, expected = _dataset(student, ref, X_TRAIN, Y_TRAIN)
     diagnosis = "appendix_a_dataset_len_counts_features" if got["len"] == X_TRAIN.shape[1] else None
@@ -76,13 +82,13 @@ def test_length_is_the_number_of_examples(student, ref):
         raise GradeFailure("appendix_a.len_not_int", what="ToyDataset.__len__")
 
 
-@pytest.mark.item(TD)
+@TD
 def test_items_are_feature_label_pairs(student, ref):
     got, expected = _dataset(student, ref, X_TRAIN, Y_TRAIN)
     _compare_items(got, expected, X_TRAIN, Y_TRAIN)
 
 
-@pytest.mark.item(TD)
+@TD
 def test_more_features_and_classes(student, ref):
     X = _x(7, 4, seed=5).float()
     y = torch.tensor([2, 0, 1, 1, 0, 2, 2])
@@ -92,7 +98,7 @@ def test_more_features_and_classes(student, ref):
     _compare_items(got, expected, X, y)
 
 
-@pytest.mark.item(TD)
+@TD
 def test_batches_of_a_dataloader(student, ref):
     got, expected = _dataset(student, ref, X_TRAIN, Y_TRAIN, batch_size=2)
     expect_equal(len(got["batches"]), len(expected["batches"]), "number of batches of DataLoader(ds, batch_size=2)")
@@ -119,7 +125,7 @@ def _compare_items(got: dict[str, Any], expected: dict[str, Any], X: torch.Tenso
 
 # ---- compute_accuracy -----------------------------------------------------------------------
 
-CA = "appendix_a.compute_accuracy"
+CA = component("appendix_a", "compute_accuracy", section="A.7", title="Accuracy over a data loader", points=1)
 
 
 def _labels_for(state: dict[str, torch.Tensor], X: torch.Tensor, right: list[bool]) -> torch.Tensor:
@@ -155,26 +161,26 @@ def _accuracy(student: Any, ref: Any, X: torch.Tensor, right: list[bool], batch_
     raise GradeFailure("compare.value", what=what, expected=repr(want), got=repr(value), diagnosis=diagnosis)
 
 
-@pytest.mark.item(CA)
+@CA
 def test_all_correct_and_all_wrong(student, ref):
     X = _x(4, 2, seed=6).float()
     _accuracy(student, ref, X, [True] * 4, batch_size=2)
     _accuracy(student, ref, X, [False] * 4, batch_size=2)
 
 
-@pytest.mark.item(CA)
+@CA
 def test_counts_examples_not_batches(student, ref):
     """5 examples in batches of 2: the last batch is smaller, so a mean of batch accuracies differs."""
     _accuracy(student, ref, _x(5, 2, seed=7).float(), [True, True, True, False, False], batch_size=2)
 
 
-@pytest.mark.item(CA)
+@CA
 def test_three_classes(student, ref):
     _accuracy(student, ref, _x(9, 3, seed=8).float(), [True, False, True, True, False, True, False, True, True],
               batch_size=4, classes=3)
 
 
-@pytest.mark.item(CA)
+@CA
 def test_model_in_eval_mode(student, ref):
     """A model with dropout 0.9 before its output layer, handed over in training mode."""
     _accuracy(student, ref, _x(12, 2, seed=9).float(), [True] * 9 + [False] * 3, batch_size=4, dropout=0.9)
@@ -198,18 +204,18 @@ def _num_parameters(student: Any, ref: Any, args: list[int], swap: tuple[str, ..
     expect_equal(got, expected, what, diagnosis=diagnosis)
 
 
-@pytest.mark.item("A.3")
+@EXA3
 def test_book_network_has_752_parameters(student, ref):
     _num_parameters(student, ref, [], book=752)
 
 
-@pytest.mark.item("A.3")
+@EXA3
 def test_other_sizes(student, ref):
     _num_parameters(student, ref, [50, 3], book=2213)
     _num_parameters(student, ref, [7, 4])
 
 
-@pytest.mark.item("A.3")
+@EXA3
 @pytest.mark.integration
 def test_with_your_neural_network(student, ref):
     _num_parameters(student, ref, [50, 3], swap=(), book=2213)
@@ -237,19 +243,19 @@ def _timings(student: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     return got
 
 
-@pytest.mark.item("A.4")
+@EXA4
 def test_cpu_timings(student):
     got = _timings(student, {"size": 48, "repeats": 2, "device": "cpu"})
     expect_equal(got["device_type"], "cpu", "the device of exercise_a_4_time_matmul(device='cpu')")
 
 
-@pytest.mark.item("A.4")
+@EXA4
 def test_default_device_is_the_best_available(student):
     got = _timings(student, {"size": 32, "repeats": 1})
     expect_equal(got["device_type"], got["best_type"], "the device chosen by default")
 
 
-@pytest.mark.item("A.4")
+@EXA4
 def test_zero_repeats_raise_value_error(student):
     what = "exercise_a_4_time_matmul(size=8, repeats=0, device='cpu')"
     got = student.run("appendix_a.time_matmul", what=what, kwargs={"size": 8, "repeats": 0, "device": "cpu"})

@@ -9,11 +9,15 @@ import pytest
 import torch
 
 from grader.checking.compare import expect_equal, expect_state_keys, expect_tensor
+from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.appendix_a import share_mistakes, train_single_process
 from grader.checking.tolerance import policy
 
-pytestmark = pytest.mark.item("appendix_a.train_ddp")
+pytestmark = component("appendix_a", "train_ddp", section="A.9",
+                       title="Data-parallel training with DistributedDataParallel", points=3,
+                       symbols=("ddp_setup", "prepare_dataset", "train_ddp", "run_ddp"),
+                       depends=("appendix_a.NeuralNetwork", "appendix_a.ToyDataset"))
 
 DEPS = ("appendix_a.NeuralNetwork", "appendix_a.ToyDataset")
 DDP_TIME_LIMIT_S = 90

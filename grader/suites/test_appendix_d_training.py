@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
 from grader.messages import t
 from grader.checking.mistakes.appendix_d import schedule_mistakes, simulate
@@ -24,7 +25,7 @@ from grader.checking.pictures import loss_curve, pictures_on_failure
 
 # ---- find_highest_gradient ------------------------------------------------------------------
 
-FHG = "appendix_d.find_highest_gradient"
+FHG = component("appendix_d", "find_highest_gradient", section="D.3", title="The largest gradient of a model", points=1)
 
 
 def _highest(student: Any, ref: Any, kind: str, *, frozen: tuple[str, ...] = (), backward: bool = True,
@@ -65,12 +66,12 @@ def _expect_highest(got: dict[str, Any], expected: dict[str, Any], what: str) ->
     raise GradeFailure("compare.value", what=what, expected=repr(want), got=repr(value), diagnosis=diagnosis)
 
 
-@pytest.mark.item(FHG)
+@FHG
 def test_gpt_model_gradients(student, ref):
     _expect_highest(*_highest(student, ref, "gpt"))
 
 
-@pytest.mark.item(FHG)
+@FHG
 def test_signed_maximum_not_absolute(student, ref):
     """An MLP whose largest gradient by magnitude is negative: the answer is the largest value."""
     got, expected, what = _highest(student, ref, "mlp", seed=0)
@@ -79,13 +80,13 @@ def test_signed_maximum_not_absolute(student, ref):
     _expect_highest(got, expected, what)
 
 
-@pytest.mark.item(FHG)
+@FHG
 def test_skips_parameters_without_gradient(student, ref):
     """The output layer is frozen (its .grad is None); the largest gradient lies elsewhere."""
     _expect_highest(*_highest(student, ref, "mlp", frozen=("2.weight", "2.bias"), seed=0))
 
 
-@pytest.mark.item(FHG)
+@FHG
 def test_no_gradient_raises_value_error(student, ref):
     got, _, what = _highest(student, ref, "mlp", backward=False)
     if "error" not in got:
@@ -96,7 +97,8 @@ def test_no_gradient_raises_value_error(student, ref):
 
 # ---- train_model ----------------------------------------------------------------------------
 
-TM = "appendix_d.train_model"
+TM = component("appendix_d", "train_model", section="D.4", title="Warmup, cosine decay and gradient clipping", points=4,
+               symbols=("train_model", "lr_at_step"), depends=("ch05.calc_loss_batch", "ch05.evaluate_model"))
 SWAP = ("ch05.calc_loss_batch", "ch05.evaluate_model")  # the chapter 5 helpers the loop calls
 LOOP = dict(n_epochs=2, eval_freq=3, eval_iter=1, warmup_steps=3, initial_lr=1e-4, min_lr=2e-4)
 NO_WARMUP = dict(LOOP, warmup_steps=0, n_epochs=1, eval_freq=2)
@@ -154,21 +156,21 @@ def _lrs(got: list[Any], expected: list[float], what: str, loop: dict[str, Any])
                   mistakes={d: as_t(v) for d, v in wrong.items() if v != expected})
 
 
-@pytest.mark.item(TM)
+@TM
 def test_learning_rate_schedule(student, ref):
     """Warmup from initial_lr over 3 steps, then half a cosine down to min_lr, over 2 epochs."""
     got, expected, what = _run(student, ref, LOOP)
     _lrs(got["track_lrs"], expected["track_lrs"], what, LOOP)
 
 
-@pytest.mark.item(TM)
+@TM
 def test_no_warmup_steps(student, ref):
     """warmup_steps=0: the schedule starts at the peak and must not divide by zero."""
     got, expected, what = _run(student, ref, NO_WARMUP)
     _lrs(got["track_lrs"], expected["track_lrs"], what, NO_WARMUP)
 
 
-@pytest.mark.item(TM)
+@TM
 def test_optimizer_uses_the_scheduled_rate(student, ref):
     """At every optimizer.step(), every param group's "lr" is that step's scheduled rate."""
     got, expected, what = _run(student, ref, LOOP)
@@ -210,7 +212,7 @@ def _reference_for(ref: Any, got: dict[str, Any], expected: dict[str, Any],
     return expected
 
 
-@pytest.mark.item(TM)
+@TM
 def test_gradient_clipping_after_warmup(student, ref, record_property):
     """clip_grad_norm_(max_norm=1.0) from the end of the warmup on (printed book: step > warmup_steps,
     repository: step >= warmup_steps; both accepted), never during the warmup."""
@@ -236,7 +238,7 @@ def test_gradient_clipping_after_warmup(student, ref, record_property):
                        diagnosis=diagnosis)
 
 
-@pytest.mark.item(TM)
+@TM
 def test_losses_and_tokens_seen(student, ref):
     """Evaluated every eval_freq steps from step 0: train/val losses and tokens seen."""
     got, expected, what = _run(student, ref, LOOP)
@@ -253,7 +255,7 @@ def test_losses_and_tokens_seen(student, ref):
                               f"{label} of {what} (index = evaluation)", token_dim=None)
 
 
-@pytest.mark.item(TM)
+@TM
 def test_final_weights(student, ref):
     """After 8 steps of AdamW the weights equal the reference's (same convention)."""
     got, expected, what = _run(student, ref, LOOP)

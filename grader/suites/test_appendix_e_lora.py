@@ -15,6 +15,7 @@ import torch
 
 from grader.checking.checks import module_structure
 from grader.checking.compare import expect_grads, expect_state_keys, expect_tensor
+from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
 from grader.messages import t
 from grader.checking.mistakes.appendix_e import SCALES, linear_with_lora, lora, with_grads, wrapped_mistake
@@ -47,7 +48,7 @@ def _convention(got: Any, outputs: dict[str, torch.Tensor], tol: Any = TOL64) ->
 
 # ---- LoRALayer ------------------------------------------------------------------------------
 
-LL = "appendix_e.LoRALayer"
+LL = component("appendix_e", "LoRALayer", section="E.4", title="A low-rank adaptation layer", points=2)
 
 
 def _lora_state(in_dim: int, out_dim: int, rank: int, seed: int = 2) -> dict[str, torch.Tensor]:
@@ -91,13 +92,13 @@ def _lora_forward(student: Any, args: list[Any], x: torch.Tensor, record: Any = 
     return convention
 
 
-@pytest.mark.item(LL)
+@LL
 def test_parameters_A_and_B(student, ref):
     """A of shape (in_dim, rank) and B of shape (rank, out_dim), registered as parameters."""
     module_structure(student, ref, "appendix_e", "LoRALayer", [6, 5, 4, 8.0])
 
 
-@pytest.mark.item(LL)
+@LL
 def test_fresh_layer_adds_nothing(student, ref):
     """B starts at zero, so a new LoRALayer's output is exactly 0; A starts random (not zero)."""
     args = [6, 5, 4, 8.0]
@@ -115,37 +116,38 @@ def test_fresh_layer_adds_nothing(student, ref):
         raise GradeFailure("appendix_e.lora_a_zero", what=what)
 
 
-@pytest.mark.item(LL)
+@LL
 def test_scaling_rank_4(student, record_property):
     """rank=4, alpha=8: the repository's alpha / rank (2) or the printed book's alpha (8), nothing else."""
     _lora_forward(student, [6, 5, 4, 8.0], _x(3, 6), record_property)
 
 
-@pytest.mark.item(LL)
+@LL
 def test_scaling_rank_2_small_alpha(student):
     _lora_forward(student, [4, 7, 2, 0.5], _x(2, 4, seed=3))
 
 
-@pytest.mark.item(LL)
+@LL
 def test_rank_one(student):
     """With rank 1 both conventions agree: alpha * (x @ A @ B)."""
     _lora_forward(student, [5, 3, 1, 2.0], _x(4, 5, seed=4))
 
 
-@pytest.mark.item(LL)
+@LL
 def test_batch_of_token_sequences(student):
     """x of shape (batch, tokens, in_dim) gives (batch, tokens, out_dim)."""
     _lora_forward(student, [6, 5, 2, 3.0], _x(2, 3, 6, seed=5))
 
 
-@pytest.mark.item(LL)
+@LL
 def test_float32_output_dtype(student):
     _lora_forward(student, [6, 5, 2, 3.0], _x(3, 6, seed=6).float(), dtype="float32")
 
 
 # ---- LinearWithLoRA -------------------------------------------------------------------------
 
-LW = "appendix_e.LinearWithLoRA"
+LW = component("appendix_e", "LinearWithLoRA", section="E.4", title="A linear layer with LoRA", points=2,
+               depends=("appendix_e.LoRALayer",))
 SWAP_LW = ("appendix_e.LoRALayer",)
 
 
@@ -190,7 +192,7 @@ def _wrap(student: Any, ref: Any, in_f: int, out_f: int, rank: int, alpha: float
     return got
 
 
-@pytest.mark.item(LW)
+@LW
 def test_wrapper_parameter_names(student, ref):
     """self.linear is the given layer; self.lora a LoRALayer of matching size."""
     got = _wrap(student, ref, 6, 5, 2, 4.0, with_state=False)
@@ -198,7 +200,7 @@ def test_wrapper_parameter_names(student, ref):
         raise GradeFailure("appendix_e.linear_not_kept", what="LinearWithLoRA(linear, rank=2, alpha=4.0)")
 
 
-@pytest.mark.item(LW)
+@LW
 def test_fresh_wrap_equals_the_linear_layer(student, ref):
     got = _wrap(student, ref, 6, 5, 2, 4.0, with_state=False)
     out = got["fresh_output"]
@@ -207,24 +209,24 @@ def test_fresh_wrap_equals_the_linear_layer(student, ref):
                   mistakes={"appendix_e_lora_missing_linear": torch.zeros_like(got["linear_output"])})
 
 
-@pytest.mark.item(LW)
+@LW
 def test_forward_and_gradients(student, ref):
     _wrap(student, ref, 6, 5, 4, 8.0)
 
 
-@pytest.mark.item(LW)
+@LW
 def test_linear_without_bias(student, ref):
     _wrap(student, ref, 4, 6, 2, 3.0, bias=False)
 
 
-@pytest.mark.item(LW)
+@LW
 def test_lora_follows_the_linear_dtype(student, ref):
     """A float64 nn.Linear: the LoRA parameters are created in float64 too."""
     got = _wrap(student, ref, 6, 5, 2, 4.0, with_state=False, dtype="float64")
     expect_tensor(got["fresh_output"], got["linear_output"], "LinearWithLoRA(float64 linear)(x)", token_dim=None)
 
 
-@pytest.mark.item(LW)
+@LW
 @pytest.mark.integration
 def test_with_your_lora_layer(student, ref, record_property):
     _wrap(student, ref, 6, 5, 4, 8.0, swap=(), record=record_property)
@@ -232,7 +234,8 @@ def test_with_your_lora_layer(student, ref, record_property):
 
 # ---- replace_linear_with_lora ---------------------------------------------------------------
 
-RL = "appendix_e.replace_linear_with_lora"
+RL = component("appendix_e", "replace_linear_with_lora", section="E.4",
+               title="Swapping every Linear for LinearWithLoRA", points=2, depends=("appendix_e.LinearWithLoRA",))
 SWAP_RL = ("appendix_e.LinearWithLoRA",)
 RANK, ALPHA = 2, 6.0
 
@@ -261,20 +264,20 @@ def _expect_wrapped(got: dict[str, Any], what: str) -> None:
                            diagnosis=wrapped_mistake(wrapped))
 
 
-@pytest.mark.item(RL)
+@RL
 def test_every_linear_is_wrapped(student, ref):
     """Top-level Linear layers, those inside blocks and Sequentials, and nothing else."""
     got, _, what, _ = _replace(student, ref)
     _expect_wrapped(got, what)
 
 
-@pytest.mark.item(RL)
+@RL
 def test_parameter_names_after_replacement(student, ref):
     got, expected, what, _ = _replace(student, ref)
     expect_state_keys(got["state"], expected["state"], f"the model after {what}")
 
 
-@pytest.mark.item(RL)
+@RL
 def test_original_weights_are_kept(student, ref):
     """Each LinearWithLoRA wraps the model's own layer: its weights are the ones from before."""
     got, _, what, _ = _replace(student, ref)
@@ -291,13 +294,13 @@ def test_original_weights_are_kept(student, ref):
             expect_tensor(new, old, f"{path}.linear.{kind} after {what} (the original {path}.{kind})", token_dim=None)
 
 
-@pytest.mark.item(RL)
+@RL
 def test_output_unchanged_right_after(student, ref):
     got, _, what, _ = _replace(student, ref)
     expect_tensor(got["out_after"], got["out_before"], f"the model's output right after {what}", token_dim=None)
 
 
-@pytest.mark.item(RL)
+@RL
 def test_forward_with_trained_adapters(student, ref):
     got, expected, what, _ = _replace(student, ref, trained=True)
     if got.get("load_failed"):
@@ -306,14 +309,14 @@ def test_forward_with_trained_adapters(student, ref):
                   "LoRA weights", token_dim=None)
 
 
-@pytest.mark.item(RL)
+@RL
 def test_second_call_wraps_nothing_again(student, ref):
     """Layers that already are LinearWithLoRA are left alone."""
     got, _, what, _ = _replace(student, ref, calls=2)
     _expect_wrapped(got, what)
 
 
-@pytest.mark.item(RL)
+@RL
 @pytest.mark.integration
 def test_with_your_lora_classes(student, ref, record_property):
     got, expected, what, inputs = _replace(student, ref, swap=(), trained=True)

@@ -12,10 +12,15 @@ import pytest
 import torch
 
 from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch02_data import window_mistakes
 from grader.recipes.support import CharTokenizer
 from reference.ch02 import get_gpt2_tokenizer
+
+GPTDATASET_V1 = component("ch02", "GPTDatasetV1", section="2.6", title="Sliding-window input/target pairs", points=3)
+CREATE_DATALOADER_V1 = component("ch02", "create_dataloader_v1", section="2.6", title="A DataLoader over GPTDatasetV1",
+                                 points=2, depends=("ch02.GPTDatasetV1",))
 
 TEXT = ("The old keeper climbed the stairs each evening. He lit the lamp, wiped the glass, and watched "
         "the ships pass in the dark. <|endoftext|> In the morning the keeper slept, and the gulls argued "
@@ -74,33 +79,33 @@ def _check_dataset(student: Any, ref: Any, txt: str, max_length: int, stride: in
 # ---- GPTDatasetV1 -------------------------------------------------------------------------
 
 
-@pytest.mark.item("ch02.GPTDatasetV1")
+@GPTDATASET_V1
 def test_windows_with_stride_one(student, ref):
     _check_dataset(student, ref, TEXT, max_length=4, stride=1)
 
 
-@pytest.mark.item("ch02.GPTDatasetV1")
+@GPTDATASET_V1
 def test_windows_without_overlap(student, ref):
     _check_dataset(student, ref, TEXT, max_length=4, stride=4)
 
 
-@pytest.mark.item("ch02.GPTDatasetV1")
+@GPTDATASET_V1
 def test_overlapping_windows(student, ref):
     _check_dataset(student, ref, TEXT, max_length=6, stride=3)
 
 
-@pytest.mark.item("ch02.GPTDatasetV1")
+@GPTDATASET_V1
 def test_endoftext_is_allowed(student, ref):
     """<|endoftext|> must be encoded as the special token 50256 (allowed_special)."""
     _check_dataset(student, ref, "Good night. <|endoftext|> Good morning, sea!", max_length=3, stride=2)
 
 
-@pytest.mark.item("ch02.GPTDatasetV1")
+@GPTDATASET_V1
 def test_uses_the_given_tokenizer(student, ref):
     _check_dataset(student, ref, "abcdefghij klmnop", max_length=5, stride=2, tokenizer="chars")
 
 
-@pytest.mark.item("ch02.GPTDatasetV1")
+@GPTDATASET_V1
 def test_text_shorter_than_one_window(student, ref):
     _check_dataset(student, ref, "Too short.", max_length=8, stride=1)
 
@@ -124,17 +129,17 @@ def _loader(student: Any, ref: Any, txt: str, kwargs: dict[str, Any], *, seed: i
     return got, expected
 
 
-@pytest.mark.item("ch02.create_dataloader_v1")
+@CREATE_DATALOADER_V1
 def test_unshuffled_batches(student, ref):
     _loader(student, ref, TEXT, dict(batch_size=2, max_length=4, stride=4, shuffle=False))
 
 
-@pytest.mark.item("ch02.create_dataloader_v1")
+@CREATE_DATALOADER_V1
 def test_drop_last_false_keeps_partial_batch(student, ref):
     _loader(student, ref, TEXT, dict(batch_size=3, max_length=5, stride=5, shuffle=False, drop_last=False))
 
 
-@pytest.mark.item("ch02.create_dataloader_v1")
+@CREATE_DATALOADER_V1
 def test_shuffled_batches(student, ref):
     kwargs = dict(batch_size=2, max_length=4, stride=2, shuffle=True)
     expected = ref.run("ch02.dataloader", txt=TEXT, kwargs=kwargs, seed=5)
@@ -153,7 +158,7 @@ def test_shuffled_batches(student, ref):
         expect_tensor(g[1], e[1], f"create_dataloader_v1(shuffle=True, seed 5) batch {b} targets", token_dim=None)
 
 
-@pytest.mark.item("ch02.create_dataloader_v1")
+@CREATE_DATALOADER_V1
 def test_passes_loader_arguments(student, ref):
     kwargs = dict(batch_size=3, max_length=4, stride=3, shuffle=False, drop_last=False, num_workers=0)
     got, expected = _loader(student, ref, TEXT, kwargs)
@@ -161,7 +166,7 @@ def test_passes_loader_arguments(student, ref):
         expect_equal(got[key], expected[key], f"create_dataloader_v1(...): the loader's {key}")
 
 
-@pytest.mark.item("ch02.create_dataloader_v1")
+@CREATE_DATALOADER_V1
 def test_default_arguments(student, ref):
     """With only the text: batch 4, windows of 256 tokens every 128, shuffled, last batch dropped."""
     got, expected = _loader(student, ref, LONG_TEXT, {}, seed=3)
@@ -169,7 +174,7 @@ def test_default_arguments(student, ref):
         expect_equal(got[key], expected[key], f"create_dataloader_v1(txt): the loader's {key}")
 
 
-@pytest.mark.item("ch02.create_dataloader_v1")
+@CREATE_DATALOADER_V1
 @pytest.mark.integration
 def test_batches_with_your_dataset(student, ref):
     _loader(student, ref, TEXT, dict(batch_size=2, max_length=4, stride=1, shuffle=False), swap=())

@@ -9,8 +9,14 @@ import torch
 
 from grader.checking.checks import call_function
 from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.declare import problem
 from grader.checking.failures import GradeFailure
 from reference.ch02 import create_dataloader_v1 as ref_loader
+
+EX21 = problem("2.1", "ch02", section="2.5", title="Byte pair encoding of unknown words", points=1,
+               symbols=("exercise_2_1_bpe_pieces",))
+EX22 = problem("2.2", "ch02", section="2.6", title="Data loaders with different strides and context sizes", points=1,
+               symbols=("exercise_2_2_first_batch",), depends=("ch02.create_dataloader_v1",))
 
 # ---- 2.1 ----------------------------------------------------------------------------------
 
@@ -26,19 +32,19 @@ def _pieces(student: Any, ref: Any, args: list[Any]) -> tuple[list[Any], list[An
     return got, expected
 
 
-@pytest.mark.item("2.1")
+@EX21
 def test_book_word_ids(student, ref):
     got, expected = _pieces(student, ref, [])
     expect_equal(got[0], BOOK_IDS, "exercise_2_1_bpe_pieces() ids of 'Akwirw ier'")
 
 
-@pytest.mark.item("2.1")
+@EX21
 def test_book_word_pieces(student, ref):
     got, expected = _pieces(student, ref, [])
     expect_equal(got[1], BOOK_PIECES, "exercise_2_1_bpe_pieces() pieces of 'Akwirw ier'")
 
 
-@pytest.mark.item("2.1")
+@EX21
 def test_other_unknown_words(student, ref):
     text = "Zorblax quentifies plimmers"
     got, expected = _pieces(student, ref, [text])
@@ -68,22 +74,22 @@ def _first_batch(student: Any, ref: Any, kwargs: dict[str, Any], swap: tuple[str
                       mistakes={"ch02_first_batch_shuffled": shuffled[k]})
 
 
-@pytest.mark.item("2.2")
+@EX22
 def test_max_length_2_stride_2(student, ref):
     _first_batch(student, ref, dict(batch_size=4, max_length=2, stride=2))
 
 
-@pytest.mark.item("2.2")
+@EX22
 def test_max_length_8_stride_2(student, ref):
     _first_batch(student, ref, dict(batch_size=4, max_length=8, stride=2))
 
 
-@pytest.mark.item("2.2")
+@EX22
 def test_max_length_4_stride_1_batch_3(student, ref):
     _first_batch(student, ref, dict(batch_size=3, max_length=4, stride=1))
 
 
-@pytest.mark.item("2.2")
+@EX22
 @pytest.mark.integration
 def test_first_batch_with_your_loader(student, ref):
     _first_batch(student, ref, dict(batch_size=4, max_length=8, stride=2), swap=())

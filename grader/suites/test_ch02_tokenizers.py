@@ -10,9 +10,15 @@ from typing import Any
 import pytest
 
 from grader.checking.compare import expect_equal
+from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch02_data import decode_keeping_spaces
 from reference.ch02 import build_vocab, preprocess
+
+SIMPLE_TOKENIZER_V1 = component("ch02", "SimpleTokenizerV1", section="2.3",
+                                title="A regex tokenizer with a fixed vocabulary", points=2)
+SIMPLE_TOKENIZER_V2 = component("ch02", "SimpleTokenizerV2", section="2.4", title="Unknown words and <|endoftext|>",
+                                points=2)
 
 TEXT = ("The old keeper climbed the stairs each evening. He lit the lamp, wiped the glass, and watched "
         "the ships -- small and large -- pass in the dark. \"Is anyone out there?\" he asked the sea; "
@@ -70,33 +76,33 @@ def _expect_vocab_attributes(got: dict[str, Any], vocab: dict[str, int], name: s
 # ---- SimpleTokenizerV1 --------------------------------------------------------------------
 
 
-@pytest.mark.item("ch02.SimpleTokenizerV1")
+@SIMPLE_TOKENIZER_V1
 def test_v1_encode_known_text(student, ref):
     got, expected = _tok(student, ref, "SimpleTokenizerV1", VOCAB, encode=KNOWN)
     _expect_encoded(got, expected, "SimpleTokenizerV1", KNOWN, VOCAB)
 
 
-@pytest.mark.item("ch02.SimpleTokenizerV1")
+@SIMPLE_TOKENIZER_V1
 def test_v1_decode_removes_space_before_punctuation(student, ref):
     ids = [[VOCAB[t] for t in preprocess(text)] for text in KNOWN]
     got, expected = _tok(student, ref, "SimpleTokenizerV1", VOCAB, decode=ids)
     _expect_decoded(got["decoded"], expected["decoded"], "SimpleTokenizerV1", ids, VOCAB)
 
 
-@pytest.mark.item("ch02.SimpleTokenizerV1")
+@SIMPLE_TOKENIZER_V1
 def test_v1_round_trip(student, ref):
     got, expected = _tok(student, ref, "SimpleTokenizerV1", VOCAB, encode=[TEXT])
     _expect_encoded(got, expected, "SimpleTokenizerV1", [TEXT], VOCAB)
     expect_equal(got["roundtrip"], expected["roundtrip"], "SimpleTokenizerV1.decode(encode(text))")
 
 
-@pytest.mark.item("ch02.SimpleTokenizerV1")
+@SIMPLE_TOKENIZER_V1
 def test_v1_vocabulary_attributes(student, ref):
     got, _ = _tok(student, ref, "SimpleTokenizerV1", VOCAB)
     _expect_vocab_attributes(got, VOCAB, "SimpleTokenizerV1")
 
 
-@pytest.mark.item("ch02.SimpleTokenizerV1")
+@SIMPLE_TOKENIZER_V1
 def test_v1_uses_the_vocabulary_it_is_given(student, ref):
     texts = ["the dark sea, the ships!"]
     ids = [[SHUFFLED_VOCAB[t] for t in ["ships", ",", "the", "."]]]
@@ -108,26 +114,26 @@ def test_v1_uses_the_vocabulary_it_is_given(student, ref):
 # ---- SimpleTokenizerV2 --------------------------------------------------------------------
 
 
-@pytest.mark.item("ch02.SimpleTokenizerV2")
+@SIMPLE_TOKENIZER_V2
 def test_v2_encode_known_text(student, ref):
     got, expected = _tok(student, ref, "SimpleTokenizerV2", VOCAB, encode=KNOWN)
     _expect_encoded(got, expected, "SimpleTokenizerV2", KNOWN, VOCAB)
 
 
-@pytest.mark.item("ch02.SimpleTokenizerV2")
+@SIMPLE_TOKENIZER_V2
 def test_v2_unknown_words_become_unk(student, ref):
     got, expected = _tok(student, ref, "SimpleTokenizerV2", VOCAB, encode=[UNKNOWN])
     _expect_encoded(got, expected, "SimpleTokenizerV2", [UNKNOWN], VOCAB)
 
 
-@pytest.mark.item("ch02.SimpleTokenizerV2")
+@SIMPLE_TOKENIZER_V2
 def test_v2_endoftext_between_texts(student, ref):
     got, expected = _tok(student, ref, "SimpleTokenizerV2", VOCAB, encode=[JOINED, f"{UNKNOWN} {EOT} {KNOWN[0]}"])
     _expect_encoded(got, expected, "SimpleTokenizerV2", [JOINED, f"{UNKNOWN} {EOT} {KNOWN[0]}"], VOCAB)
     expect_equal(got["roundtrip"], expected["roundtrip"], "SimpleTokenizerV2.decode(encode(text))")
 
 
-@pytest.mark.item("ch02.SimpleTokenizerV2")
+@SIMPLE_TOKENIZER_V2
 def test_v2_decode_with_special_tokens(student, ref):
     unk, eot = VOCAB["<|unk|>"], VOCAB[EOT]
     ids = [[VOCAB["He"], unk, VOCAB["the"], VOCAB["lamp"], VOCAB["."], eot, VOCAB["The"], unk, VOCAB["?"]],
@@ -136,7 +142,7 @@ def test_v2_decode_with_special_tokens(student, ref):
     _expect_decoded(got["decoded"], expected["decoded"], "SimpleTokenizerV2", ids, VOCAB)
 
 
-@pytest.mark.item("ch02.SimpleTokenizerV2")
+@SIMPLE_TOKENIZER_V2
 def test_v2_uses_the_vocabulary_it_is_given(student, ref):
     texts = ["the dark sea, the whales!"]
     got, expected = _tok(student, ref, "SimpleTokenizerV2", SHUFFLED_VOCAB, encode=texts)

@@ -13,10 +13,16 @@ import pytest
 import torch
 
 from grader.checking.compare import expect_equal, expect_state_keys, expect_tensor
+from grader.checking.declare import problem
 from grader.checking.failures import GradeFailure
 
 BOOK_INPUTS = torch.tensor([[0.43, 0.15, 0.89], [0.55, 0.87, 0.66], [0.57, 0.85, 0.64],
                             [0.22, 0.58, 0.33], [0.77, 0.25, 0.10], [0.05, 0.80, 0.55]], dtype=torch.float64)
+
+EX32 = problem("3.2", "ch03", section="3.6.1", title="Returning two-dimensional embedding vectors", points=1,
+               symbols=("exercise_3_2_wrapper",), depends=("ch03.MultiHeadAttentionWrapper",))
+EX33 = problem("3.3", "ch03", section="3.6.2", title="Initializing GPT-2 size attention modules", points=1,
+               symbols=("exercise_3_3_gpt2_attention",), depends=("ch03.MultiHeadAttention",))
 BATCH = torch.stack([BOOK_INPUTS, BOOK_INPUTS])  # (2, 6, 3), as in the book
 
 
@@ -52,13 +58,13 @@ def _shape(got: dict[str, Any], expected: dict[str, Any], what: str) -> None:
         raise GradeFailure("compare.shape", what=what, expected=want, got=shape, diagnosis=diagnosis)
 
 
-@pytest.mark.item("3.2")
+@EX32
 def test_context_vectors_are_two_dimensional(student, ref):
     got, expected = _module(student, ref, F32, [3, 6], BATCH, SWAP_32)
     _shape(got, expected, "exercise_3_2_wrapper(3, 6) on the (2, 6, 3) batch")
 
 
-@pytest.mark.item("3.2")
+@EX32
 def test_two_heads_without_dropout(student, ref):
     got, expected = _module(student, ref, F32, [5, 4], torch.randn(1, 4, 5, dtype=torch.float64,
                                                                generator=torch.Generator().manual_seed(2)), SWAP_32)
@@ -69,13 +75,13 @@ def test_two_heads_without_dropout(student, ref):
     expect_equal(got["dropout"], expected["dropout"], f"{what}: dropout rates of the module")
 
 
-@pytest.mark.item("3.2")
+@EX32
 def test_forward_with_the_same_weights(student, ref):
     got, expected = _module(student, ref, F32, [3, 6], BATCH, SWAP_32, weights=W32)
     _expect_outputs(got, expected, "exercise_3_2_wrapper(3, 6)")
 
 
-@pytest.mark.item("3.2")
+@EX32
 @pytest.mark.integration
 def test_with_your_wrapper(student, ref):
     got, expected = _module(student, ref, F32, [3, 6], BATCH, (), weights=W32)
@@ -91,13 +97,13 @@ X33 = torch.randn(1, 4, 768, generator=torch.Generator().manual_seed(3), dtype=t
 SMALL = torch.zeros(1, 1, 768, dtype=torch.float64)
 
 
-@pytest.mark.item("3.3")
+@EX33
 def test_parameter_count(student, ref):
     got, expected = _module(student, ref, F33, [], SMALL, SWAP_33)
     expect_equal(got["num_params"], 2_360_064, "exercise_3_3_gpt2_attention(): number of parameters")
 
 
-@pytest.mark.item("3.3")
+@EX33
 def test_gpt2_configuration(student, ref):
     got, expected = _module(student, ref, F33, [], SMALL, SWAP_33)
     what = "exercise_3_3_gpt2_attention()"
@@ -106,13 +112,13 @@ def test_gpt2_configuration(student, ref):
     expect_equal(got["dropout"], expected["dropout"], f"{what}: dropout rate")
 
 
-@pytest.mark.item("3.3")
+@EX33
 def test_gpt2_forward_with_the_same_weights(student, ref):
     got, expected = _module(student, ref, F33, [], X33, SWAP_33, weights=W33)
     _expect_outputs(got, expected, "exercise_3_3_gpt2_attention()")
 
 
-@pytest.mark.item("3.3")
+@EX33
 @pytest.mark.integration
 def test_gpt2_with_your_multihead_attention(student, ref):
     got, expected = _module(student, ref, F33, [], X33, (), weights=W33)

@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from grader.checking.checks import module_forward, module_structure
+from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.attention import mha_mistakes
 
-pytestmark = pytest.mark.item("ch03.MultiHeadAttention")
+pytestmark = component("ch03", "MultiHeadAttention", section="3.6.2", title="Multi-head attention with weight splits",
+                       points=5)
 
 ARGS = [8, 8, 6, 0.0, 2]  # d_in, d_out, context_length, dropout, num_heads
 

@@ -10,8 +10,16 @@ import torch
 
 from grader.checking.checks import module_forward, module_structure
 from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch03_attention import self_attention_mistakes
+
+SELF_ATTENTION_V1 = component("ch03", "SelfAttention_v1", section="3.4.1",
+                              title="Self-attention with trainable weight matrices", points=2)
+SELF_ATTENTION_V2 = component("ch03", "SelfAttention_v2", section="3.4.2", title="Self-attention with nn.Linear layers",
+                              points=2)
+EX31 = problem("3.1", "ch03", section="3.4.2", title="Comparing SelfAttention_v1 and SelfAttention_v2", points=1,
+               symbols=("exercise_3_1_copy_weights",), depends=("ch03.SelfAttention_v1", "ch03.SelfAttention_v2"))
 
 # The book's six 3-d token embeddings ("Your journey starts with one step").
 _BOOK = torch.tensor([[0.43, 0.15, 0.89], [0.55, 0.87, 0.66], [0.57, 0.85, 0.64],
@@ -43,35 +51,35 @@ def _initial_weights(student: Any, ref: Any, name: str, args: list[Any]) -> None
 V1 = "SelfAttention_v1"
 
 
-@pytest.mark.item("ch03.SelfAttention_v1")
+@SELF_ATTENTION_V1
 def test_v1_parameters(student, ref):
     module_structure(student, ref, "ch03", V1, [3, 2])
 
 
-@pytest.mark.item("ch03.SelfAttention_v1")
+@SELF_ATTENTION_V1
 def test_v1_forward_and_gradients(student, ref):
     module_forward(student, ref, "ch03", V1, [3, 2], [_book()], token_dim=0,
                    mistakes=self_attention_mistakes(linear=False))
 
 
-@pytest.mark.item("ch03.SelfAttention_v1")
+@SELF_ATTENTION_V1
 def test_v1_d_in_differs_from_d_out(student, ref):
     module_forward(student, ref, "ch03", V1, [5, 3], [_x(4, 5)], token_dim=0,
                    mistakes=self_attention_mistakes(linear=False))
 
 
-@pytest.mark.item("ch03.SelfAttention_v1")
+@SELF_ATTENTION_V1
 def test_v1_single_token(student, ref):
     module_forward(student, ref, "ch03", V1, [4, 4], [_x(1, 4)], token_dim=0)
 
 
-@pytest.mark.item("ch03.SelfAttention_v1")
+@SELF_ATTENTION_V1
 def test_v1_initial_weights_follow_the_book(student, ref):
     """torch.rand(d_in, d_out) for W_query, W_key, W_value, created in that order."""
     _initial_weights(student, ref, V1, [3, 2])
 
 
-@pytest.mark.item("ch03.SelfAttention_v1")
+@SELF_ATTENTION_V1
 def test_v1_float32(student, ref):
     module_forward(student, ref, "ch03", V1, [3, 2], [_book().float()], dtype="float32",
                    backward=False, token_dim=0)
@@ -82,35 +90,35 @@ def test_v1_float32(student, ref):
 V2 = "SelfAttention_v2"
 
 
-@pytest.mark.item("ch03.SelfAttention_v2")
+@SELF_ATTENTION_V2
 def test_v2_parameters(student, ref):
     module_structure(student, ref, "ch03", V2, [3, 2])
 
 
-@pytest.mark.item("ch03.SelfAttention_v2")
+@SELF_ATTENTION_V2
 def test_v2_forward_and_gradients(student, ref):
     module_forward(student, ref, "ch03", V2, [3, 2], [_book()], token_dim=0,
                    mistakes=self_attention_mistakes(linear=True))
 
 
-@pytest.mark.item("ch03.SelfAttention_v2")
+@SELF_ATTENTION_V2
 def test_v2_qkv_bias(student, ref):
     module_forward(student, ref, "ch03", V2, [5, 3], [_x(4, 5)], kwargs={"qkv_bias": True}, token_dim=0,
                    mistakes=self_attention_mistakes(linear=True))
 
 
-@pytest.mark.item("ch03.SelfAttention_v2")
+@SELF_ATTENTION_V2
 def test_v2_single_token(student, ref):
     module_forward(student, ref, "ch03", V2, [4, 4], [_x(1, 4)], token_dim=0)
 
 
-@pytest.mark.item("ch03.SelfAttention_v2")
+@SELF_ATTENTION_V2
 def test_v2_initial_weights_follow_the_book(student, ref):
     """nn.Linear layers W_query, W_key, W_value created in that order (book numbers at seed 123)."""
     _initial_weights(student, ref, V2, [3, 2])
 
 
-@pytest.mark.item("ch03.SelfAttention_v2")
+@SELF_ATTENTION_V2
 def test_v2_float32(student, ref):
     module_forward(student, ref, "ch03", V2, [3, 2], [_book().float()], dtype="float32",
                    backward=False, token_dim=0)
@@ -141,14 +149,14 @@ def _expect_copied(got: dict[str, Any], expected: dict[str, Any]) -> None:
                       f"sa_v1.{name} after exercise_3_1_copy_weights", token_dim=None, mistakes=wrong)
 
 
-@pytest.mark.item("3.1")
+@EX31
 def test_square_weights_are_transposed(student, ref):
     """With d_in == d_out a copy without .T runs but gives the wrong matrices."""
     got, expected = _copy(student, ref, 3, 3)
     _expect_copied(got, expected)
 
 
-@pytest.mark.item("3.1")
+@EX31
 def test_outputs_match_after_copy(student, ref):
     got, expected = _copy(student, ref, 3, 2)
     _expect_copied(got, expected)
@@ -156,14 +164,14 @@ def test_outputs_match_after_copy(student, ref):
     expect_equal(got["v1_trainable"], expected["v1_trainable"], "sa_v1's trainable parameters after the copy")
 
 
-@pytest.mark.item("3.1")
+@EX31
 def test_sa_v2_left_unchanged(student, ref):
     got, _ = _copy(student, ref, 4, 2)
     for key, before in got["v2_before"].items():
         expect_tensor(got["v2_after"][key], before, f"sa_v2.{key} (it should not change)", token_dim=None)
 
 
-@pytest.mark.item("3.1")
+@EX31
 @pytest.mark.integration
 def test_copy_with_your_attention_classes(student, ref):
     got, expected = _copy(student, ref, 3, 2, own=True)

@@ -10,13 +10,18 @@ import torch
 
 from grader.checking.checks import Perturbed, call_function, expect_no_dropout_in_eval, module_forward
 from grader.checking.compare import expect_equal, expect_state_keys
+from grader.checking.declare import problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.gpt import separate_dropout_mistakes
 from reference.ch04 import GPT_CONFIG_124M, exercise_4_2_model_configs
 
-EX41 = pytest.mark.item("4.1")
-EX42 = pytest.mark.item("4.2")
-EX43 = pytest.mark.item("4.3")
+EX41 = problem("4.1", "ch04", section="4.6", title="Parameters in the feed forward versus attention modules", points=1,
+               symbols=("exercise_4_1_parameter_counts",), depends=("ch04.TransformerBlock",))
+EX42 = problem("4.2", "ch04", section="4.6", title="Initializing larger GPT models", points=2,
+               symbols=("exercise_4_2_model_configs", "exercise_4_2_model_size"), depends=("ch04.GPTModel",))
+EX43 = problem("4.3", "ch04", section="4.6", title="Using separate dropout parameters", points=2,
+               symbols=("exercise_4_3_config", "TransformerBlockSeparateDropout", "GPTModelSeparateDropout"),
+               depends=("ch04.GPTModel",))
 
 TINY: dict[str, Any] = {"vocab_size": 50, "context_length": 8, "emb_dim": 16, "n_heads": 2, "n_layers": 2,
                         "drop_rate": 0.0, "qkv_bias": False}

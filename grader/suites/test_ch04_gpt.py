@@ -11,12 +11,15 @@ import reference.ch04 as ref_ch04
 from grader.checking.checks import (Perturbed, expect_no_dropout_in_eval, module_forward, module_structure,
                                     reference_state)
 from grader.checking.compare import expect_equal, expect_state_keys, expect_tensor
+from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.gpt import block_dropout_mistakes, block_mistakes, gpt, gpt_mistakes, greedy
 
-BLOCK = pytest.mark.item("ch04.TransformerBlock")
-GPT = pytest.mark.item("ch04.GPTModel")
-GEN = pytest.mark.item("ch04.generate_text_simple")
+BLOCK = component("ch04", "TransformerBlock", section="4.5", title="The transformer block", points=4,
+                  depends=("ch03.MultiHeadAttention", "ch04.FeedForward", "ch04.LayerNorm"))
+GPT = component("ch04", "GPTModel", section="4.6", title="The GPT model", points=4,
+                symbols=("GPTModel", "GPT_CONFIG_124M"), depends=("ch04.TransformerBlock", "ch04.LayerNorm"))
+GEN = component("ch04", "generate_text_simple", section="4.7", title="Greedy text generation", points=2)
 
 CFG: dict[str, Any] = {"vocab_size": 50, "context_length": 8, "emb_dim": 16, "n_heads": 2, "n_layers": 2,
                        "drop_rate": 0.0, "qkv_bias": False}

@@ -10,14 +10,16 @@ import torch
 
 from grader.checking.checks import Perturbed, module_forward, module_structure
 from grader.checking.compare import expect_state_keys, expect_tensor
+from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.gpt import (deep_network_mistakes, feed_forward_mistakes, gelu_mistakes,
                                           layernorm_mistakes)
 
-LN = pytest.mark.item("ch04.LayerNorm")
-GELU = pytest.mark.item("ch04.GELU")
-FF = pytest.mark.item("ch04.FeedForward")
-DNN = pytest.mark.item("ch04.ExampleDeepNeuralNetwork")
+LN = component("ch04", "LayerNorm", section="4.2", title="Layer normalization", points=2)
+GELU = component("ch04", "GELU", section="4.3", title="The GELU activation (tanh approximation)", points=1)
+FF = component("ch04", "FeedForward", section="4.3", title="The feed-forward module", points=2, depends=("ch04.GELU",))
+DNN = component("ch04", "ExampleDeepNeuralNetwork", section="4.4", title="Shortcut connections", points=2,
+                depends=("ch04.GELU",))
 
 CFG: dict[str, Any] = {"vocab_size": 50, "context_length": 8, "emb_dim": 16, "n_heads": 2, "n_layers": 2,
                        "drop_rate": 0.0, "qkv_bias": False}

@@ -16,8 +16,20 @@ import torch
 
 from grader.checking.checks import call_function
 from grader.checking.compare import expect_equal, expect_ids, expect_tensor
+from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch05 import generate_mistakes, softmax_mistakes
+
+SOFTMAX_WITH_TEMPERATURE = component("ch05", "softmax_with_temperature", section="5.3.1", title="Temperature scaling",
+                                     points=1)
+GENERATE = component("ch05", "generate", section="5.3.3", title="Generation with temperature, top-k and an end token",
+                     points=4)
+EX51 = problem("5.1", "ch05", section="5.3.1", title="Sampling frequencies at different temperatures", points=1,
+               symbols=("exercise_5_1_sample_counts",), depends=("ch05.softmax_with_temperature",))
+EX52 = problem("5.2", "ch05", section="5.3.3", title="Diverse and conservative decoding settings", points=1,
+               symbols=("exercise_5_2_settings",), depends=("ch05.generate",))
+EX53 = problem("5.3", "ch05", section="5.3.3", title="Deterministic decoding", points=1,
+               symbols=("exercise_5_3_deterministic_settings",), depends=("ch05.generate",))
 
 CFG = dict(vocab_size=96, context_length=12, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=False)
 BOOK_LOGITS = [4.51, 0.89, -1.90, 6.75, 1.63, -1.62, -1.89, 6.28, 1.79]
@@ -42,20 +54,20 @@ def _softmax(student: Any, ref: Any, logits: torch.Tensor, temperature: float, w
     expect_tensor(got, expected, what, mistakes=softmax_mistakes(logits, temperature))
 
 
-@pytest.mark.item("ch05.softmax_with_temperature")
+@SOFTMAX_WITH_TEMPERATURE
 def test_book_logits_at_three_temperatures(student, ref):
     logits = torch.tensor(BOOK_LOGITS, dtype=torch.float64)
     for temperature in (1.0, 0.1, 5.0):
         _softmax(student, ref, logits, temperature, f"softmax_with_temperature(book logits, {temperature})")
 
 
-@pytest.mark.item("ch05.softmax_with_temperature")
+@SOFTMAX_WITH_TEMPERATURE
 def test_rows_of_logits_normalised_over_the_vocabulary(student, ref):
     logits = torch.randn(3, 7, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 3
     _softmax(student, ref, logits, 2.0, "softmax_with_temperature(3 x 7 logits, 2.0)")
 
 
-@pytest.mark.item("ch05.softmax_with_temperature")
+@SOFTMAX_WITH_TEMPERATURE
 def test_small_temperature_stays_finite(student, ref):
     """Dividing by 0.01 makes logits near 700: a softmax computed with a bare exp overflows."""
     logits = torch.tensor(BOOK_LOGITS, dtype=torch.float32)
@@ -92,32 +104,32 @@ def _eos_from(ids: torch.Tensor, prompt_len: int, position: int) -> int:
     return int(generated[-1])
 
 
-@pytest.mark.item("ch05.generate")
+@GENERATE
 def test_greedy_decoding(student, ref):
     _generate(student, ref, _prompt(1, 4), 8)
 
 
-@pytest.mark.item("ch05.generate")
+@GENERATE
 def test_crops_the_context_to_context_size(student, ref):
     _generate(student, ref, _prompt(1, 10, seed=2), 5, context_size=6)
 
 
-@pytest.mark.item("ch05.generate")
+@GENERATE
 def test_temperature_sampling(student, ref):
     _generate(student, ref, _prompt(1, 3, seed=3), 10, temperature=1.5, seed=11)
 
 
-@pytest.mark.item("ch05.generate")
+@GENERATE
 def test_top_k_sampling(student, ref):
     _generate(student, ref, _prompt(1, 3, seed=4), 10, temperature=1.0, top_k=3, seed=5)
 
 
-@pytest.mark.item("ch05.generate")
+@GENERATE
 def test_top_k_at_high_temperature(student, ref):
     _generate(student, ref, _prompt(1, 3, seed=5), 10, temperature=3.0, top_k=4, seed=6)
 
 
-@pytest.mark.item("ch05.generate")
+@GENERATE
 def test_greedy_stops_at_end_token(student, ref):
     idx = _prompt(1, 4, seed=6)
     plain = ref.run("ch05.generate", cfg=CFG, state_dict=_state(ref), idx=idx, max_new_tokens=9, context_size=12)
@@ -125,7 +137,7 @@ def test_greedy_stops_at_end_token(student, ref):
     _generate(student, ref, idx, 9, eos_id=eos, top_k=5)
 
 
-@pytest.mark.item("ch05.generate")
+@GENERATE
 def test_sampling_stops_at_end_token(student, ref):
     idx = _prompt(1, 3, seed=7)
     plain = ref.run("ch05.generate", cfg=CFG, state_dict=_state(ref), idx=idx, max_new_tokens=10,
@@ -134,21 +146,21 @@ def test_sampling_stops_at_end_token(student, ref):
     _generate(student, ref, idx, 10, temperature=1.2, top_k=6, eos_id=eos, seed=8)
 
 
-@pytest.mark.item("ch05.generate")
+@GENERATE
 def test_batch_of_two_without_top_k_or_end_token(student, ref):
     _generate(student, ref, _prompt(2, 4, seed=8), 6)
     _generate(student, ref, _prompt(2, 4, seed=9), 6, temperature=1.3, seed=12)
 
 
 @pytest.mark.extension
-@pytest.mark.item("ch05.generate")
+@GENERATE
 def test_extension_batch_of_two_with_top_k(student, ref):
     """Not in the book (its top-k threshold is for one row): each row keeps its own k best."""
     _generate(student, ref, _prompt(2, 3, seed=10), 8, temperature=1.0, top_k=3, seed=13)
 
 
 @pytest.mark.extension
-@pytest.mark.item("ch05.generate")
+@GENERATE
 def test_extension_batch_of_two_with_end_token(student, ref):
     """Not in the book: stop when every row has produced eos_id, padding finished rows with it."""
     idx = _prompt(2, 4, seed=11)
@@ -188,20 +200,20 @@ def _sample_count_slip(got: Any, expected: list[int], logits: list[float], tempe
     return None
 
 
-@pytest.mark.item("5.1")
+@EX51
 def test_book_counts_at_three_temperatures(student, ref):
     for temperature in (1.0, 0.1, 5.0):
         _counts(student, ref, BOOK_LOGITS, temperature, ("ch05.softmax_with_temperature",))
 
 
-@pytest.mark.item("5.1")
+@EX51
 def test_other_logits_seed_and_sample_count(student, ref):
     _counts(student, ref, [2.0, -1.0, 0.5, 1.5, -3.0, 0.0, -6.0], 0.8, ("ch05.softmax_with_temperature",),
             num_samples=300, seed=7)
 
 
 @pytest.mark.integration
-@pytest.mark.item("5.1")
+@EX51
 def test_counts_with_your_softmax_with_temperature(student, ref):
     _counts(student, ref, BOOK_LOGITS, 5.0, ())
 
@@ -239,7 +251,7 @@ def _distinct_tokens(student: Any, ref: Any, settings: list[dict[str, Any]], swa
     return [len({t for ids in row for t in ids[0, 3:].tolist()}) for row in outputs]
 
 
-@pytest.mark.item("5.2")
+@EX52
 def test_settings_and_their_ranges(student, ref):
     got = _diverse_and_conservative(student)
     diverse, conservative = got["diverse"], got["conservative"]
@@ -261,13 +273,13 @@ def _more_diverse(student: Any, ref: Any, swap: tuple[str, ...]) -> None:
         raise GradeFailure("ch05.ex52_not_more_diverse", diverse=diverse, conservative=conservative)
 
 
-@pytest.mark.item("5.2")
+@EX52
 def test_diverse_setting_samples_more_distinct_tokens(student, ref):
     _more_diverse(student, ref, GENERATE_DEPS)
 
 
 @pytest.mark.integration
-@pytest.mark.item("5.2")
+@EX52
 def test_diverse_setting_with_your_generate(student, ref):
     _more_diverse(student, ref, ())
 
@@ -294,7 +306,7 @@ def _all_greedy(student: Any, ref: Any, swap: tuple[str, ...]) -> None:
                                    got=repr(shown)[:200], expected=repr(greedy.tolist())[:200])
 
 
-@pytest.mark.item("5.3")
+@EX53
 def test_at_least_two_different_settings(student, ref):
     settings = _deterministic(student)
     distinct = {tuple(sorted((k, v) for k, v in s.items())) for s in settings}
@@ -302,12 +314,12 @@ def test_at_least_two_different_settings(student, ref):
         raise GradeFailure("ch05.ex53_too_few", count=len(distinct))
 
 
-@pytest.mark.item("5.3")
+@EX53
 def test_every_setting_equals_greedy_for_every_seed(student, ref):
     _all_greedy(student, ref, GENERATE_DEPS)
 
 
 @pytest.mark.integration
-@pytest.mark.item("5.3")
+@EX53
 def test_every_setting_with_your_generate(student, ref):
     _all_greedy(student, ref, ())

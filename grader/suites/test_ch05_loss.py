@@ -14,8 +14,22 @@ import pytest
 import torch
 
 from grader.checking.compare import expect_equal, expect_grads, expect_number, raise_student_error
+from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch05 import loader_mistakes, loss_error_diagnosis, loss_mistakes
+
+TEXT_TO_TOKEN_IDS = component("ch05", "text_to_token_ids", section="5.1.1", title="Text to a batch of token ids",
+                              points=1)
+TOKEN_IDS_TO_TEXT = component("ch05", "token_ids_to_text", section="5.1.1", title="A batch of token ids back to text",
+                              points=1)
+CALC_LOSS_BATCH = component("ch05", "calc_loss_batch", section="5.1.3", title="Cross-entropy loss of one batch",
+                            points=2)
+CALC_LOSS_LOADER = component("ch05", "calc_loss_loader", section="5.1.3", title="Average loss over a data loader",
+                             points=2, depends=("ch05.calc_loss_batch",))
+EVALUATE_MODEL = component("ch05", "evaluate_model", section="5.2", title="Train and validation loss in eval mode",
+                           points=1, depends=("ch05.calc_loss_loader",))
+EX55 = problem("5.5", "ch05", section="5.5", title="Training and validation loss of a given model", points=1,
+               symbols=("exercise_5_5_losses",), depends=("ch05.calc_loss_loader",))
 
 CFG = dict(vocab_size=96, context_length=8, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=False)
 DROPOUT_CFG = {**CFG, "drop_rate": 0.5}
@@ -52,22 +66,22 @@ def _encode(student: Any, ref: Any, text: str, tokenizer: str = "gpt2") -> None:
     expect_equal(str(value.dtype), str(want.dtype), f"dtype of {what}")
 
 
-@pytest.mark.item("ch05.text_to_token_ids")
+@TEXT_TO_TOKEN_IDS
 def test_book_sentence(student, ref):
     _encode(student, ref, "Every effort moves you")
 
 
-@pytest.mark.item("ch05.text_to_token_ids")
+@TEXT_TO_TOKEN_IDS
 def test_end_of_text_token_is_allowed(student, ref):
     _encode(student, ref, "Hello, world.<|endoftext|>In the sunlit terraces")
 
 
-@pytest.mark.item("ch05.text_to_token_ids")
+@TEXT_TO_TOKEN_IDS
 def test_uses_the_given_tokenizer(student, ref):
     _encode(student, ref, "Hi there!", tokenizer="chars")
 
 
-@pytest.mark.item("ch05.text_to_token_ids")
+@TEXT_TO_TOKEN_IDS
 def test_single_token_text(student, ref):
     _encode(student, ref, "Hello")
 
@@ -80,22 +94,22 @@ def _decode(student: Any, ref: Any, ids: list[list[int]], tokenizer: str = "gpt2
     expect_equal(got, expected, what)
 
 
-@pytest.mark.item("ch05.token_ids_to_text")
+@TOKEN_IDS_TO_TEXT
 def test_book_ids_back_to_text(student, ref):
     _decode(student, ref, [[6109, 3626, 6100, 345]])
 
 
-@pytest.mark.item("ch05.token_ids_to_text")
+@TOKEN_IDS_TO_TEXT
 def test_batch_with_a_single_token(student, ref):
     _decode(student, ref, [[15496]])
 
 
-@pytest.mark.item("ch05.token_ids_to_text")
+@TOKEN_IDS_TO_TEXT
 def test_end_of_text_id(student, ref):
     _decode(student, ref, [[15496, 50256, 6894]])
 
 
-@pytest.mark.item("ch05.token_ids_to_text")
+@TOKEN_IDS_TO_TEXT
 def test_uses_the_given_tokenizer_to_decode(student, ref):
     _decode(student, ref, [[41, 74, 1, 85, 73, 70, 83, 70]], tokenizer="chars")
 
@@ -130,23 +144,23 @@ def _loss_batch(student: Any, ref: Any, inputs: torch.Tensor, targets: torch.Ten
     return got, expected
 
 
-@pytest.mark.item("ch05.calc_loss_batch")
+@CALC_LOSS_BATCH
 def test_loss_value(student, ref):
     _loss_batch(student, ref, _ids(2, 6), _ids(2, 6, seed=2))
 
 
-@pytest.mark.item("ch05.calc_loss_batch")
+@CALC_LOSS_BATCH
 def test_gradients_of_every_parameter(student, ref):
     got, expected = _loss_batch(student, ref, _ids(3, 5, seed=3), _ids(3, 5, seed=4))
     expect_grads(got.get("grads", {}), expected["grads"], "calc_loss_batch(...).backward(): parameter")
 
 
-@pytest.mark.item("ch05.calc_loss_batch")
+@CALC_LOSS_BATCH
 def test_batch_of_one_at_full_context(student, ref):
     _loss_batch(student, ref, _ids(1, 8, seed=5), _ids(1, 8, seed=6))
 
 
-@pytest.mark.item("ch05.calc_loss_batch")
+@CALC_LOSS_BATCH
 def test_leaves_the_model_mode_alone(student, ref):
     """In train mode with dropout the loss uses dropout (same masks), and the model stays in train mode."""
     _loss_batch(student, ref, _ids(2, 6, seed=7), _ids(2, 6, seed=8), cfg=DROPOUT_CFG, train=True)
@@ -175,29 +189,29 @@ def _loss_loader(student: Any, ref: Any, num_batches: int | None, swap: tuple[st
     return dict(got)
 
 
-@pytest.mark.item("ch05.calc_loss_loader")
+@CALC_LOSS_LOADER
 def test_average_over_every_batch(student, ref):
     _loss_loader(student, ref, None)
 
 
-@pytest.mark.item("ch05.calc_loss_loader")
+@CALC_LOSS_LOADER
 def test_first_num_batches_only(student, ref):
     got = _loss_loader(student, ref, 2)
     if got["calls"] > 2:
         raise GradeFailure("ch05.loader_extra_batches", calls=got["calls"], num_batches=2)
 
 
-@pytest.mark.item("ch05.calc_loss_loader")
+@CALC_LOSS_LOADER
 def test_num_batches_larger_than_the_loader(student, ref):
     _loss_loader(student, ref, 9)
 
 
-@pytest.mark.item("ch05.calc_loss_loader")
+@CALC_LOSS_LOADER
 def test_empty_loader_gives_nan(student, ref):
     _loss_loader(student, ref, None, inputs=LOADER_X[:0], targets=LOADER_Y[:0])
 
 
-@pytest.mark.item("ch05.calc_loss_loader")
+@CALC_LOSS_LOADER
 def test_returns_a_python_float(student, ref):
     got = _loss_loader(student, ref, 3)
     if got["type"] != "float":
@@ -206,7 +220,7 @@ def test_returns_a_python_float(student, ref):
 
 
 @pytest.mark.integration
-@pytest.mark.item("ch05.calc_loss_loader")
+@CALC_LOSS_LOADER
 def test_with_your_calc_loss_batch(student, ref):
     _loss_loader(student, ref, 3, swap=())
 
@@ -225,7 +239,7 @@ def _evaluate(student: Any, ref: Any, swap: tuple[str, ...] = LOADER_DEPS) -> tu
     return dict(got), dict(expected)
 
 
-@pytest.mark.item("ch05.evaluate_model")
+@EVALUATE_MODEL
 def test_losses_computed_in_eval_mode(student, ref):
     got, expected = _evaluate(student, ref)
     in_train = any(c["training"] for c in got["calls"])
@@ -236,14 +250,14 @@ def test_losses_computed_in_eval_mode(student, ref):
         expect_number(have, want, f"evaluate_model's {part} loss")
 
 
-@pytest.mark.item("ch05.evaluate_model")
+@EVALUATE_MODEL
 def test_model_back_in_train_mode(student, ref):
     got, _ = _evaluate(student, ref)
     if not got["training_after"]:
         raise GradeFailure("ch05.mode_after_eval", diagnosis="ch05_eval_mode_not_restored")
 
 
-@pytest.mark.item("ch05.evaluate_model")
+@EVALUATE_MODEL
 def test_eval_iter_batches_from_each_loader(student, ref):
     got, expected = _evaluate(student, ref)
     if len(got["calls"]) != len(expected["calls"]):
@@ -251,7 +265,7 @@ def test_eval_iter_batches_from_each_loader(student, ref):
                            diagnosis="ch05_eval_iter_ignored" if len(got["calls"]) > len(expected["calls"]) else None)
 
 
-@pytest.mark.item("ch05.evaluate_model")
+@EVALUATE_MODEL
 def test_no_gradients_during_evaluation(student, ref):
     got, _ = _evaluate(student, ref)
     if any(c["grad_enabled"] for c in got["calls"]):
@@ -259,7 +273,7 @@ def test_no_gradients_during_evaluation(student, ref):
 
 
 @pytest.mark.integration
-@pytest.mark.item("ch05.evaluate_model")
+@EVALUATE_MODEL
 def test_with_your_calc_loss_loader(student, ref):
     got, expected = _evaluate(student, ref, swap=())
     for part, have, want in zip(("train", "validation"), got["losses"], expected["losses"]):
@@ -302,17 +316,17 @@ def _ex55(student: Any, ref: Any, swap: tuple[str, ...] = EX55_DEPS, train: bool
     return dict(got)
 
 
-@pytest.mark.item("5.5")
+@EX55
 def test_book_split_and_batch_size(student, ref):
     _ex55(student, ref)
 
 
-@pytest.mark.item("5.5")
+@EX55
 def test_other_ratio_and_batch_size(student, ref):
     _ex55(student, ref, train_ratio=0.8, batch_size=3)
 
 
-@pytest.mark.item("5.5")
+@EX55
 def test_model_in_train_mode_is_evaluated_without_dropout(student, ref):
     got = _ex55(student, ref, train=True)
     if any(c["training"] for c in got["calls"]):
@@ -322,6 +336,6 @@ def test_model_in_train_mode_is_evaluated_without_dropout(student, ref):
 
 
 @pytest.mark.integration
-@pytest.mark.item("5.5")
+@EX55
 def test_with_your_calc_loss_loader_and_data_loader(student, ref):
     _ex55(student, ref, swap=())

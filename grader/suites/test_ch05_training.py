@@ -15,9 +15,18 @@ import pytest
 import torch
 
 from grader.checking.compare import expect_equal, expect_tensor, values_close
+from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch05 import train_mistakes
 from grader.checking.pictures import losses_pair, pictures_on_failure
+
+TRAIN_MODEL_SIMPLE = component("ch05", "train_model_simple", section="5.2", title="The pretraining loop", points=4,
+                               depends=("ch05.calc_loss_batch", "ch05.evaluate_model"))
+SAVE_CHECKPOINT = component("ch05", "save_checkpoint", section="5.4",
+                            title="Saving and loading model and optimizer state", points=2,
+                            symbols=("save_checkpoint", "load_checkpoint"))
+EX54 = problem("5.4", "ch05", section="5.4", title="Resuming training from a checkpoint", points=2,
+               symbols=("exercise_5_4_resume_training",), depends=("ch05.save_checkpoint", "ch05.train_model_simple"))
 
 CFG = dict(vocab_size=96, context_length=8, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.2, qkv_bias=False)
 NO_DROPOUT = {**CFG, "drop_rate": 0.0}
@@ -77,14 +86,14 @@ def _expect_results(got: dict[str, Any], expected: dict[str, Any], request: dict
                                    diagnosis=diagnosis)
 
 
-@pytest.mark.item("ch05.train_model_simple")
+@TRAIN_MODEL_SIMPLE
 def test_losses_and_tokens_seen(student, ref):
     got, expected, request = _train(student, ref)
     with pictures_on_failure(loss_curve=losses_pair(got["results"], expected["results"])):
         _expect_results(got, expected, request)
 
 
-@pytest.mark.item("ch05.train_model_simple")
+@TRAIN_MODEL_SIMPLE
 def test_final_weights_after_six_steps(student, ref):
     got, expected, request = _train(student, ref)
     for name, want in expected["final"].items():
@@ -96,7 +105,7 @@ def test_final_weights_after_six_steps(student, ref):
                                details={"parameter": name, "max_abs_diff": diff})
 
 
-@pytest.mark.item("ch05.train_model_simple")
+@TRAIN_MODEL_SIMPLE
 def test_every_step_in_train_mode(student, ref):
     got, _, _ = _train(student, ref)
     modes = got["training_steps_mode"]
@@ -105,14 +114,14 @@ def test_every_step_in_train_mode(student, ref):
                            diagnosis="ch05_train_mode_not_set")
 
 
-@pytest.mark.item("ch05.train_model_simple")
+@TRAIN_MODEL_SIMPLE
 def test_evaluation_at_every_step(student, ref):
     got, expected, request = _train(student, ref, num_epochs=1, eval_freq=1, eval_iter=2)
     _expect_results(got, expected, request)
 
 
 @pytest.mark.integration
-@pytest.mark.item("ch05.train_model_simple")
+@TRAIN_MODEL_SIMPLE
 def test_with_your_loss_and_evaluation(student, ref):
     got, expected, request = _train(student, ref, swap=())
     _expect_results(got, expected, request)
@@ -153,7 +162,7 @@ def _expect_optimizer(have: Any, want: dict[str, Any], what: str, diagnosis: str
                                    diagnosis=diagnosis)
 
 
-@pytest.mark.item("ch05.save_checkpoint")
+@SAVE_CHECKPOINT
 def test_file_holds_model_and_optimizer_state(student, ref):
     got, expected = _checkpoint(student, ref, "impl", "none")
     file = got["file"]
@@ -170,20 +179,20 @@ def test_file_holds_model_and_optimizer_state(student, ref):
     _expect_optimizer(file["optimizer"], got["saved_optimizer"], "optimizer_state_dict in the file")
 
 
-@pytest.mark.item("ch05.save_checkpoint")
+@SAVE_CHECKPOINT
 def test_restores_the_model_weights(student, ref):
     got, _ = _checkpoint(student, ref, "reference", "impl")
     _expect_state(got["restored_model"], got["saved_model"], "the model after load_checkpoint")
 
 
-@pytest.mark.item("ch05.save_checkpoint")
+@SAVE_CHECKPOINT
 def test_restores_the_optimizer_state(student, ref):
     got, _ = _checkpoint(student, ref, "reference", "impl")
     _expect_optimizer(got["restored_optimizer"], got["saved_optimizer"], "the optimizer after load_checkpoint",
                       diagnosis="ch05_checkpoint_optimizer_not_restored")
 
 
-@pytest.mark.item("ch05.save_checkpoint")
+@SAVE_CHECKPOINT
 def test_resumed_step_equals_continued_step(student, ref):
     got, _ = _checkpoint(student, ref, "impl", "impl")
     for name, value in got["continued"].items():
@@ -220,12 +229,12 @@ def _resume(student: Any, ref: Any, split: int, cfg: dict[str, Any] = NO_DROPOUT
     return dict(got)
 
 
-@pytest.mark.item("5.4")
+@EX54
 def test_resumed_training_equals_uninterrupted_training(student, ref):
     _resume(student, ref, 2)
 
 
-@pytest.mark.item("5.4")
+@EX54
 def test_checkpoint_file_written(student, ref):
     got = _resume(student, ref, 1)
     if got["file_error"] is not None:
@@ -234,19 +243,19 @@ def test_checkpoint_file_written(student, ref):
                  ["model_state_dict", "optimizer_state_dict"], "the entries of the checkpoint file")
 
 
-@pytest.mark.item("5.4")
+@EX54
 def test_split_at_the_start_and_at_the_end(student, ref):
     _resume(student, ref, 0)
     _resume(student, ref, len(RESUME_BATCHES))
 
 
-@pytest.mark.item("5.4")
+@EX54
 def test_dropout_random_stream_unchanged(student, ref):
     """With dropout, resumed training draws the same masks as uninterrupted training."""
     _resume(student, ref, 2, cfg=CFG)
 
 
 @pytest.mark.integration
-@pytest.mark.item("5.4")
+@EX54
 def test_with_your_checkpoint_and_loss(student, ref):
     _resume(student, ref, 2, swap=())

@@ -15,8 +15,12 @@ import pytest
 import torch
 
 from grader.checking.compare import expect_equal, expect_tensor, raise_student_error, values_close
+from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch05 import weight_slip
+
+EX56 = problem("5.6", "ch05", section="5.5", title="Loading larger GPT-2 models", points=1,
+               symbols=("exercise_5_6_build_and_load",), depends=("ch05.load_weights_into_gpt",))
 
 CFG = dict(vocab_size=64, context_length=8, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=True)
 SEED = 5
@@ -64,7 +68,8 @@ def _expect_loaded(got: dict[str, torch.Tensor], expected: dict[str, torch.Tenso
                            details={"parameter": name, "max_abs_diff": diff})
 
 
-pytestmark = pytest.mark.item("ch05.load_weights_into_gpt")
+pytestmark = component("ch05", "load_weights_into_gpt", section="5.5", title="Loading OpenAI GPT-2 weights", points=4,
+                       symbols=("assign", "load_weights_into_gpt", "model_configs"))
 
 
 def test_assign_returns_a_parameter_with_the_values(student, ref):
@@ -117,7 +122,7 @@ def test_three_block_model_logits_and_model_configs(student, ref):
 TINY = {"emb_dim": 16, "n_layers": 2, "n_heads": 2}
 
 
-@pytest.mark.item("5.6")
+@EX56
 def test_every_gpt2_size_on_the_meta_device(student, ref):
     names = list(BOOK_MODEL_CONFIGS)
     swap = ("ch05.load_weights_into_gpt", *GPT_STACK)
@@ -141,12 +146,12 @@ def _tiny(student: Any, ref: Any, swap: tuple[str, ...]) -> None:
                   token_dim=1)
 
 
-@pytest.mark.item("5.6")
+@EX56
 def test_loaded_weights_give_the_reference_logits(student, ref):
     _tiny(student, ref, ("ch05.load_weights_into_gpt", *GPT_STACK))
 
 
 @pytest.mark.integration
-@pytest.mark.item("5.6")
+@EX56
 def test_with_your_load_weights_into_gpt(student, ref):
     _tiny(student, ref, ())

@@ -13,8 +13,20 @@ import pytest
 import torch
 
 from grader.checking.compare import expect_equal, expect_grads, expect_state_keys, expect_tensor
+from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch06 import Lazy, accuracy_mistakes, all_logits, expect_number, loss_mistakes
+
+PREPARE_CLASSIFIER = component("ch06", "prepare_classifier", section="6.5", title="Adding a classification head",
+                               points=2)
+CALC_ACCURACY_LOADER = component("ch06", "calc_accuracy_loader", section="6.6",
+                                 title="Classification accuracy from the last token", points=2)
+CALC_LOSS_BATCH = component("ch06", "calc_loss_batch", section="6.6", title="Classification loss from the last token",
+                            points=2, symbols=("calc_loss_batch", "calc_loss_loader"))
+EX62 = problem("6.2", "ch06", section="6.5", title="Fine-tuning the whole model", points=1,
+               symbols=("exercise_6_2_make_all_trainable",), depends=("ch06.prepare_classifier",))
+EX63 = problem("6.3", "ch06", section="6.6", title="Fine-tuning the first versus the last token", points=1,
+               symbols=("exercise_6_3_first_token_loss",), depends=("ch06.calc_loss_batch",))
 
 CFG = dict(vocab_size=96, context_length=16, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=False)
 DROPOUT_CFG = {**CFG, "drop_rate": 0.5}
@@ -69,7 +81,7 @@ def _surgery(student: Any, ref: Any, num_classes: int = 2, seed: int = 123,
     return got, expected
 
 
-@pytest.mark.item("ch06.prepare_classifier")
+@PREPARE_CLASSIFIER
 def test_new_head_layout(student, ref):
     got, expected = _surgery(student, ref)
     expect_equal(got["head_type"], "Linear", "type of model.out_head after the surgery")
@@ -77,13 +89,13 @@ def test_new_head_layout(student, ref):
     expect_equal(got["same_object"], True, "prepare_classifier returns the model it changed (in place)")
 
 
-@pytest.mark.item("ch06.prepare_classifier")
+@PREPARE_CLASSIFIER
 def test_which_parameters_are_trainable(student, ref):
     got, expected = _surgery(student, ref)
     expect_trainable(got["trainable"], expected["trainable"], "prepare_classifier(model)", CFG["n_layers"])
 
 
-@pytest.mark.item("ch06.prepare_classifier")
+@PREPARE_CLASSIFIER
 def test_head_initialised_from_the_callers_seed(student, ref):
     got, expected = _surgery(student, ref, seed=7)
     if set(got["head"]) != set(expected["head"]):
@@ -99,13 +111,13 @@ def test_head_initialised_from_the_callers_seed(student, ref):
         expect_tensor(g, value, f"out_head.{name} right after prepare_classifier (caller seeded 7)")
 
 
-@pytest.mark.item("ch06.prepare_classifier")
+@PREPARE_CLASSIFIER
 def test_three_class_outputs(student, ref):
     got, expected = _surgery(student, ref, num_classes=3, x=_ids(2, 7))
     expect_tensor(got.get("output"), expected["output"], "classifier logits with num_classes=3", token_dim=1)
 
 
-@pytest.mark.item("ch06.prepare_classifier")
+@PREPARE_CLASSIFIER
 def test_gpt2_small_trainable_count(student, ref):
     """The book: 7,090,946 trainable parameters after the surgery on GPT-2 124M (meta device)."""
     got = student.run("ch06.prepare_classifier", what="prepare_classifier(GPT-2 124M on the meta device)",
@@ -125,21 +137,21 @@ def _all_trainable(student: Any, ref: Any, own: bool) -> tuple[dict[str, Any], d
     return got, expected
 
 
-@pytest.mark.item("6.2")
+@EX62
 def test_every_parameter_trainable(student, ref):
     got, expected = _all_trainable(student, ref, own=False)
     expect_equal(got["frozen"], [], "parameters still frozen after exercise_6_2_make_all_trainable")
     expect_equal(got["trainable"], expected["trainable"], "trainable parameters")
 
 
-@pytest.mark.item("6.2")
+@EX62
 def test_weights_and_object_unchanged(student, ref):
     got, _ = _all_trainable(student, ref, own=False)
     expect_equal(got["changed"], [], "weights changed by exercise_6_2_make_all_trainable (only unfreeze)")
     expect_equal(got["same_object"], True, "exercise_6_2_make_all_trainable returns the same model")
 
 
-@pytest.mark.item("6.2")
+@EX62
 def test_gpt2_small_fully_trainable(student, ref):
     """GPT-2 124M classifier, all trainable: 124,441,346 parameters (meta device)."""
     got = student.run("ch06.make_all_trainable", swap=("ch06.prepare_classifier",), time_limit_s=20,
@@ -147,7 +159,7 @@ def test_gpt2_small_fully_trainable(student, ref):
     expect_equal(got["trainable"], 124_441_346, "trainable parameters of the GPT-2 124M classifier")
 
 
-@pytest.mark.item("6.2")
+@EX62
 @pytest.mark.integration
 def test_after_your_prepare_classifier(student, ref):
     got, expected = _all_trainable(student, ref, own=True)
@@ -188,28 +200,28 @@ def _accuracy(student: Any, ref: Any, batch_size: int, num_batches: int | None, 
     return got
 
 
-@pytest.mark.item("ch06.calc_accuracy_loader")
+@CALC_ACCURACY_LOADER
 def test_accuracy_over_all_batches(student, ref):
     _accuracy(student, ref, batch_size=2, num_batches=None)
 
 
-@pytest.mark.item("ch06.calc_accuracy_loader")
+@CALC_ACCURACY_LOADER
 def test_accuracy_over_the_first_batches(student, ref):
     _accuracy(student, ref, batch_size=2, num_batches=2)
 
 
-@pytest.mark.item("ch06.calc_accuracy_loader")
+@CALC_ACCURACY_LOADER
 def test_num_batches_beyond_the_loader(student, ref):
     _accuracy(student, ref, batch_size=3, num_batches=10)
 
 
-@pytest.mark.item("ch06.calc_accuracy_loader")
+@CALC_ACCURACY_LOADER
 def test_uneven_last_batch(student, ref):
     """Batches of 3, 3 and 1: the accuracy counts examples, not batches."""
     _accuracy(student, ref, batch_size=3, num_batches=None)
 
 
-@pytest.mark.item("ch06.calc_accuracy_loader")
+@CALC_ACCURACY_LOADER
 def test_eval_mode_without_gradients(student, ref):
     got = _accuracy(student, ref, batch_size=4, num_batches=None, cfg=DROPOUT_CFG, train=True)
     if any(got["training"]):
@@ -235,22 +247,22 @@ def _loss(student: Any, ref: Any, batch: int, tokens: int, *, fn: str = "calc_lo
     expect_grads(got["grads"], expected["grads"], f"{what}: gradient of")
 
 
-@pytest.mark.item("ch06.calc_loss_batch")
+@CALC_LOSS_BATCH
 def test_loss_and_gradients(student, ref):
     _loss(student, ref, 4, 8)
 
 
-@pytest.mark.item("ch06.calc_loss_batch")
+@CALC_LOSS_BATCH
 def test_batch_of_one(student, ref):
     _loss(student, ref, 1, 5, seed=9)
 
 
-@pytest.mark.item("ch06.calc_loss_batch")
+@CALC_LOSS_BATCH
 def test_longest_context(student, ref):
     _loss(student, ref, 3, 16, seed=11)
 
 
-@pytest.mark.item("ch06.calc_loss_batch")
+@CALC_LOSS_BATCH
 def test_single_token_inputs(student, ref):
     _loss(student, ref, 3, 1, seed=13)
 
@@ -276,18 +288,18 @@ def _loss_loader(student: Any, ref: Any, n: int, batch_size: int, num_batches: i
     expect_number(got["value"], expected["value"], what, mistakes=Lazy(compute))
 
 
-@pytest.mark.item("ch06.calc_loss_batch")
+@CALC_LOSS_BATCH
 def test_loss_loader_mean_over_batches(student, ref):
     _loss_loader(student, ref, 8, 3, None)
 
 
-@pytest.mark.item("ch06.calc_loss_batch")
+@CALC_LOSS_BATCH
 def test_loss_loader_num_batches(student, ref):
     _loss_loader(student, ref, 8, 2, 2)
     _loss_loader(student, ref, 8, 2, 10)
 
 
-@pytest.mark.item("ch06.calc_loss_batch")
+@CALC_LOSS_BATCH
 def test_loss_loader_empty_is_nan(student, ref):
     _loss_loader(student, ref, 0, 2, None)
 
@@ -297,17 +309,17 @@ def test_loss_loader_empty_is_nan(student, ref):
 SWAP_63 = ("ch06.calc_loss_batch",)
 
 
-@pytest.mark.item("6.3")
+@EX63
 def test_first_token_loss_and_gradients(student, ref):
     _loss(student, ref, 4, 8, fn="exercise_6_3_first_token_loss", graded="first", swap=SWAP_63)
 
 
-@pytest.mark.item("6.3")
+@EX63
 def test_first_token_loss_batch_of_one(student, ref):
     _loss(student, ref, 1, 6, fn="exercise_6_3_first_token_loss", graded="first", swap=SWAP_63, seed=17)
 
 
-@pytest.mark.item("6.3")
+@EX63
 @pytest.mark.integration
 def test_first_token_loss_with_your_code(student, ref):
     _loss(student, ref, 2, 5, fn="exercise_6_3_first_token_loss", graded="first", seed=19)

@@ -11,7 +11,15 @@ import pytest
 import torch
 
 from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
+
+CREATE_BALANCED_DATASET = component("ch06", "create_balanced_dataset", section="6.2",
+                                    title="Balancing and splitting the spam data", points=1,
+                                    symbols=("create_balanced_dataset", "random_split"))
+SPAM_DATASET = component("ch06", "SpamDataset", section="6.3", title="A padded text-classification dataset", points=2)
+EX61 = problem("6.1", "ch06", section="6.3", title="Padding to the full context length", points=1,
+               symbols=("exercise_6_1_full_context_dataset",), depends=("ch06.SpamDataset",))
 
 WORDS = "free prize call now win cash meet lunch later home ok see you soon reply stop txt".split()
 
@@ -42,7 +50,7 @@ def _call(student: Any, ref: Any, name: str, *args: Any, **kwargs: Any) -> tuple
 # ---- create_balanced_dataset / random_split ------------------------------------------------
 
 
-@pytest.mark.item("ch06.create_balanced_dataset")
+@CREATE_BALANCED_DATASET
 def test_balanced_class_counts(student, ref):
     got, _ = _call(student, ref, "create_balanced_dataset", ROWS)
     rows = got["value"]
@@ -59,7 +67,7 @@ def test_balanced_class_counts(student, ref):
     expect_equal(strange, [], "create_balanced_dataset(rows): ham rows that are not in the input")
 
 
-@pytest.mark.item("ch06.create_balanced_dataset")
+@CREATE_BALANCED_DATASET
 def test_balanced_sampling_is_seeded(student, ref):
     for seed in (123, 7):
         got, expected = _call(student, ref, "create_balanced_dataset", ROWS, seed=seed)
@@ -68,7 +76,7 @@ def test_balanced_sampling_is_seeded(student, ref):
                      "then the spam rows)")
 
 
-@pytest.mark.item("ch06.create_balanced_dataset")
+@CREATE_BALANCED_DATASET
 def test_too_few_ham_rows_raise(student, ref):
     got, _ = _call(student, ref, "create_balanced_dataset", _rows(2, 4))
     if got.get("error") != "ValueError":
@@ -76,7 +84,7 @@ def test_too_few_ham_rows_raise(student, ref):
                            error="ValueError", got=got.get("error") or repr(got.get("value"))[:120])
 
 
-@pytest.mark.item("ch06.create_balanced_dataset")
+@CREATE_BALANCED_DATASET
 def test_random_split_sizes(student, ref):
     rows = _rows(10, 10) + _rows(3, 0)  # 23 rows: int(16.1)=16, int(2.3)=2, 5 for testing
     got, _ = _call(student, ref, "random_split", rows, 0.7, 0.1)
@@ -89,7 +97,7 @@ def test_random_split_sizes(student, ref):
     expect_equal(flat, sorted(r["Text"] for r in rows), "random_split: every row exactly once")
 
 
-@pytest.mark.item("ch06.create_balanced_dataset")
+@CREATE_BALANCED_DATASET
 def test_random_split_is_seeded(student, ref):
     rows = _rows(8, 8)
     for seed in (123, 5):
@@ -98,7 +106,7 @@ def test_random_split_is_seeded(student, ref):
                      f"random_split(rows, 0.7, 0.1, seed={seed}) (random.Random(seed).shuffle of a copy)")
 
 
-@pytest.mark.item("ch06.create_balanced_dataset")
+@CREATE_BALANCED_DATASET
 def test_random_split_leaves_input_untouched(student, ref):
     rows = _rows(6, 6)
     got = student.run("ch06.split_inputs_untouched", what="random_split", rows=rows, train_frac=0.5,
@@ -142,32 +150,32 @@ def _check_dataset(student: Any, ref: Any, what: str, diagnose_truncation: bool 
     expect_equal(got["max_length"], expected["max_length"], f"{what}.max_length")
 
 
-@pytest.mark.item("ch06.SpamDataset")
+@SPAM_DATASET
 def test_pads_to_the_longest_text(student, ref):
     _check_dataset(student, ref, "SpamDataset(csv, gpt2 tokenizer)", rows=CSV_ROWS, tokenizer="gpt2")
 
 
-@pytest.mark.item("ch06.SpamDataset")
+@SPAM_DATASET
 def test_truncates_to_max_length(student, ref):
     _check_dataset(student, ref, "SpamDataset(csv, tokenizer, max_length=12, pad_token_id=0)",
                    diagnose_truncation=True, rows=CSV_ROWS, tokenizer="chars", max_length=12, pad_token_id=0)
 
 
-@pytest.mark.item("ch06.SpamDataset")
+@SPAM_DATASET
 def test_pads_up_to_a_larger_max_length(student, ref):
     rows = [[1, "win"], [0, "hi there"]]
     _check_dataset(student, ref, "SpamDataset(csv, tokenizer, max_length=14, pad_token_id=0)",
                    rows=rows, tokenizer="chars", max_length=14, pad_token_id=0)
 
 
-@pytest.mark.item("ch06.SpamDataset")
+@SPAM_DATASET
 def test_default_pad_token_is_endoftext(student, ref):
     rows = [[0, "a"], [1, "a much longer message"]]
     _check_dataset(student, ref, "SpamDataset(csv, gpt2 tokenizer, max_length=8)", rows=rows,
                    tokenizer="gpt2", max_length=8)
 
 
-@pytest.mark.item("ch06.SpamDataset")
+@SPAM_DATASET
 def test_batches_stack_with_the_default_collate(student, ref):
     inputs = dict(rows=CSV_ROWS, tokenizer="chars", pad_token_id=0, batch=True)
     expected = ref.run("ch06.spam_dataset", **inputs)
@@ -195,17 +203,17 @@ def _check_full_context(student: Any, ref: Any, context_length: int, swap: tuple
         expect_tensor(labels[i], elabels[i], f"{what}[{i}] label")
 
 
-@pytest.mark.item("6.1")
+@EX61
 def test_pads_to_the_full_context_length(student, ref):
     _check_full_context(student, ref, 40, ("ch06.SpamDataset",))
 
 
-@pytest.mark.item("6.1")
+@EX61
 def test_truncates_to_a_short_context(student, ref):
     _check_full_context(student, ref, 6, ("ch06.SpamDataset",))
 
 
-@pytest.mark.item("6.1")
+@EX61
 @pytest.mark.integration
 def test_with_your_spam_dataset(student, ref):
     _check_full_context(student, ref, 32, ())

@@ -13,10 +13,17 @@ import pytest
 import torch
 
 from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.declare import component
 from grader.checking.failures import GradeFailure, NotStarted
 from grader.checking.mistakes.ch06 import expect_number, expect_numbers, labels_by_position, train_variant
 from grader.recipes.ch06 import char_ids
 from grader.checking.pictures import losses_pair, pictures_on_failure
+
+TRAIN_CLASSIFIER_SIMPLE = component("ch06", "train_classifier_simple", section="6.7",
+                                    title="The classification fine-tuning loop", points=3,
+                                    symbols=("train_classifier_simple", "evaluate_model"),
+                                    depends=("ch06.calc_loss_batch", "ch06.calc_accuracy_loader"))
+CLASSIFY_REVIEW = component("ch06", "classify_review", section="6.8", title="Classifying new text", points=2)
 
 CFG = dict(vocab_size=96, context_length=16, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.1, qkv_bias=False)
 TOKENS = 8
@@ -87,21 +94,21 @@ def _expect_list(got: dict[str, Any], expected: dict[str, Any], inputs: dict[str
                            **failure.params) from None
 
 
-@pytest.mark.item("ch06.train_classifier_simple")
+@TRAIN_CLASSIFIER_SIMPLE
 def test_losses_every_eval_freq_steps(student, ref):
     got, expected, inputs = _train(student, ref)
     _expect_list(got, expected, inputs, 0, "train_losses (recorded at steps 0, 2, 4)")
     _expect_list(got, expected, inputs, 1, "val_losses (recorded at steps 0, 2, 4)")
 
 
-@pytest.mark.item("ch06.train_classifier_simple")
+@TRAIN_CLASSIFIER_SIMPLE
 def test_accuracies_after_each_epoch(student, ref):
     got, expected, inputs = _train(student, ref)
     _expect_list(got, expected, inputs, 2, "train_accs (one per epoch)")
     _expect_list(got, expected, inputs, 3, "val_accs (one per epoch)")
 
 
-@pytest.mark.item("ch06.train_classifier_simple")
+@TRAIN_CLASSIFIER_SIMPLE
 def test_examples_seen(student, ref):
     got, expected, _ = _train(student, ref)
     value, exp = got["results"][4], expected["results"][4]
@@ -109,7 +116,7 @@ def test_examples_seen(student, ref):
     expect_equal(value, exp, "examples_seen (2 epochs of 9 examples)", diagnosis=diagnosis)
 
 
-@pytest.mark.item("ch06.train_classifier_simple")
+@TRAIN_CLASSIFIER_SIMPLE
 def test_final_weights(student, ref):
     got, expected, inputs = _train(student, ref)
     for name, value in expected["final"].items():
@@ -123,7 +130,7 @@ def test_final_weights(student, ref):
                                **failure.params) from None
 
 
-@pytest.mark.item("ch06.train_classifier_simple")
+@TRAIN_CLASSIFIER_SIMPLE
 def test_evaluate_model_in_eval_mode(student, ref):
     state = ref.run("ch06.classifier_state", cfg={**CFG, "drop_rate": 0.5}, seed=8)
     inputs = dict(cfg={**CFG, "drop_rate": 0.5}, state_dict=state, train_x=TRAIN_X, train_y=TRAIN_Y,
@@ -140,7 +147,7 @@ def test_evaluate_model_in_eval_mode(student, ref):
         raise GradeFailure("ch06.left_in_eval_mode", what="evaluate_model")
 
 
-@pytest.mark.item("ch06.train_classifier_simple")
+@TRAIN_CLASSIFIER_SIMPLE
 @pytest.mark.integration
 def test_with_your_loss_and_accuracy(student, ref):
     got, expected, inputs = _train(student, ref, swap=())
@@ -178,7 +185,7 @@ def _expect_model_inputs(got: dict[str, Any], expected: dict[str, Any], cases: l
         expect_tensor(ids, exp_calls[0]["input"], f"{what}: the token ids given to the model", token_dim=1)
 
 
-@pytest.mark.item("ch06.classify_review")
+@CLASSIFY_REVIEW
 def test_labels_match_the_reference(student, ref):
     cases = [{"text": t} for t in TEXTS]
     got, expected, state = _classify(student, ref, cases)
@@ -189,14 +196,14 @@ def test_labels_match_the_reference(student, ref):
     expect_equal(got["labels"], expected["labels"], "labels of 8 texts (no padding)", diagnosis=diagnosis)
 
 
-@pytest.mark.item("ch06.classify_review")
+@CLASSIFY_REVIEW
 def test_class_one_means_spam(student, ref):
     for bias, label in (([-20.0, 20.0], "spam"), ([20.0, -20.0], "not spam")):
         got, _, _ = _classify(student, ref, [{"text": "ok"}], head_bias=bias)
         expect_equal(got["labels"], [label], f"the label when class {1 if label == 'spam' else 0} wins")
 
 
-@pytest.mark.item("ch06.classify_review")
+@CLASSIFY_REVIEW
 def test_pads_to_max_length(student, ref):
     cases = [{"text": t, "max_length": 12, "pad_token_id": 0} for t in ("ok", "Call me", "URGENT! claim your prize")]
     got, expected, _ = _classify(student, ref, cases)
@@ -204,7 +211,7 @@ def test_pads_to_max_length(student, ref):
     expect_equal(got["labels"], expected["labels"], "labels with max_length=12")
 
 
-@pytest.mark.item("ch06.classify_review")
+@CLASSIFY_REVIEW
 def test_truncates_to_the_context_length(student, ref):
     cases = [{"text": TEXTS[0]}, {"text": TEXTS[1], "max_length": 40, "pad_token_id": 0}]
     got, expected, _ = _classify(student, ref, cases)
@@ -212,7 +219,7 @@ def test_truncates_to_the_context_length(student, ref):
     expect_equal(got["labels"], expected["labels"], "labels of texts longer than the context")
 
 
-@pytest.mark.item("ch06.classify_review")
+@CLASSIFY_REVIEW
 def test_eval_mode(student, ref):
     cases = [{"text": t} for t in TEXTS[:4]]
     got, expected, _ = _classify(student, ref, cases, cfg={**CLS_CFG, "drop_rate": 0.5}, train=True)
@@ -221,7 +228,7 @@ def test_eval_mode(student, ref):
     expect_equal(got["labels"], expected["labels"], "labels of a model given in training mode")
 
 
-@pytest.mark.item("ch06.classify_review")
+@CLASSIFY_REVIEW
 def test_embedding_size_erratum_accepted(student, ref):
     """Context 16, emb_dim 8: the book's ``pos_emb.weight.shape[1]`` (8) and ``shape[0]`` (16) both pass."""
     cfg = {**CLS_CFG, "emb_dim": 8}

@@ -9,8 +9,18 @@ import pytest
 import torch
 
 from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch07 import collate_mistakes
+
+INSTRUCTION_DATASET = component("ch07", "InstructionDataset", section="7.3", title="Pre-tokenized instruction data",
+                                points=2, depends=("ch07.format_input",))
+CUSTOM_COLLATE_FN = component("ch07", "custom_collate_fn", section="7.3",
+                              title="Padding, shifted targets and -100 masking", points=3)
+EX72 = problem("7.2", "ch07", section="7.3", title="Instruction and input masking", points=2,
+               symbols=("InstructionDatasetMasked", "custom_collate_fn_masked"), depends=("ch07.custom_collate_fn",))
+EX73 = problem("7.3", "ch07", section="7.3", title="Preparing a large Alpaca-style dataset", points=1,
+               symbols=("exercise_7_3_prepare_loaders",), depends=("ch07.custom_collate_fn",))
 
 DATA = [
     {"instruction": "Rewrite the sentence in the passive voice.", "input": "The chef cooks the meal.",
@@ -37,22 +47,22 @@ def _dataset(student: Any, ref: Any, data: list[dict[str, str]], *, tokenizer: s
 # ---- InstructionDataset ------------------------------------------------------------------------
 
 
-@pytest.mark.item("ch07.InstructionDataset")
+@INSTRUCTION_DATASET
 def test_items_are_encoded_prompt_and_response(student, ref):
     _dataset(student, ref, DATA, swap=("ch07.format_input",))
 
 
-@pytest.mark.item("ch07.InstructionDataset")
+@INSTRUCTION_DATASET
 def test_uses_the_given_tokenizer(student, ref):
     _dataset(student, ref, DATA[1:3], tokenizer="chars", swap=("ch07.format_input",))
 
 
-@pytest.mark.item("ch07.InstructionDataset")
+@INSTRUCTION_DATASET
 def test_single_entry(student, ref):
     _dataset(student, ref, DATA[3:], swap=("ch07.format_input",))
 
 
-@pytest.mark.item("ch07.InstructionDataset")
+@INSTRUCTION_DATASET
 @pytest.mark.integration
 def test_with_your_format_input(student, ref):
     _dataset(student, ref, DATA)
@@ -80,32 +90,32 @@ def _collate(student: Any, ref: Any, batch: list[list[int]], *, name: str = "cus
     expect_tensor(got[1], expected[1], f"{what} targets", token_dim=1, mistakes=wrong and wrong["targets"])
 
 
-@pytest.mark.item("ch07.custom_collate_fn")
+@CUSTOM_COLLATE_FN
 def test_book_example(student, ref):
     _collate(student, ref, BOOK_BATCH)
 
 
-@pytest.mark.item("ch07.custom_collate_fn")
+@CUSTOM_COLLATE_FN
 def test_first_pad_kept_later_pads_masked(student, ref):
     _collate(student, ref, [[11, 12], [13, 14, 15, 16, 17, 18], [19], [20, 21, 22, 23, 24, 25, 26]])
 
 
-@pytest.mark.item("ch07.custom_collate_fn")
+@CUSTOM_COLLATE_FN
 def test_custom_pad_and_ignore_ids(student, ref):
     _collate(student, ref, [[3, 4, 5], [6], [7, 8]], pad_token_id=0, ignore_index=-1)
 
 
-@pytest.mark.item("ch07.custom_collate_fn")
+@CUSTOM_COLLATE_FN
 def test_allowed_max_length_truncates(student, ref):
     _collate(student, ref, [[1, 2, 3, 4, 5, 6, 7, 8], [9, 10]], allowed_max_length=4)
 
 
-@pytest.mark.item("ch07.custom_collate_fn")
+@CUSTOM_COLLATE_FN
 def test_batch_of_one(student, ref):
     _collate(student, ref, [[31, 32, 33, 34]])
 
 
-@pytest.mark.item("ch07.custom_collate_fn")
+@CUSTOM_COLLATE_FN
 def test_device_argument(student, ref):
     _collate(student, ref, BOOK_BATCH, device="cpu")
 
@@ -115,12 +125,12 @@ def test_device_argument(student, ref):
 MASKED_BATCH = [[4, [1, 2, 3, 4, 5, 6, 7]], [2, [8, 9, 10]], [1, [11, 12]]]
 
 
-@pytest.mark.item("7.2")
+@EX72
 def test_masked_dataset_items(student, ref):
     _dataset(student, ref, DATA, masked=True, swap=("ch07.format_input",))
 
 
-@pytest.mark.item("7.2")
+@EX72
 def test_masked_collate_hides_the_instruction(student, ref):
     inputs = dict(module="ch07", name="custom_collate_fn_masked", args=[MASKED_BATCH], kwargs={})
     what = "custom_collate_fn_masked([(4, 7 ids), (2, 3 ids), (1, 2 ids)])"
@@ -136,13 +146,13 @@ def test_masked_collate_hides_the_instruction(student, ref):
                   mistakes={"ch07_masked_instruction_off_by_one": off_by_one})
 
 
-@pytest.mark.item("7.2")
+@EX72
 def test_masked_collate_truncates(student, ref):
     _collate(student, ref, MASKED_BATCH, name="custom_collate_fn_masked", swap=("ch07.custom_collate_fn",),
              allowed_max_length=3)
 
 
-@pytest.mark.item("7.2")
+@EX72
 def test_masked_pipeline(student, ref):
     expected = ref.run("ch07.masked_pipeline", data=DATA)
     got = student.run("ch07.masked_pipeline", swap=("ch07.custom_collate_fn", "ch07.format_input"),
@@ -150,7 +160,7 @@ def test_masked_pipeline(student, ref):
     expect_tensor(got[1], expected[1], "masked targets of the 4 example entries", token_dim=1)
 
 
-@pytest.mark.item("7.2")
+@EX72
 @pytest.mark.integration
 def test_masked_with_your_collate(student, ref):
     expected = ref.run("ch07.masked_pipeline", data=DATA, allowed_max_length=40)
@@ -184,7 +194,7 @@ def _batches(got: dict[str, Any], expected: dict[str, Any], name: str) -> None:
         expect_tensor(g[1], e[1], f"{name} batch {b} targets", token_dim=1)
 
 
-@pytest.mark.item("7.3")
+@EX73
 def test_split_sizes(student, ref):
     got, expected = _loaders(student, ref)
     sizes = [got[k]["dataset_len"] for k in ("train", "val", "test")]
@@ -192,7 +202,7 @@ def test_split_sizes(student, ref):
                  "data set sizes of (train, validation, test) loaders")
 
 
-@pytest.mark.item("7.3")
+@EX73
 def test_validation_and_test_batches(student, ref):
     got, expected = _loaders(student, ref)
     for name in ("val", "test"):
@@ -200,7 +210,7 @@ def test_validation_and_test_batches(student, ref):
         _batches(got, expected, name)
 
 
-@pytest.mark.item("7.3")
+@EX73
 def test_training_loader_shuffles_and_drops_last(student, ref):
     got, expected = _loaders(student, ref)
     expect_equal(got["train"]["sampler"], "RandomSampler", "the training loader's sampler (shuffle=True)")
@@ -209,13 +219,13 @@ def test_training_loader_shuffles_and_drops_last(student, ref):
     expect_equal(len(got["train"]["batches"]), len(expected["train"]["batches"]), "number of training batches")
 
 
-@pytest.mark.item("7.3")
+@EX73
 def test_training_order_from_the_seeded_generator(student, ref):
     got, expected = _loaders(student, ref)
     _batches(got, expected, "train")
 
 
-@pytest.mark.item("7.3")
+@EX73
 @pytest.mark.integration
 def test_with_your_collate(student, ref):
     got, expected = _loaders(student, ref, swap=("ch07.partition_data", "ch07.InstructionDataset",

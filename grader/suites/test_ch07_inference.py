@@ -9,9 +9,16 @@ import pytest
 import torch
 
 from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch06 import expect_numbers
 from grader.checking.pictures import loss_curve, pictures_on_failure
+
+MAJORITY_VOTE = component("ch07", "majority_vote", section="7.8", title="Inference-time scaling by majority vote",
+                          points=2, symbols=("sample_answers", "majority_vote"))
+EX74 = problem("7.4", "ch07", section="7.6", title="Parameter-efficient fine-tuning with LoRA", points=2,
+               symbols=("exercise_7_4_add_lora", "exercise_7_4_training_step"),
+               depends=("appendix_e.replace_linear_with_lora",))
 
 CFG = dict(vocab_size=96, context_length=16, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=False)
 GPT2_355M = dict(vocab_size=50257, context_length=1024, emb_dim=1024, n_heads=16, n_layers=24,
@@ -28,21 +35,21 @@ def _vote(student: Any, ref: Any, answers: list[Any]) -> tuple[dict[str, Any], d
 # ---- majority_vote -----------------------------------------------------------------------------
 
 
-@pytest.mark.item("ch07.majority_vote")
+@MAJORITY_VOTE
 def test_most_frequent_string(student, ref):
     answers = ["Paris", "Lyon", "Paris", "Nice", "Paris", "Lyon"]
     got, expected = _vote(student, ref, answers)
     expect_equal(got.get("value"), expected["value"], f"majority_vote({answers})")
 
 
-@pytest.mark.item("ch07.majority_vote")
+@MAJORITY_VOTE
 def test_token_id_lists(student, ref):
     answers = [[7, 8], [5, 6], [7], [5, 6], [7, 8], [5, 6]]
     got, expected = _vote(student, ref, answers)
     expect_equal(got.get("value"), expected["value"], f"majority_vote({answers})")
 
 
-@pytest.mark.item("ch07.majority_vote")
+@MAJORITY_VOTE
 def test_tie_goes_to_the_first_seen(student, ref):
     answers = ["b", "a", "a", "b", "c"]
     got, expected = _vote(student, ref, answers)
@@ -50,7 +57,7 @@ def test_tie_goes_to_the_first_seen(student, ref):
                  diagnosis="ch07_vote_tie_not_first_seen" if got.get("value") == "a" else None)
 
 
-@pytest.mark.item("ch07.majority_vote")
+@MAJORITY_VOTE
 def test_no_answers_raise(student, ref):
     got, _ = _vote(student, ref, [])
     if got.get("error") != "ValueError":
@@ -69,12 +76,12 @@ def _samples(student: Any, ref: Any, swap: tuple[str, ...] = ("ch05.generate",),
     expect_equal(got, expected, f"{what}: the new token ids of each sample (seeded)")
 
 
-@pytest.mark.item("ch07.majority_vote")
+@MAJORITY_VOTE
 def test_sample_answers_seeded(student, ref):
     _samples(student, ref)
 
 
-@pytest.mark.item("ch07.majority_vote")
+@MAJORITY_VOTE
 def test_sample_answers_cut_at_eos(student, ref):
     state = ref.run("ch06.gpt_state", cfg=CFG, seed=4)
     probe = ref.run("ch07.sample_answers", cfg=CFG, state_dict=state, idx=torch.tensor([[5, 17, 33]]),
@@ -83,7 +90,7 @@ def test_sample_answers_cut_at_eos(student, ref):
     _samples(student, ref, eos_id=int(eos))
 
 
-@pytest.mark.item("ch07.majority_vote")
+@MAJORITY_VOTE
 def test_sample_answers_one_dimensional_prompt(student, ref):
     _samples(student, ref, idx=torch.tensor([9, 2, 40, 41]), temperature=0.0, top_k=None, num_samples=2)
 
@@ -102,13 +109,13 @@ def _lora(student: Any, ref: Any, swap: tuple[str, ...] = ("appendix_e.replace_l
     return got, expected
 
 
-@pytest.mark.item("7.4")
+@EX74
 def test_trainable_counts_before_and_after(student, ref):
     got, expected = _lora(student, ref)
     expect_equal(got["counts"], expected["counts"], "(trainable before, trainable after) of a tiny GPT")
 
 
-@pytest.mark.item("7.4")
+@EX74
 def test_only_lora_matrices_trainable(student, ref):
     got, expected = _lora(student, ref)
     wrong = sorted(set(got["trainable"]) ^ set(expected["trainable"]))
@@ -118,14 +125,14 @@ def test_only_lora_matrices_trainable(student, ref):
                                                                         for n in got["trainable"]) else None)
 
 
-@pytest.mark.item("7.4")
+@EX74
 def test_output_unchanged_by_lora(student, ref):
     got, expected = _lora(student, ref)
     expect_tensor(got["after"], expected["before"], "model output right after adding LoRA (B is zero)",
                   tol=None, token_dim=1)
 
 
-@pytest.mark.item("7.4")
+@EX74
 def test_gpt2_medium_counts(student, ref):
     """The book: 406,286,336 trainable before and 7,898,384 LoRA parameters after (rank 16, 355M)."""
     got = student.run("ch07.add_lora", swap=("appendix_e.replace_linear_with_lora",), time_limit_s=20,
@@ -152,12 +159,12 @@ def _steps(student: Any, ref: Any, swap: tuple[str, ...], own: bool = False) -> 
         expect_tensor(got["final"].get(name), value, f"LoRA weight {name} after 3 steps")
 
 
-@pytest.mark.item("7.4")
+@EX74
 def test_training_steps(student, ref):
     _steps(student, ref, swap=("appendix_e.replace_linear_with_lora", "ch05.calc_loss_batch"))
 
 
-@pytest.mark.item("7.4")
+@EX74
 @pytest.mark.integration
 def test_with_your_lora_layers(student, ref):
     _steps(student, ref, swap=("ch05.calc_loss_batch",), own=True)

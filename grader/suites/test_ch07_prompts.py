@@ -8,11 +8,19 @@ from typing import Any
 import pytest
 
 from grader.checking.compare import expect_equal
+from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch07 import expect_text
 
 WITH_INPUT = {"instruction": "Rewrite the sentence in the passive voice.", "input": "The chef cooks the meal.",
               "output": "The meal is cooked by the chef."}
+
+FORMAT_INPUT = component("ch07", "format_input", section="7.2", title="Alpaca-style prompt formatting", points=1)
+PARTITION_DATA = component("ch07", "partition_data", section="7.2", title="Train, test and validation splits", points=1)
+EXTRACT_RESPONSE = component("ch07", "extract_response", section="7.7", title="Extracting the model's response",
+                             points=1)
+EX71 = problem("7.1", "ch07", section="7.2", title="Changing prompt styles (Phi-3)", points=1,
+               symbols=("format_input_phi",))
 NO_INPUT = {"instruction": "Name a primary color.", "input": "", "output": "Blue."}
 MULTILINE = {"instruction": "Translate to German:\n  keep the line breaks", "input": "Good morning,\nmy friend! (café)",
              "output": "Guten Morgen,\nmein Freund!"}
@@ -38,17 +46,17 @@ def _format(student: Any, ref: Any, entry: dict[str, str], name: str = "format_i
                                f"'input': {entry['input'][:16]!r}...}})", mistakes=wrong)
 
 
-@pytest.mark.item("ch07.format_input")
+@FORMAT_INPUT
 def test_prompt_with_input(student, ref):
     _format(student, ref, WITH_INPUT)
 
 
-@pytest.mark.item("ch07.format_input")
+@FORMAT_INPUT
 def test_prompt_without_input(student, ref):
     _format(student, ref, NO_INPUT)
 
 
-@pytest.mark.item("ch07.format_input")
+@FORMAT_INPUT
 def test_multiline_text_kept_verbatim(student, ref):
     _format(student, ref, MULTILINE)
 
@@ -56,17 +64,17 @@ def test_multiline_text_kept_verbatim(student, ref):
 # ---- 7.1 ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.item("7.1")
+@EX71
 def test_phi_prompt_with_input(student, ref):
     _format(student, ref, WITH_INPUT, "format_input_phi")
 
 
-@pytest.mark.item("7.1")
+@EX71
 def test_phi_prompt_without_input(student, ref):
     _format(student, ref, NO_INPUT, "format_input_phi")
 
 
-@pytest.mark.item("7.1")
+@EX71
 def test_phi_multiline(student, ref):
     _format(student, ref, MULTILINE, "format_input_phi")
 
@@ -95,19 +103,19 @@ def _partition(student: Any, ref: Any, n: int, *fractions: float) -> None:
         expect_equal(part, exp, f"{what}: the {name} entries (in order, no shuffling)")
 
 
-@pytest.mark.item("ch07.partition_data")
+@PARTITION_DATA
 def test_book_sizes(student, ref):
     """1,100 entries: 935 train, 110 test, 55 validation."""
     _partition(student, ref, 1100)
 
 
-@pytest.mark.item("ch07.partition_data")
+@PARTITION_DATA
 def test_rounding_down(student, ref):
     _partition(student, ref, 7)
     _partition(student, ref, 27)
 
 
-@pytest.mark.item("ch07.partition_data")
+@PARTITION_DATA
 def test_other_fractions(student, ref):
     _partition(student, ref, 20, 0.5, 0.2)
 
@@ -118,26 +126,26 @@ PROMPT = ("Below is an instruction that describes a task. Write a response that 
           "request.\n\n### Instruction:\nName a primary color.")
 
 
-@pytest.mark.item("ch07.extract_response")
+@EXTRACT_RESPONSE
 def test_answer_after_the_response_header(student, ref):
     got, expected = _call(student, ref, "extract_response", PROMPT + "\n\n### Response:\nBlue.", PROMPT)
     expect_text(got, expected, "extract_response(prompt + '\\n\\n### Response:\\nBlue.', prompt)")
 
 
-@pytest.mark.item("ch07.extract_response")
+@EXTRACT_RESPONSE
 def test_whitespace_stripped(student, ref):
     got, expected = _call(student, ref, "extract_response", PROMPT + "\n\n### Response:\n  Red, yellow and blue.\n\n ",
                           PROMPT)
     expect_text(got, expected, "extract_response(...) with surrounding whitespace")
 
 
-@pytest.mark.item("ch07.extract_response")
+@EXTRACT_RESPONSE
 def test_without_a_response_header(student, ref):
     got, expected = _call(student, ref, "extract_response", PROMPT + " Green", PROMPT)
     expect_text(got, expected, "extract_response(prompt + ' Green', prompt)")
 
 
-@pytest.mark.item("ch07.extract_response")
+@EXTRACT_RESPONSE
 def test_prompt_is_cut_by_length(student, ref):
     """The prompt is cut off by its length, even when the model output repeats it."""
     text = PROMPT + "\n\n### Response:\n" + PROMPT[-21:]
