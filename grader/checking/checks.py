@@ -18,6 +18,7 @@ from grader.checking.pictures import attention_pair, diff_map
 from grader.recipes.generic import grading_device
 from grader.sandbox.parent import Student
 from grader.checking.tolerance import policy
+from grader.messages import t
 
 Mistakes = Callable[[dict[str, torch.Tensor], list[Any]], Mapping[str, torch.Tensor]]
 
@@ -68,8 +69,8 @@ def module_forward(student: Student, ref: Any, module: str, name: str, args: Seq
     wrong = (lambda: mistakes(state, list(inputs))) if mistakes is not None else None
     tol = policy(getattr(torch, dtype), grading_device())
     try:
-        expect_tensor(got.get("output"), out, what=f"{what} output", tol=tol, token_dim=token_dim,
-                      mistakes=wrong)
+        expect_tensor(got.get("output"), out, what=t("check.what.output", what=what), tol=tol,
+                      token_dim=token_dim, mistakes=wrong)
     except GradeFailure as failure:  # what the report draws (grader.checking.pictures)
         pictures = {"attention": attention_pair(got.get("attention"), expected.get("attention")),
                     "diff_map": diff_map(got.get("output"), out, token_dim)}
@@ -79,7 +80,8 @@ def module_forward(student: Student, ref: Any, module: str, name: str, args: Seq
         expect_grads(got.get("param_grads", {}), expected.get("param_grads", {}), what)
         for i, (g, e) in enumerate(zip(got.get("input_grads", []), expected.get("input_grads", []))):
             if isinstance(e, torch.Tensor):
-                expect_tensor(g, e, what=f"{what} gradient of input {i}", tol=tol, token_dim=token_dim)
+                expect_tensor(g, e, what=t("check.what.input_gradient", what=what, index=i), tol=tol,
+                              token_dim=token_dim)
     return got, expected
 
 

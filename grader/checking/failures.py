@@ -18,7 +18,7 @@ class GradeFailure(AssertionError):
         self.params = params
         text = t(message_id, **params)
         if diagnosis is not None:
-            text = f"{text} {t('diagnosis.' + diagnosis)}"
+            text = t("check.with_diagnosis", message=text, diagnosis=t("diagnosis." + diagnosis))
         super().__init__(text)
 
 

@@ -178,3 +178,17 @@ def test_exports_human_readable_fields_follow_the_language(monkeypatch: pytest.M
     mha = tests["ch03.MultiHeadAttention"]
     assert mha["name"] == "ch03.MultiHeadAttention 通过权重划分实现多头注意力"
     assert mha["output"].startswith("2.5 / 5分。\n可能的错误：") and mha["status"] == "failed"
+
+
+def test_a_failure_and_its_diagnosis_join_as_the_language_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from grader.checking.failures import GradeFailure
+    from grader.messages import t
+
+    monkeypatch.setenv("LLMGRADE_LANG", "zh-CN")
+    params = {"what": t("check.what.output", what="CausalAttention"), "expected": "(2, 3)", "got": "(3, 2)"}
+    zh = str(GradeFailure("compare.shape", diagnosis="mask_not_applied", **params))
+    assert zh.startswith("CausalAttention的输出：形状应为(2, 3)，实际为(3, 2)。可能的错误：没有应用因果掩码")
+    monkeypatch.setenv("LLMGRADE_LANG", "en")
+    params["what"] = t("check.what.output", what="CausalAttention")
+    en = str(GradeFailure("compare.shape", diagnosis="mask_not_applied", **params))
+    assert en.startswith("CausalAttention output: expected shape (2, 3), got (3, 2). Likely mistake:")
