@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import tests.grader.variants as variants_pkg
+from grader.messages import _load, has
 from grader.catalog import BY_ID
 from grader.runner.run import grade_submission
 from tests.grader.variants import Variant
@@ -117,11 +118,45 @@ def batches(variants: list[Variant]) -> list[list[Variant]]:
 BATCHES = batches(all_variants())
 
 
-def test_every_variant_snippet_exists_and_ids_are_unique() -> None:
+def test_every_variant_is_a_real_edit_of_its_items_module() -> None:
+    """Each variant's snippet is in solutions/<module>.py, the edit changes the code and leaves valid
+    Python, and it names a catalog item of that module and, if any, a diagnosis that exists."""
     variants = all_variants()
     ids = [v.id for v in variants]
-    assert len(ids) == len(set(ids))
-    assert sum(len(b) for b in BATCHES) == len(variants)
+    assert sorted({i for i in ids if ids.count(i) > 1}) == []
+    problems: list[str] = []
+    for variant in variants:
+        item = BY_ID.get(variant.item)
+        if item is None or item.module != variant.module:
+            problems.append(f"{variant.id}: {variant.item} is not an item of module {variant.module}")
+            continue
+        try:
+            after = apply(variant, pristine(variant.module))
+        except ValueError:
+            problems.append(f"{variant.id}: its snippet is not in solutions/{variant.module}.py")
+            continue
+        if after == pristine(variant.module):
+            problems.append(f"{variant.id}: the edit changes nothing")
+        try:
+            ast.parse(after)
+        except SyntaxError as error:
+            problems.append(f"{variant.id}: the edited module is not valid Python ({error})")
+        if variant.passes and variant.diagnosis is not None:
+            problems.append(f"{variant.id}: a correct alternative cannot carry a diagnosis")
+        elif variant.diagnosis is not None and not has(f"diagnosis.{variant.diagnosis}"):
+            problems.append(f"{variant.id}: diagnosis {variant.diagnosis} is not in the message catalog")
+    assert problems == []
+
+
+def named_diagnoses() -> set[str]:
+    """Every named mistake: the ``diagnosis.<id>`` message ids of the English catalog."""
+    return {key.removeprefix("diagnosis.") for key in _load("en") if key.startswith("diagnosis.")}
+
+
+def test_every_named_diagnosis_is_proven_by_a_variant() -> None:
+    proven = {v.diagnosis for v in all_variants() if v.diagnosis is not None}
+    assert len(named_diagnoses()) > 100  # the scan really read the diagnoses
+    assert sorted(named_diagnoses() - proven) == []
 
 
 @pytest.mark.slow
