@@ -230,5 +230,24 @@ def check_command(item: str, submission: Path | None, device: str | None, time_s
     raise click.exceptions.Exit(check_one(submission, item, device=device, time_scale=time_scale))
 
 
+@main.command("watch")
+@lang_option
+@click.argument("items", nargs=-1)
+@_submission_option
+@_device_option
+@click.option("--time-scale", type=float, default=1.0)
+def watch_command(items: tuple[str, ...], submission: Path | None, device: str | None,
+                  time_scale: float) -> None:
+    """Check ITEMS now and again on every save of your files, until Ctrl+C.
+
+    \b
+    Example:
+      llmgrade watch ch03.MultiHeadAttention
+    """
+    from grader.runner.commands import watch_items
+
+    watch_items(submission, items, device=device, time_scale=time_scale)
+
+
 if __name__ == "__main__":  # python -m grader.cli
     main()

@@ -41,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--llmgrade-time-scale", type=float, default=1.0,
                     help="multiply every per-call time limit (slow machines)")
     group.addoption("--llmgrade-memory-gib", type=float, default=6.0)
+    group.addoption("--llmgrade-gate-fds", default="",
+                    help="READY,GO (llmgrade watch): once warm, write a byte on READY, then wait for one on "
+                         "GO before importing the student's code")
     group.addoption("--llmgrade-trusted-memory-gib", type=float, default=16.0,
                     help="address-space cap of this (trusted) process on the CPU; 0: none")
 
@@ -75,6 +78,23 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[WORKER] = worker
 
 
+def wait_for_go(fds: str) -> None:
+    """``llmgrade watch``: everything is warm (pytest, the suites, the reference, a started worker
+    that has not imported the student's code): say so, then wait until the student saves."""
+    if not fds:
+        return
+    ready, go = (int(fd) for fd in fds.split(","))
+    try:
+        os.write(ready, b"1")
+    except BrokenPipeError:  # the watch did not wait for us (a save came first)
+        pass
+    os.close(ready)
+    started = os.read(go, 1)
+    os.close(go)
+    if not started:  # the watch ended without asking for a check
+        pytest.exit("llmgrade watch ended", returncode=pytest.ExitCode.INTERRUPTED)
+
+
 def cap_own_memory(device: str, gib: float) -> None:
     """The trusted process gets its own memory cap (CPU only: CUDA breaks under RLIMIT_AS), so that
     no reply, however it slipped past the protocol's checks, can take the machine's memory."""
@@ -106,6 +126,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     collector = config.pluginmanager.get_plugin("llmgrade-collector")
     if worker is None or collector is None:
         return
+    wait_for_go(config.getoption("--llmgrade-gate-fds"))
     try:
         report = worker.load()
     except Exception as exc:  # noqa: BLE001 - a worker that cannot even start is reported once

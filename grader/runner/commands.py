@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,3 +78,25 @@ def warn_if_not_isolated(run: GradeRun) -> None:
 def exit_code(run: GradeRun) -> int:
     ok = run.status == "complete" and all(item.status == "passed" for item in run.items)
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def watch_items(submission: Path | None, items: Sequence[str], *, device: str | None = None,
+                time_scale: float = 1.0, checks: int | None = None) -> int:
+    """``llmgrade watch``: print every check's result (Fix next first) until Ctrl+C."""
+    from grader.runner.watch import watch
+
+    def show(run: GradeRun) -> None:
+        view = run.student_view()
+        click.echo(t("feedback.watch.header", time=time.strftime("%H:%M:%S"), seconds=f"{run.duration_s:.1f}"))
+        one = len(view.items) == 1
+        click.echo(format_details(view, colour=sys.stdout.isatty()) if one
+                   else format_table(view, colour=sys.stdout.isatty()))
+
+    def waiting() -> None:
+        _echo(t("feedback.watch.waiting", items=", ".join(items) or t("feedback.watch.everything")))
+
+    try:
+        return watch(submission, items, show, device=device, time_scale=time_scale, checks=checks,
+                     on_wait=waiting)
+    except KeyboardInterrupt:
+        return 0

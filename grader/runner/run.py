@@ -45,10 +45,14 @@ USAGE_ERROR = 4  # pytest's exit code for a usage error
 def grade_submission(submission: Path | None = None, items: Sequence[str] = (), device: str | None = None,
                      json_path: Path | None = None, time_limit_s: float | None = None,
                      suites: Sequence[Path] = (), progress: Progress | None = None,
-                     time_scale: float = 1.0, threads: int | None = None) -> GradeRun:
+                     time_scale: float = 1.0, threads: int | None = None,
+                     gate: tuple[int, int] | None = None) -> GradeRun:
     """Grade ``submission`` (default: found from the current folder) on ``items`` (default: all).
 
     ``threads`` caps torch's threads in the grading processes (class grading runs several at once).
+    ``gate`` = (ready, go) pipe ends for ``llmgrade watch``: the grading processes start, write a byte
+    on ``ready`` once warm, and import the student's code only after a byte arrives on ``go``
+    (both ends are handed over: closed here once the processes have them).
     Raises :class:`SetupError` for bad input (unknown item, missing folder, broken grader install).
     A submission that crashes, hangs or cheats only loses the items it affects.
     """
@@ -64,7 +68,8 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
     started = time.time()
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     payload, status, error = _run_suites(folder, chosen, device or "auto", suites, progress,
-                                         time_limit_s or DEFAULT_SUBMISSION_TIME_LIMIT_S, time_scale, threads)
+                                         time_limit_s or DEFAULT_SUBMISSION_TIME_LIMIT_S, time_scale, threads,
+                                         gate)
     modules = {item.module for item in chosen}
     load_errors = [e for e in load_errors_from(payload.get("load_errors", {})) if e.module in modules]
     environment = payload.get("environment", {})
@@ -84,13 +89,14 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
 
 def _run_suites(folder: Path, chosen: list[Item], device: str, suites: Sequence[Path],
                 progress: Progress | None, time_limit_s: float, time_scale: float,
-                threads: int | None = None) -> tuple[dict[str, Any], RunStatus, str]:
+                threads: int | None = None, gate: tuple[int, int] | None = None
+                ) -> tuple[dict[str, Any], RunStatus, str]:
     # The trusted pytest runs in a private folder (outside every sandbox) that holds its results,
     # log and every temporary folder it makes; it is removed when the run ends, however it ends.
     workdir = Path(tempfile.mkdtemp(prefix="llmgrade-run-"))
     try:
         return _run_suites_in(workdir, folder, chosen, device, suites, progress, time_limit_s,
-                              time_scale, threads)
+                              time_scale, threads, gate)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         cgroup.remove_leftovers(workdir.name)
@@ -98,7 +104,8 @@ def _run_suites(folder: Path, chosen: list[Item], device: str, suites: Sequence[
 
 def _run_suites_in(workdir: Path, folder: Path, chosen: list[Item], device: str, suites: Sequence[Path],
                    progress: Progress | None, time_limit_s: float, time_scale: float,
-                   threads: int | None) -> tuple[dict[str, Any], RunStatus, str]:
+                   threads: int | None, gate: tuple[int, int] | None = None
+                   ) -> tuple[dict[str, Any], RunStatus, str]:
     results = workdir / "checks.json"
     (workdir / "tmp").mkdir()
     key = secrets.token_bytes(32)
@@ -114,6 +121,8 @@ def _run_suites_in(workdir: Path, folder: Path, chosen: list[Item], device: str,
            "--llmgrade-json", str(results), "--llmgrade-submission", str(folder),
            "--llmgrade-device", device, "--llmgrade-items", ",".join(i.id for i in chosen),
            "--llmgrade-progress-fd", str(prog_w), "--llmgrade-time-scale", str(time_scale)]
+    if gate is not None:
+        cmd += ["--llmgrade-gate-fds", f"{gate[0]},{gate[1]}"]
     env = dict(os.environ)
     env.update({"LLMGRADE_KEY_FD": str(key_r), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
                 "PYTHONDONTWRITEBYTECODE": "1", "PYTHONSAFEPATH": "1", "TMPDIR": str(workdir / "tmp"),
@@ -124,12 +133,14 @@ def _run_suites_in(workdir: Path, folder: Path, chosen: list[Item], device: str,
     env.pop("PYTEST_ADDOPTS", None)
     log = open(workdir / "pytest.log", "wb")
     try:
-        proc = subprocess.Popen(cmd, cwd=workdir, env=env, pass_fds=(key_r, prog_w),
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, pass_fds=(key_r, prog_w, *(gate or ())),
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     finally:
         os.close(key_r)
         os.close(prog_w)
+        for fd in gate or ():
+            os.close(fd)
     reader = threading.Thread(target=_read_progress, args=(prog_r, progress), daemon=True)
     reader.start()
     status: RunStatus = "complete"
