@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any
 
 from grader.errors import SetupError
+from grader.textwidth import width, wrap_columns
 
 DocNode = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -61,14 +62,27 @@ def load_translations(lang: str, module: str) -> dict[str, dict[str, str]]:
             for key, entry in data.items()}
 
 
+LINE_COLUMNS = 99  # the English docstrings' right margin
+
+
 def _literal(text: str, indent: str) -> str:
-    """``text`` as a triple-quoted docstring whose continuation lines are indented by ``indent``."""
+    """``text`` as a triple-quoted docstring indented by ``indent``, its long lines wrapped by display
+    columns like the English ones (a hint's continuation lines two spaces further in)."""
     body = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
-    lines = body.split("\n")
-    if len(lines) == 1:
-        return f'"""{lines[0]}"""'
-    rest = [f"{indent}{line}" if line else "" for line in lines[1:]]
-    return '"""' + "\n".join([lines[0], *rest]) + f"\n{indent}" + '"""'
+    out: list[str] = []
+    for number, line in enumerate(body.split("\n")):
+        start = indent + ('"""' if number == 0 else "")
+        if not line:
+            out.append(start.rstrip())
+            continue
+        hanging = indent + ("  " if line.startswith("- ") else "")
+        if width(start + line) <= LINE_COLUMNS or line.startswith(">>>"):
+            out.append(start + line)
+        else:
+            out.extend(wrap_columns(line, LINE_COLUMNS, start, hanging))
+    if len(out) == 1:
+        return out[0].lstrip() + '"""'
+    return "\n".join(out).lstrip() + f"\n{indent}" + '"""'
 
 
 def translate_source(source: str, lang: str, module: str) -> str:

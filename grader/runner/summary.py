@@ -6,7 +6,6 @@ part ("Likely mistake: ..."). Checks that fail the same way are said once (``gra
 
 from __future__ import annotations
 
-import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -15,7 +14,7 @@ from grader.catalog import CHAPTER_TITLES
 from grader.feedback import failure_groups, item_location
 from grader.messages import t, translated
 from grader.textwidth import char_width as _columns
-from grader.textwidth import ljust
+from grader.textwidth import ljust, wrap_columns
 from grader.results import GradeRun, ItemResult
 
 _STATUS_COLOURS = {"passed": "green", "failed": "red", "not_started": "yellow", "error": "magenta"}
@@ -35,30 +34,13 @@ def terminal_width() -> int:
     return max(MIN_WIDTH, shutil.get_terminal_size((80, 24)).columns)
 
 
-def _wrap_wide(paragraph: str, width: int, start: str, indent: str) -> list[str]:
-    """Text with Chinese characters (no spaces between words): break between characters, by the
-    columns each takes on screen."""
-    lines, line, used = [], start, len(start)
-    for token in re.findall(r"[^\s\u2e80-\uffef]+|\s|.", paragraph):  # Latin words stay whole
-        size = sum(_columns(ch) for ch in token)
-        if used + size > width and line.strip():
-            lines.append(line.rstrip())
-            line, used = indent, len(indent)
-            if token.isspace():
-                continue
-        line += token
-        used += size
-    lines.append(line.rstrip())
-    return lines
-
-
 def wrap(text: str, width: int, indent: str = "", first: str | None = None) -> list[str]:
     """``text`` wrapped to ``width`` columns, every word kept whole (never cut mid-sentence)."""
     lines: list[str] = []
     for paragraph in text.splitlines() or [""]:
         start = indent if lines or first is None else first
         if any(_columns(ch) == 2 for ch in paragraph):
-            lines.extend(_wrap_wide(paragraph, width, start, indent))
+            lines.extend(wrap_columns(paragraph, width, start, indent))
             continue
         lines.extend(textwrap.wrap(paragraph, width=width, initial_indent=start, subsequent_indent=indent,
                                    break_long_words=False, break_on_hyphens=False) or [start.rstrip()])

@@ -8,7 +8,7 @@ import pytest
 
 from grader.authoring.listing import format_catalog
 from grader.runner.summary import format_table, wrap
-from grader.textwidth import ljust, rjust, width
+from grader.textwidth import ljust, rjust, width, wrap_columns
 
 from .fake_runs import fake_run
 
@@ -32,7 +32,11 @@ def test_long_chinese_sentences_wrap_by_columns_and_keep_every_character(columns
     lines = wrap(LONG_ZH, columns)
     assert len(lines) > 1
     assert "".join(lines).replace(" ", "") == LONG_ZH.replace(" ", "")
-    assert all(width(line) <= columns for line in lines)
+    # A line is at most ``columns`` wide, unless closing punctuation hangs past the end (2 columns):
+    # Chinese typography never starts a line with "，" or "。".
+    assert all(width(line) <= columns or (width(line) <= columns + 2 and line[-1] in "，。？）")
+               for line in lines)
+    assert not any(line[:1] in "，。？）" for line in lines)
 
 
 def column_starts(lines: list[str]) -> set[int]:
@@ -60,3 +64,17 @@ def test_catalog_listing_aligns_in_chinese(monkeypatch: pytest.MonkeyPatch) -> N
     assert kinds == {width(header[:header.index("类型")])}
     points = {width(row[:row.index("分") + 1]) for row in rows}
     assert points == {width(header[:header.index("分值") + 2])}  # right edges of the points column
+
+
+def test_translated_docstrings_wrap_like_the_english_ones() -> None:
+    from pathlib import Path
+
+    from grader.authoring.stubs import make_stub
+
+    root = Path(__file__).resolve().parents[2]
+    stub = make_stub((root / "solutions" / "ch03.py").read_text("utf-8"), "ch03", lang="zh-CN")
+    docstring_lines = [line for line in stub.splitlines() if CJK.search(line)
+                       and "NotImplementedError" not in line and not line.startswith("#")]
+    assert max(width(line) for line in docstring_lines) <= 99 + 2
+    assert "    - 先``.view(b, num_tokens, num_heads, head_dim)``再``.transpose(1, 2)``，就把头放到了" in stub
+    assert wrap_columns("词元词元，", 8) == ["词元词元，"]  # the comma hangs instead of starting a line
