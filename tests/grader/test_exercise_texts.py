@@ -129,3 +129,20 @@ def test_build_stubs_is_english_whatever_the_language(tmp_path: Path, monkeypatc
     build_stubs(ROOT / "solutions", tmp_path)
     for name in ("__init__.py", "ch03.py"):
         assert (tmp_path / name).read_bytes() == (ROOT / "exercises" / name).read_bytes()
+
+
+def test_chinese_exercise_texts_follow_the_books_typography() -> None:
+    """No space between Chinese and Latin letters, digits or code; no half-width punctuation after
+    Chinese (doctest lines excepted: they are code)."""
+    if "zh-CN" not in LANGS:
+        pytest.skip("no zh-CN folder")
+    cjk = "[\u3400-\u9fff]"
+    wrong = []
+    for module in catalog.MODULES:
+        for name, entry in load_translations("zh-CN", module).items():
+            for line in entry["text"].splitlines():
+                if line.startswith((">>>", "['", "{'")):
+                    continue
+                if re.search(rf"{cjk} +[A-Za-z0-9{{`(]|[A-Za-z0-9}}`)] +{cjk}|{cjk}[,;:?!]", line):
+                    wrong.append(f"{module}:{name}: {line}")
+    assert wrong == []
