@@ -58,7 +58,7 @@ def replay(folder: Path) -> tuple[int, float]:
     start = time.perf_counter()
     for call in calls:
         try:
-            run_reference(call["recipe"], **call["inputs"])
+            run_reference(call["recipe"], "cpu", **call["inputs"])
         except Exception:  # noqa: BLE001 - a recipe that expects a student failure still costs its time
             pass
     return len(calls), time.perf_counter() - start

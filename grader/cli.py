@@ -5,6 +5,10 @@ setup error. A ``SetupError`` raised by any command is printed as its one-line m
 exits 2, so commands need no ``try`` of their own. To add a command, append an ``@main.command`` with
 ``@lang_option``, and put its help in ``grader/locales/<lang>/cli_help.json`` (``help.<command>``,
 ``help.<command>.<option>``; see ``grader/cli_i18n.py``): docstrings here are for developers.
+
+This is the composition root: the only module of ``grader`` that imports ``reports`` (a pure
+consumer of results and the gradebook; ``tests/grader/test_layout.py`` holds the rule). ``grade``
+grades, records, then hands the recorded run to ``reports.write_report``.
 """
 
 from __future__ import annotations
@@ -155,9 +159,9 @@ def report_command(db: Path | None, out: Path | None) -> None:
     Example:
       llmgrade report --out class-report/
     """
-    from reports.render import build_class_reports
+    from reports import write_report
 
-    click.echo(build_class_reports(db, out))
+    click.echo(write_report(db, out))
 
 
 @main.command("export")
@@ -205,11 +209,16 @@ def grade_command(items: tuple[str, ...], submission: Path | None, device: str |
     Example:
       llmgrade grade ch03 4.1
     """
-    from grader.runner.commands import grade_and_report
+    from grader.runner.commands import echo_wrapped, exit_code, grade_and_print
 
-    code = grade_and_report(submission, items, device=device, json_path=json_path, suites=suites,
-                            time_scale=time_scale, db=db, report=report, record=not no_record)
-    raise click.exceptions.Exit(code)
+    run = grade_and_print(submission, items, device=device, json_path=json_path, suites=suites,
+                          time_scale=time_scale, db=db, report=report, record=not no_record)
+    if not no_record:  # grader records; then the reports render what it recorded
+        from grader.classroom.history import record
+        from reports import write_report
+
+        echo_wrapped(write_report(record(run, db, report)))
+    raise click.exceptions.Exit(exit_code(run))
 
 
 @main.command("check")

@@ -15,7 +15,6 @@ import torch
 from grader.checking.compare import expect_grads, expect_state_keys, expect_tensor
 from grader.checking.failures import GradeFailure
 from grader.checking.pictures import attention_pair, diff_map
-from grader.recipes.generic import grading_device
 from grader.sandbox.parent import Student
 from grader.checking.tolerance import policy
 from grader.messages import t
@@ -67,7 +66,7 @@ def module_forward(student: Student, ref: Any, module: str, name: str, args: Seq
     if got.get("load_failed"):
         expect_state_keys(got["state"], expected["state"], what)
     wrong = (lambda: mistakes(state, list(inputs))) if mistakes is not None else None
-    tol = policy(getattr(torch, dtype), grading_device())
+    tol = policy(getattr(torch, dtype), student.device)
     try:
         expect_tensor(got.get("output"), out, what=t("check.what.output", what=what), tol=tol,
                       token_dim=token_dim, mistakes=wrong)

@@ -16,74 +16,82 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from grader.catalog import BY_ID
 from grader.checking.orphan import exit_with_parent
+from grader.checking.plugin import collector_of, spec_of
 from grader.messages import t
 from grader.recipes import run_reference
-from grader.sandbox.parent import DEFAULT_TIME_LIMIT_S, Student, Worker
 from grader.recipes.support import configure_determinism
-
-WORKER = pytest.StashKey[Worker]()
-DEVICE = pytest.StashKey[str]()
-TIKTOKEN_CACHE = pytest.StashKey[Path]()
+from grader.runner.contract import AUTO_DEVICE
+from grader.sandbox.parent import DEFAULT_TIME_LIMIT_S, Student, Worker
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("llmgrade")
-    group.addoption("--llmgrade-submission", default=None, help="the student's folder")
-    group.addoption("--llmgrade-device", default="auto",
-                    help="cpu, cuda, cuda:1, mps, or auto (CUDA, then MPS, then CPU)")
-    group.addoption("--llmgrade-time-scale", type=float, default=1.0,
-                    help="multiply every per-call time limit (slow machines)")
-    group.addoption("--llmgrade-memory-gib", type=float, default=6.0)
-    group.addoption("--llmgrade-gate-fds", default="",
-                    help="READY,GO (llmgrade watch): once warm, write a byte on READY, then wait for one on "
-                         "GO before importing the student's code")
-    group.addoption("--llmgrade-trusted-memory-gib", type=float, default=16.0,
-                    help="address-space cap of this (trusted) process on the CPU; 0: none")
+@dataclass
+class Grading:
+    """This process's grading run: the device resolved once, and the worker that computes on it."""
+
+    device: str
+    worker: Worker
+    time_scale: float
+    tiktoken_cache: Path
+    gate_fds: tuple[int, int] | None = None  # llmgrade watch: (ready, go), see wait_for_go
+
+
+GRADING = pytest.StashKey[Grading]()
+TRUSTED_MEMORY_GIB = 16.0  # address-space cap of this (trusted) process on the CPU
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` (or an explicit device) -> the device both sides grade on: the one place it is decided.
+
+    ``auto`` honours ``LLMGRADE_DEVICE`` and otherwise picks CUDA, then MPS, then CPU
+    (``reference.device.get_device``). The book's own code (the reference here, and its stand-ins
+    in the worker) picks its device from that same variable, so it is set to the result.
+    """
+    from reference.device import ENV_VAR, get_device
+
+    try:
+        device = str(get_device(None if requested == AUTO_DEVICE else requested))
+    except (RuntimeError, ValueError) as exc:
+        if requested == AUTO_DEVICE:  # the variable asked for it, not --device
+            raise pytest.UsageError(t("grade.bad_device_env", device=os.environ.get(ENV_VAR, ""),
+                                      error=str(exc))) from None
+        raise pytest.UsageError(t("grade.bad_device", device=requested, error=str(exc))) from None
+    os.environ[ENV_VAR] = device
+    return device
 
 
 def pytest_configure(config: pytest.Config) -> None:
     import torch
 
     configure_determinism(torch)
-    submission = config.getoption("--llmgrade-submission")
-    if not submission:
+    spec = spec_of(config)
+    if spec is None:
         return
     exit_with_parent()
-    from reference.device import get_device
-
-    requested = config.getoption("--llmgrade-device")
-    try:
-        device = str(get_device(None if requested == "auto" else requested))
-    except (RuntimeError, ValueError) as exc:
-        raise pytest.UsageError(t("grade.bad_device", device=requested, error=str(exc))) from None
-    # Module recipes on this side read the device from here; the worker gets it the same way.
-    os.environ["LLMGRADE_DEVICE"] = device
-    cap_own_memory(device, config.getoption("--llmgrade-trusted-memory-gib"))
-    config.stash[DEVICE] = device
+    device = resolve_device(spec.device)
+    cap_own_memory(device, TRUSTED_MEMORY_GIB)
     from reference.ch02 import prepare_tiktoken_cache
 
     cache = Path(tempfile.mkdtemp(prefix="llmgrade-tiktoken-"))
     prepare_tiktoken_cache(cache)
-    config.stash[TIKTOKEN_CACHE] = cache
-    worker = Worker(Path(submission), device=device,
-                    memory_gib=config.getoption("--llmgrade-memory-gib"), tiktoken_cache=cache)
+    worker = Worker(Path(spec.submission), device=device, tiktoken_cache=cache)
     worker.start()
-    config.stash[WORKER] = worker
+    config.stash[GRADING] = Grading(device=device, worker=worker, time_scale=spec.time_scale,
+                                    tiktoken_cache=cache, gate_fds=spec.gate_fds)
 
 
-def wait_for_go(fds: str) -> None:
+def wait_for_go(fds: tuple[int, int] | None) -> None:
     """``llmgrade watch``: everything is warm (pytest, the suites, the reference, a started worker
     that has not imported the student's code): say so, then wait until the student saves."""
-    if not fds:
+    if fds is None:
         return
-    ready, go = (int(fd) for fd in fds.split(","))
+    ready, go = fds
     try:
         os.write(ready, b"1")
     except BrokenPipeError:  # the watch did not wait for us (a save came first)
@@ -112,61 +120,59 @@ def cap_own_memory(device: str, gib: float) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    worker = config.stash.get(WORKER, None)
-    if worker is not None:
-        worker.close()
-    cache = config.stash.get(TIKTOKEN_CACHE, None)
-    if cache is not None:
-        shutil.rmtree(cache, ignore_errors=True)
+    grading = config.stash.get(GRADING, None)
+    if grading is not None:
+        grading.worker.close()
+        shutil.rmtree(grading.tiktoken_cache, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Import the student's modules once; tell the results collector what could not load."""
-    worker = config.stash.get(WORKER, None)
-    collector = config.pluginmanager.get_plugin("llmgrade-collector")
-    if worker is None or collector is None:
+    grading = config.stash.get(GRADING, None)
+    collector = collector_of(config)
+    if grading is None or collector is None:
         return
-    wait_for_go(config.getoption("--llmgrade-gate-fds"))
+    wait_for_go(grading.gate_fds)
+    worker = grading.worker
     try:
         report = worker.load()
     except Exception as exc:  # noqa: BLE001 - a worker that cannot even start is reported once
         report = {"modules": {"*": {"kind": "import_error", "file": str(worker.submission),
                                     "message": f"{type(exc).__name__}: {exc}"}}, "missing": {}}
-    modules, missing = report.get("modules", {}), report.get("missing", {})
-    collector.load_errors = {"modules": modules, "missing": missing}
+    collector.record_load_errors(report.get("modules", {}), report.get("missing", {}))
     import torch
 
-    collector.environment = {"device": config.stash.get(DEVICE, ""), "torch_version": torch.__version__,
-                             "isolation": worker.isolation.describe(),
-                             "isolation_reason": worker.isolation.reason}
-    for item in BY_ID.values():
-        if item.module in modules or "*" in modules or item.id in missing:
-            collector.skipped_items.add(item.id)
+    collector.record_environment(grading.device, torch.__version__, isolation=worker.isolation.describe(),
+                                 isolation_reason=worker.isolation.reason)
 
 
 @pytest.fixture(scope="session")
 def device(pytestconfig: pytest.Config) -> str:
-    return pytestconfig.stash.get(DEVICE, "cpu")
+    grading = pytestconfig.stash.get(GRADING, None)
+    return grading.device if grading is not None else "cpu"
 
 
 @pytest.fixture
 def student(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Iterator[Student]:
-    worker = pytestconfig.stash.get(WORKER, None)
-    if worker is None:
-        pytest.fail("hidden suites need --llmgrade-submission (run them through `llmgrade grade`)")
+    grading = pytestconfig.stash.get(GRADING, None)
+    if grading is None:
+        pytest.fail("hidden suites need a submission (run them through `llmgrade grade`)")
     marker = request.node.get_closest_marker("item")
-    handle = Student(worker, DEFAULT_TIME_LIMIT_S, item=str(marker.args[0]) if marker else None)
-    handle.time_scale = float(pytestconfig.getoption("--llmgrade-time-scale"))
+    handle = Student(grading.worker, DEFAULT_TIME_LIMIT_S, item=str(marker.args[0]) if marker else None)
+    handle.time_scale = grading.time_scale
     yield handle
 
 
 class Reference:
-    """The trusted side: the same recipes, run here against ``reference/``."""
+    """The trusted side: the same recipes, run here against ``reference/`` on the grading device."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
 
     def run(self, recipe: str, /, **inputs: Any) -> Any:
-        return run_reference(recipe, **inputs)
+        return run_reference(recipe, self.device, **inputs)
 
 
 @pytest.fixture(scope="session")
-def ref() -> Reference:
-    return Reference()
+def ref(device: str) -> Reference:
+    return Reference(device)

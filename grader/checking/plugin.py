@@ -8,41 +8,54 @@ work beyond the book (e.g. ``generate`` with a batch of several rows, which the 
 not support) carry ``@pytest.mark.extension``: reported with their status, never counted in points.
 
 The JSON is signed with an HMAC whose key arrives on a pipe that student code never sees, so a
-submission that writes to the results path cannot forge a result.
+submission that writes to the results path cannot forge a result. What the runner passes in (the
+run spec), the signature, the progress lines and the results format are defined once, in
+:mod:`grader.runner.contract`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
+from grader.catalog import BY_ID
 from grader.checking.failures import GradeFailure, NotStarted
 from grader.messages import t
+from grader.runner.contract import (RESULTS_FORMAT, SPEC_OPTION, RunSpec, done_line, read_key, total_line,
+                                    write_signed)
 
-RESULTS_FORMAT = "llmgrade.checks/1"
+RUN_SPEC = pytest.StashKey[Optional[RunSpec]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmgrade")
-    group.addoption("--llmgrade-json", default=None, help="write check outcomes to this JSON file")
-    group.addoption("--llmgrade-items", default="", help="comma-separated catalog ids to run")
-    group.addoption("--llmgrade-progress-fd", type=int, default=-1)
+    group.addoption(SPEC_OPTION, default=None,
+                    help="the grading run as one JSON object (written by grader.runner.contract.RunSpec)")
+
+
+def spec_of(config: pytest.Config) -> RunSpec | None:
+    """The run spec of this pytest process (``None`` when pytest was started by hand)."""
+    if RUN_SPEC not in config.stash:
+        text = config.getoption(SPEC_OPTION, None)
+        try:
+            config.stash[RUN_SPEC] = RunSpec.from_arg(str(text)) if text else None
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return config.stash[RUN_SPEC]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "item(id): the catalog item a hidden check grades")
     config.addinivalue_line("markers", "integration: grades an item with the student's own dependencies")
     config.addinivalue_line("markers", "extension: goes beyond the book; reported, not counted in points")
-    path = config.getoption("--llmgrade-json")
-    if path:
-        collector = Collector(Path(path), config)
+    spec = spec_of(config)
+    if spec is not None:
+        collector = Collector(spec)
         config.stash[COLLECTOR] = collector
         config.pluginmanager.register(collector, "llmgrade-collector")
 
@@ -54,38 +67,44 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         config.pluginmanager.unregister(collector)
 
 
+def collector_of(config: pytest.Config) -> Collector | None:
+    """The results collector of this run (``None`` when pytest was started by hand)."""
+    return config.stash.get(COLLECTOR, None)
+
+
 def item_id_of(node: pytest.Item) -> str | None:
     marker = node.get_closest_marker("item")
     return str(marker.args[0]) if marker and marker.args else None
 
 
-def _read_key() -> bytes:
-    fd = os.environ.pop("LLMGRADE_KEY_FD", None)
-    if fd is None:
-        return b""
-    with os.fdopen(int(fd), "rb") as fh:
-        return fh.read(64)
-
-
-def sign(key: bytes, payload: dict[str, Any]) -> str:
-    body = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
-    return hmac.new(key, body, hashlib.sha256).hexdigest()
-
-
 class Collector:
-    def __init__(self, path: Path, config: pytest.Config) -> None:
-        self.path = path
-        self.config = config
-        self.key = _read_key()
-        wanted = config.getoption("--llmgrade-items")
-        self.wanted = {s for s in str(wanted).split(",") if s}
-        self.progress_fd = int(config.getoption("--llmgrade-progress-fd"))
+    """Collects check outcomes during the session and writes the signed results at its end."""
+
+    def __init__(self, spec: RunSpec) -> None:
+        self.path = Path(spec.results)
+        self.key = read_key(spec.key_fd)
+        self.wanted = set(spec.items)
+        self.progress_fd = spec.progress_fd
         self.checks: list[dict[str, Any]] = []
         self.load_errors: dict[str, Any] = {}
         self.environment: dict[str, str] = {}
         self.skipped_items: set[str] = set()
         self.collection_errors: list[str] = []
         self.started = time.time()
+
+    def record_load_errors(self, modules: Mapping[str, Any], missing: Mapping[str, Any]) -> None:
+        """The student's modules that failed to load (``"*"``: none could) and the items whose
+        symbols are missing: reported once, and their checks are not run."""
+        self.load_errors = {"modules": dict(modules), "missing": dict(missing)}
+        self.skipped_items.update(item.id for item in BY_ID.values()
+                                  if item.module in modules or "*" in modules or item.id in missing)
+
+    def record_environment(self, device: str, torch_version: str, isolation: str = "",
+                           isolation_reason: str = "") -> None:
+        """The device the checks ran on (resolved in this process), torch's version, and the OS
+        sandbox the worker ran in (``grader.sandbox.policy``)."""
+        self.environment = {"device": device, "torch_version": torch_version, "isolation": isolation,
+                            "isolation_reason": isolation_reason}
 
     def _progress(self, line: str) -> None:
         if self.progress_fd >= 0:
@@ -110,7 +129,7 @@ class Collector:
         if dropped:
             config.hook.pytest_deselected(items=dropped)
         items[:] = keep
-        self._progress(f"total {len(keep)}")
+        self._progress(total_line(len(keep)))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -121,7 +140,7 @@ class Collector:
         report = yield
         if report.when == "call" or (report.when == "setup" and not report.passed):
             self.checks.append(self._check(item, call, report))
-            self._progress(f"done {self.checks[-1]['status']} {item.nodeid}")
+            self._progress(done_line(self.checks[-1]["status"], item.nodeid))
         return report
 
     def _check(self, node: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> dict[str, Any]:
@@ -165,11 +184,7 @@ class Collector:
             "collection_errors": self.collection_errors,
             "duration_s": round(time.time() - self.started, 3),
         }
-        document = {"payload": payload, "signature": sign(self.key, payload)}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(self.path)
+        write_signed(self.path, self.key, payload)
 
 
 def _jsonable(value: Any) -> Any:

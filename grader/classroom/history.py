@@ -1,7 +1,12 @@
-"""After ``llmgrade grade``: record the run in the workspace's gradebook and write the student report."""
+"""After ``llmgrade grade``: record the run in the workspace's gradebook, with the workspace's history.
+
+Recording is all this module does; the CLI then hands the :class:`RecordedRun` to ``reports`` for
+the student's HTML page (``grader`` never imports ``reports``: see ``docs/architecture.md``).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from grader.classroom.gradebook import Gradebook, default_path
@@ -12,18 +17,27 @@ SELF = "me"  # the student id of a personal workspace's own runs
 
 
 def report_path(run: GradeRun, db: Path | None = None, report: Path | None = None) -> Path:
-    """Where :func:`record_and_report` writes the report for ``run``."""
+    """Where the student's report for ``run`` goes: ``report``, else beside the gradebook."""
     return report or (db or default_path(Path(run.submission))).parent / REPORT_NAME
 
 
-def record_and_report(run: GradeRun, db: Path | None = None, report: Path | None = None) -> Path:
-    """Record ``run`` (one transaction) and write the HTML progress report; returns its path."""
-    from reports.render import write_progress_report
+@dataclass(frozen=True)
+class RecordedRun:
+    """A run as recorded: the run, every run of the workspace so far (oldest first, this one last),
+    whose they are, and where the report goes."""
 
+    run: GradeRun
+    runs: list[GradeRun]
+    student: str
+    report: Path
+
+
+def record(run: GradeRun, db: Path | None = None, report: Path | None = None) -> RecordedRun:
+    """Record ``run`` (one transaction) in ``db`` (default: the workspace's own gradebook)."""
     workspace = Path(run.submission)
     db_path = db or default_path(workspace)
     with Gradebook(db_path) as gradebook:
         gradebook.record(SELF, run)
         runs = gradebook.runs(SELF)
-    target = report_path(run, db_path, report)
-    return write_progress_report(runs, target, student=workspace.name)
+    return RecordedRun(run=run, runs=runs, student=workspace.name,
+                       report=report_path(run, db_path, report))

@@ -2,7 +2,8 @@
 
 The same recipe runs twice: in the worker against the student's modules and in the trusted
 process against ``reference/``. A recipe receives an :class:`Impl` (``impl.module("ch03")`` gives
-the chapter module of whichever side it runs on) and keyword inputs that are plain data.
+the chapter module of whichever side it runs on, ``impl.device`` the grading device, resolved once
+in the trusted process and handed to both sides) and keyword inputs that are plain data.
 
 Register a recipe with ``@recipe("name")`` in any module of this package (``generic.py`` for
 recipes every chapter uses, ``chNN.py`` for one chapter's); all of them are imported on first use,
@@ -48,10 +49,11 @@ class ModuleSource(Protocol):
 
 
 class Impl:
-    """The side a recipe runs on: ``"student"`` (in the worker) or ``"reference"``."""
+    """The side a recipe runs on: ``"student"`` (in the worker) or ``"reference"``, and the device."""
 
-    def __init__(self, side: str, source: ModuleSource) -> None:
+    def __init__(self, side: str, source: ModuleSource, device: str) -> None:
         self.side = side
+        self.device = device
         self._source = source
 
     def module(self, name: str) -> types.ModuleType:
@@ -65,9 +67,6 @@ class Impl:
 class ReferenceSource:
     def module(self, name: str) -> types.ModuleType:
         return importlib.import_module(f"reference.{name}")
-
-
-REFERENCE = Impl("reference", ReferenceSource())
 
 
 @contextmanager
@@ -112,15 +111,15 @@ def swapped(source: ModuleSource, item_ids: list[str]) -> Iterator[None]:
 _MISSING = object()
 
 
-def run_recipe(name: str, source: ModuleSource, swap: list[str], inputs: dict[str, Any]) -> Any:
-    """Run recipe ``name`` against ``source`` (the worker's entry point)."""
+def run_recipe(name: str, source: ModuleSource, swap: list[str], inputs: dict[str, Any], device: str) -> Any:
+    """Run recipe ``name`` against ``source`` on ``device`` (the worker's entry point)."""
     fn = get(name)
     with swapped(source, list(swap)):
-        return fn(Impl("student", source), **inputs)
+        return fn(Impl("student", source, device), **inputs)
 
 
-def run_reference(name: str, /, **inputs: Any) -> Any:
-    """Run recipe ``name`` in this process against ``reference/`` (the trusted side)."""
+def run_reference(name: str, device: str, /, **inputs: Any) -> Any:
+    """Run recipe ``name`` in this process against ``reference/`` on ``device`` (the trusted side)."""
     from grader.sandbox import protocol
 
-    return protocol.to_plain(get(name)(REFERENCE, **inputs))
+    return protocol.to_plain(get(name)(Impl("reference", ReferenceSource(), device), **inputs))

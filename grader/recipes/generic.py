@@ -7,7 +7,6 @@ float64 unless asked otherwise, and return outputs, gradients and facts about th
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,11 +15,6 @@ import torch
 from grader.recipes import Impl, recipe
 from grader.recipes.support import DTYPES
 
-
-
-def grading_device() -> str:
-    """The device of this grading run: ``--device`` reaches both sides as ``LLMGRADE_DEVICE``."""
-    return os.environ.get("LLMGRADE_DEVICE") or "cpu"
 
 
 def build(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
@@ -76,7 +70,7 @@ def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
     which draws it from a seeded generator in the output's shape) the recipe backpropagates
     ``(output * grad_output).sum()`` and returns every gradient by name.
     """
-    device = device or grading_device()
+    device = device or impl.device
     m = build(impl, module, name, args, kwargs, seed)
     result: dict[str, Any] = {"state": state_shapes(m)}
     if state_dict is not None:

@@ -1,4 +1,7 @@
-"""What ``llmgrade grade`` and ``llmgrade check`` do, with their defaults, for the CLI to call."""
+"""What ``llmgrade grade`` and ``llmgrade check`` do, with their defaults, for the CLI to call.
+
+Grading and printing only: recording the run and writing the report are the CLI's next steps.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from grader.classroom.history import record_and_report, report_path
+from grader.classroom.history import report_path
 from grader.messages import t
 from grader.results import GradeRun
 from grader.runner.run import Progress, grade_submission
@@ -40,10 +43,11 @@ def _progress_bar() -> Iterator[Progress | None]:
         yield update
 
 
-def grade_and_report(submission: Path | None, items: Sequence[str] = (), *, device: str | None = None,
-                     json_path: Path | None = None, suites: Sequence[Path] = (),
-                     time_scale: float = 1.0, db: Path | None = None, report: Path | None = None,
-                     record: bool = True) -> int:
+def grade_and_print(submission: Path | None, items: Sequence[str] = (), *, device: str | None = None,
+                    json_path: Path | None = None, suites: Sequence[Path] = (), time_scale: float = 1.0,
+                    db: Path | None = None, report: Path | None = None, record: bool = True) -> GradeRun:
+    """Grade with a progress bar, print the table (naming where the report will be when ``record``)
+    and where the JSON went; returns the run for the CLI to record and report."""
     with _progress_bar() as update:
         run = grade_submission(submission, items, device=device, json_path=json_path, suites=suites,
                                progress=update, time_scale=time_scale)
@@ -51,13 +55,12 @@ def grade_and_report(submission: Path | None, items: Sequence[str] = (), *, devi
     target = report_path(run, db, report) if record else None
     click.echo(format_table(run.student_view(), colour=sys.stdout.isatty(), report=target))
     if json_path is not None:
-        _echo(t("grade.json_written", path=str(json_path)))
-    if record:
-        _echo(t("grade.report_written", path=str(record_and_report(run, db, report))))
-    return exit_code(run)
+        echo_wrapped(t("grade.json_written", path=str(json_path)))
+    return run
 
 
-def _echo(sentence: str) -> None:
+def echo_wrapped(sentence: str) -> None:
+    """Print one sentence wrapped to the terminal."""
     click.echo("\n".join(wrap(sentence, terminal_width())))
 
 
@@ -93,7 +96,7 @@ def watch_items(submission: Path | None, items: Sequence[str], *, device: str | 
                    else format_table(view, colour=sys.stdout.isatty()))
 
     def waiting() -> None:
-        _echo(t("feedback.watch.waiting", items=", ".join(items) or t("feedback.watch.everything")))
+        echo_wrapped(t("feedback.watch.waiting", items=", ".join(items) or t("feedback.watch.everything")))
 
     try:
         return watch(submission, items, show, device=device, time_scale=time_scale, checks=checks,

@@ -3,17 +3,15 @@
 ``grade_submission`` holds the defaults the CLI uses. The pytest process is the trusted side (it
 imports ``reference/`` and never the student's code); it starts the worker that loads the student's
 code. Its results come back as one JSON file signed with a key handed over on a private pipe, so
-nothing the student's code writes can pose as a result.
+nothing the student's code writes can pose as a result. The command line, the run spec, the key,
+the progress lines and the results format are defined in :mod:`grader.runner.contract`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import hmac
-import json
 import os
 import platform
-import secrets
 import shutil
 import signal
 import subprocess
@@ -29,14 +27,14 @@ from grader import __version__
 from grader.catalog import Item, items_for
 from grader.errors import SetupError, unknown_item
 from grader.messages import current_lang
-from grader.checking.plugin import RESULTS_FORMAT, sign
 from grader.sandbox import cgroup
 from grader.sandbox.policy import probe
 from grader.results import GradeRun, RunStatus, installed_torch_version
+from grader.runner import contract
 from grader.runner.scoring import item_results, load_errors_from
 from grader.authoring.workspace import content_hash, find_submission
 
-SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
+SUITES_DIR = contract.SUITES_DIR
 DEFAULT_SUBMISSION_TIME_LIMIT_S = 600.0
 Progress = Callable[[int, int, str], None]
 USAGE_ERROR = 4  # pytest's exit code for a usage error
@@ -64,10 +62,11 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
     for extra in suites:
         if not Path(extra).is_dir():
             raise SetupError("grade.no_suites_dir", path=str(extra))
-    # The device is resolved in the pytest process (it imports torch anyway; this one need not).
+    # Only the request goes over: the pytest process resolves the device (it imports torch anyway;
+    # this one need not) and reports the one it used.
     started = time.time()
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    payload, status, error = _run_suites(folder, chosen, device or "auto", suites, progress,
+    payload, status, error = _run_suites(folder, chosen, device or contract.AUTO_DEVICE, suites, progress,
                                          time_limit_s or DEFAULT_SUBMISSION_TIME_LIMIT_S, time_scale, threads,
                                          gate)
     modules = {item.module for item in chosen}
@@ -107,30 +106,18 @@ def _run_suites_in(workdir: Path, folder: Path, chosen: list[Item], device: str,
                    threads: int | None, gate: tuple[int, int] | None = None
                    ) -> tuple[dict[str, Any], RunStatus, str]:
     results = workdir / "checks.json"
-    (workdir / "tmp").mkdir()
-    key = secrets.token_bytes(32)
-    key_r, key_w = os.pipe()
-    os.write(key_w, key)
-    os.close(key_w)
+    tmpdir = workdir / "tmp"
+    tmpdir.mkdir()
+    key = contract.new_key()
+    key_r = contract.hand_over_key(key)
     prog_r, prog_w = os.pipe()
-    # -P: no current-folder entry on sys.path (nothing in the run folder can shadow a module).
-    cmd = [sys.executable, "-P", "-m", "pytest", *suite_files(chosen), *[str(Path(s).resolve()) for s in suites],
-           "-c", str(SUITES_DIR / "pytest.ini"), "--rootdir", str(SUITES_DIR),
-           "--confcutdir", str(SUITES_DIR), "-p", "no:cacheprovider", "-p", "grader.checking.plugin",
-           "-p", "grader.checking.fixtures", "-q", "--no-header", "-o", "console_output_style=classic",
-           "--llmgrade-json", str(results), "--llmgrade-submission", str(folder),
-           "--llmgrade-device", device, "--llmgrade-items", ",".join(i.id for i in chosen),
-           "--llmgrade-progress-fd", str(prog_w), "--llmgrade-time-scale", str(time_scale)]
-    if gate is not None:
-        cmd += ["--llmgrade-gate-fds", f"{gate[0]},{gate[1]}"]
-    env = dict(os.environ)
-    env.update({"LLMGRADE_KEY_FD": str(key_r), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONSAFEPATH": "1", "TMPDIR": str(workdir / "tmp"),
-                cgroup.PREFIX_ENV: workdir.name})
-    env.pop("LLMGRADE_DEVICE", None)  # --llmgrade-device decides, on both sides
-    if threads is not None:  # read by torch at start-up, here and (passed on) in the worker
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
-    env.pop("PYTEST_ADDOPTS", None)
+    spec = contract.RunSpec(submission=str(folder), results=str(results), items=tuple(i.id for i in chosen),
+                            device=device, time_scale=time_scale, key_fd=key_r, progress_fd=prog_w,
+                            gate_fds=gate)
+    paths = [*suite_files(chosen), *[str(Path(extra).resolve()) for extra in suites]]
+    cmd = contract.pytest_command(sys.executable, paths, spec)
+    env = contract.pytest_environment(os.environ, threads=threads, tmpdir=tmpdir)
+    env[cgroup.PREFIX_ENV] = workdir.name  # the sandbox names its cgroups after this run
     log = open(workdir / "pytest.log", "wb")
     try:
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, pass_fds=(key_r, prog_w, *(gate or ())),
@@ -156,7 +143,7 @@ def _run_suites_in(workdir: Path, folder: Path, chosen: list[Item], device: str,
     finally:
         log.close()
     reader.join(timeout=5)
-    payload = _read_signed(results, key)
+    payload = contract.read_signed(results, key)
     if payload is None:
         tail = (workdir / "pytest.log").read_text("utf-8", "replace")[-3000:]
         if proc.returncode == USAGE_ERROR:  # e.g. a --device that cannot be used
@@ -187,29 +174,10 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _read_progress(fd: int, progress: Progress | None) -> None:
-    total = 0
-    done = 0
+    counter = contract.ProgressCounter()
     with os.fdopen(fd, "rb") as stream:
         for raw in stream:
             line = raw.decode("utf-8", "replace").strip()
-            if line.startswith("total "):
-                total = int(line.split()[1])
-            elif line.startswith("done "):
-                done += 1
+            counter.feed(line)
             if progress is not None:
-                progress(done, total, line)
-
-
-def _read_signed(path: Path, key: bytes) -> dict[str, Any] | None:
-    """The plugin's payload if its signature is valid, else ``None`` (missing or forged)."""
-    try:
-        document = json.loads(path.read_text("utf-8"))
-        payload = document["payload"]
-        signature = document["signature"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(payload, dict) or payload.get("format") != RESULTS_FORMAT:
-        return None
-    if not hmac.compare_digest(sign(key, payload), str(signature)):
-        return None
-    return payload
+                progress(counter.done, counter.total, line)

@@ -1,11 +1,11 @@
 """``llmgrade watch``: check again on every save, with the grading processes already warm.
 
 A *standby* is a normal grading run (trusted pytest + sandboxed worker) started ahead of time and
-held at a gate (``--llmgrade-gate-fds``): pytest has started, collected the suites and imported the
-reference, the worker has started and imported torch, but nobody has imported the student's code.
-On a save the watch opens the gate, so the code graded is the code as saved; the standby is then
-used up, and the next one starts as soon as the result is printed. No process ever grades code
-imported before the latest save.
+held at a gate (``RunSpec.gate_fds`` in :mod:`grader.runner.contract`): pytest has started,
+collected the suites and imported the reference, the worker has started and imported torch, but
+nobody has imported the student's code. On a save the watch opens the gate, so the code graded is
+the code as saved; the standby is then used up, and the next one starts as soon as the result is
+printed. No process ever grades code imported before the latest save.
 """
 
 from __future__ import annotations

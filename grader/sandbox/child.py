@@ -161,7 +161,7 @@ def describe_exception(exc: BaseException, root: Path) -> dict[str, Any]:
     return {"kind": kind, "type": type(exc).__name__, "message": message, **student_frame(exc, root)}
 
 
-def serve(read_fd: int, write_fd: int, submission: Submission, output_path: Path) -> None:
+def serve(read_fd: int, write_fd: int, submission: Submission, output_path: Path, device: str) -> None:
     from grader.sandbox import protocol
     from grader.recipes import run_recipe
 
@@ -177,7 +177,7 @@ def serve(read_fd: int, write_fd: int, submission: Submission, output_path: Path
                 value: Any = submission.load_all()
             elif op == "run":
                 value = run_recipe(request["recipe"], submission, request.get("swap", []),
-                                   request.get("inputs", {}))
+                                   request.get("inputs", {}), device)
             elif op == "ping":
                 value = "pong"
             elif op == "exit":
@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--package-root", type=Path, default=None,
                         help="folder for the importable link to the submission")
     parser.add_argument("--memory-gib", type=float, default=0.0)
+    parser.add_argument("--device", default="cpu", help="the grading device, resolved by the trusted side")
     parser.add_argument("--file-mib", type=float, default=64.0)
     parser.add_argument("--coverage", default="", help="measure coverage of the submission into this file")
     parser.add_argument("--cuda-memory-fraction", type=float, default=0.5,
@@ -231,10 +232,12 @@ def main(argv: list[str] | None = None) -> None:
     from grader.recipes.support import configure_determinism
 
     configure_determinism(torch)
-    device = os.environ.get("LLMGRADE_DEVICE", "")
-    if device.startswith("cuda") and torch.cuda.is_available():
+    from reference.device import ENV_VAR
+
+    os.environ[ENV_VAR] = args.device  # the book's own get_device() (reference stand-ins) agrees with us
+    if args.device.startswith("cuda") and torch.cuda.is_available():
         # No RLIMIT_AS on CUDA (it breaks CUDA initialisation): cap device memory instead.
-        torch.cuda.set_per_process_memory_fraction(args.cuda_memory_fraction, torch.device(device))
+        torch.cuda.set_per_process_memory_fraction(args.cuda_memory_fraction, torch.device(args.device))
     cov = None
     if args.coverage:  # the project's own tests measure how much of solutions/ the suites exercise
         import coverage
@@ -243,7 +246,8 @@ def main(argv: list[str] | None = None) -> None:
                                 include=[str(args.submission.resolve() / "*")])
         cov.start()
     try:
-        serve(args.read_fd, args.write_fd, Submission(args.submission, args.package_root), args.output)
+        serve(args.read_fd, args.write_fd, Submission(args.submission, args.package_root), args.output,
+              args.device)
     finally:
         if cov is not None:
             cov.stop()

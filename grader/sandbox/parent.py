@@ -58,8 +58,7 @@ class WorkerError(Exception):
         return f"{self.kind}: {self.type} {self.message}"
 
 
-def sandbox_env(home: Path | str, device: str | None, tiktoken_cache: Path | None,
-                sandboxed: bool = False) -> dict[str, str]:
+def sandbox_env(home: Path | str, tiktoken_cache: Path | None, sandboxed: bool = False) -> dict[str, str]:
     """A minimal environment: nothing secret from the grader's own environment is passed on."""
     env = {key: os.environ[key] for key in _KEEP_ENV if key in os.environ}
     if sandboxed:
@@ -72,8 +71,6 @@ def sandbox_env(home: Path | str, device: str | None, tiktoken_cache: Path | Non
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
         "NO_PROXY": "*",
     })
-    if device:
-        env["LLMGRADE_DEVICE"] = device
     if tiktoken_cache is not None:
         env["TIKTOKEN_CACHE_DIR"] = str(tiktoken_cache)
     return env
@@ -87,14 +84,14 @@ def tree_memory_bytes(memory_gib: float) -> int:
 
 
 class Worker:
-    def __init__(self, submission: Path, *, device: str | None = None,
+    def __init__(self, submission: Path, *, device: str = "cpu",
                  memory_gib: float = DEFAULT_MEMORY_GIB, tiktoken_cache: Path | None = None,
                  max_reply_bytes: int = 64 * 1024 * 1024) -> None:
         self.submission = submission.resolve()
         self.device = device
         # An address-space limit breaks CUDA initialisation: on accelerators rely on the device's
         # own allocator limit instead (set in the worker through the recipe defaults).
-        cuda = bool(device) and str(device).startswith("cuda")
+        cuda = device.startswith("cuda")
         self.memory_gib = 0.0 if cuda else memory_gib
         self.tiktoken_cache = tiktoken_cache
         self.max_reply_bytes = max_reply_bytes
@@ -137,7 +134,8 @@ class Worker:
         cmd = [sys.executable, "-I", "-c", bootstrap,
                "--read-fd", str(req_r), "--write-fd", str(rep_w),
                "--submission", str(self.submission), "--output", inside.get("output", str(self.output)),
-               "--package-root", inside.get("pkg", str(package_root)), "--memory-gib", str(self.memory_gib)]
+               "--package-root", inside.get("pkg", str(package_root)), "--memory-gib", str(self.memory_gib),
+               "--device", self.device]
         coverage_file = os.environ.get(COVERAGE_ENV)
         if coverage_file:
             cmd += ["--coverage", coverage_file]
@@ -160,7 +158,7 @@ class Worker:
         try:
             self.proc = subprocess.Popen(
                 cmd, cwd=workdir if not sandboxed else None,
-                env=sandbox_env(workdir, self.device, cache, sandboxed),
+                env=sandbox_env(workdir, cache, sandboxed),
                 pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=err_fd, start_new_session=True)
         finally:
@@ -347,6 +345,11 @@ class Student:
         self.default_time_limit_s = default_time_limit_s
         self.time_scale = 1.0
         self.item = item
+
+    @property
+    def device(self) -> str:
+        """The grading device (resolved once by the trusted side; both sides compute on it)."""
+        return self.worker.device
 
     def run(self, recipe: str, /, *, swap: Sequence[str] = (), what: str = "",
             time_limit_s: float | None = None, **inputs: Any) -> Any:

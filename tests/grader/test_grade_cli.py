@@ -55,5 +55,8 @@ def test_setup_errors_exit_2_with_one_sentence(tmp_path: Path) -> None:
                                   "--device", "nosuchdevice"])
     assert device.exit_code == 2 and "cannot be used" in device.output
     assert "Traceback" not in device.output
+    from_env = runner.invoke(main, ["grade", "ch04.GELU", "--submission", str(SOLUTIONS), "--no-record"],
+                             env={"LLMGRADE_DEVICE": "nosuchdevice"})  # the documented override reaches pytest
+    assert from_env.exit_code == 2 and "LLMGRADE_DEVICE is set to 'nosuchdevice'" in from_env.output
     missing = runner.invoke(main, ["grade", "--submission", str(tmp_path / "nowhere"), "--no-record"])
     assert missing.exit_code == 2 and "Traceback" not in missing.output

@@ -64,3 +64,23 @@ def test_worker_process_loads_no_trusted_module() -> None:
     assert "grader.recipes.appendix_e" in loaded  # every recipe module really was imported
     assert [m for m in loaded if is_trusted(m)] == []
 
+
+
+def test_runner_reaches_pytest_only_through_the_contract() -> None:
+    """``grader/runner`` starts the trusted pytest process but imports none of its code: the command
+    line, the key, the progress lines and the results format are in ``grader/runner/contract.py``."""
+    offenders = {str(p.relative_to(ROOT)): sorted(n for n in imported_modules(p) if n.startswith("grader.checking"))
+                 for p in sorted((ROOT / "grader/runner").glob("*.py"))}
+    assert {k: v for k, v in offenders.items() if v} == {}
+    contract = imported_modules(ROOT / "grader/runner/contract.py")
+    assert sorted(n for n in contract if n.startswith(("grader", "reports", "torch", "pytest"))) == []
+
+
+def test_grader_does_not_import_reports() -> None:
+    """``reports`` is a pure consumer: only the CLI (the composition root) may call it."""
+    allowed = {"grader/cli.py"}
+    offenders = {str(p.relative_to(ROOT)): sorted(n for n in imported_modules(p)
+                                                  if n == "reports" or n.startswith("reports."))
+                 for p in sorted((ROOT / "grader").rglob("*.py"))}
+    assert {k: v for k, v in offenders.items() if v and k not in allowed} == {}
+    assert offenders["grader/cli.py"], "the CLI should be the one place that calls reports"

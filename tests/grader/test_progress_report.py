@@ -8,14 +8,22 @@ from pathlib import Path
 
 from grader import catalog
 from grader.classroom.gradebook import Gradebook
-from grader.classroom.history import SELF, record_and_report
+from grader.classroom.history import SELF, record
 from grader.classroom.progress import changes, combined, progress_history
 from grader.results import GradeRun
+from reports import write_report
 from reports.charts import percent
 
 from .fake_runs import fake_run
 
 ALL_PASS = {item.id: "passed" for item in catalog.ITEMS}
+
+
+def record_and_report(run: GradeRun, db: Path, report: Path) -> Path:
+    """What ``llmgrade grade`` does after grading: record, then render what was recorded."""
+    recorded = record(run, db, report)
+    write_report(recorded)
+    return recorded.report
 
 
 def _partial(run: GradeRun, module: str) -> GradeRun:

@@ -186,3 +186,27 @@ def test_diagnosis_already_in_the_message_is_shown_once() -> None:
     html = render_student_report(run, HISTORY)
     detail = html.split('id="detail-ch03.MultiHeadAttention"')[1].split("</div>")[0]
     assert detail.count("the causal mask is not applied") == 1
+
+
+def test_one_entry_point_renders_a_recorded_run_or_a_gradebook(class_book: Gradebook, tmp_path: Path) -> None:
+    """``reports.write_report``: the student's page from what ``grader`` recorded, or the class site."""
+    from grader.classroom.history import record
+    from reports import write_report
+
+    workspace = tmp_path / "alice"
+    for seed, started in ((1, "2025-01-01T10:00:00+00:00"), (2, "2025-01-02T10:00:00+00:00")):
+        recorded = record(fake_run(seed=seed, started_at=started, submission=str(workspace)))
+    assert recorded.student == "alice" and len(recorded.runs) == 2
+    assert recorded.runs[-1].started_at == recorded.run.started_at
+    assert (workspace / ".llmgrade" / "gradebook.sqlite").is_file()
+    sentence = write_report(recorded)
+    page = workspace / ".llmgrade" / "report.html"
+    assert str(page) in sentence and page.is_file()
+    assert "Progress report: alice" in page.read_text("utf-8")
+    elsewhere = tmp_path / "elsewhere.html"
+    assert str(elsewhere) in write_report(recorded, elsewhere) and elsewhere.is_file()
+
+    assert "4 student pages" in write_report(class_book.path, tmp_path / "site")
+    assert (tmp_path / "site" / "index.html").is_file()
+    with pytest.raises(SetupError, match="no graded submissions"):
+        write_report(tmp_path / "missing.sqlite", tmp_path / "x")
