@@ -10,9 +10,11 @@ at the top level of the suite file that grades it (``grader/suites/test_<module>
                    depends=("ch04.GPTModel",))
 
 The arguments are literal data. This module reads them from the suites' source text (``ast``,
-nothing is imported or run), so the CLI, the stub generator and the sandboxed worker get the
-catalog without importing pytest, torch or the hidden checks. In the suite, the same call returns
-the ``@pytest.mark.item(id)`` marker for that item's checks (:mod:`grader.checking.declare`).
+nothing is imported or run) and keeps what they say in ``grader/catalog_index.json``, a generated
+file (``python -m grader.catalog`` rewrites it; ``tests/grader/test_catalog.py`` fails when it is
+stale): the CLI, the stub generator and the sandboxed worker, which cannot see the hidden suites,
+read the index. In the suite, the same call returns the ``@pytest.mark.item(id)`` marker for that
+item's checks (:mod:`grader.checking.declare`), and refuses a declaration the index does not hold.
 
 ``symbols`` are the top-level names in ``solutions/<module>.py`` (and so in the student's
 ``exercises/<module>.py``) that belong to the item: the stub generator uses them to name the
@@ -26,8 +28,10 @@ from __future__ import annotations
 
 import ast
 import difflib
+import json
 import re
-from dataclasses import dataclass
+import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -61,6 +65,8 @@ CHAPTER_TITLES: dict[str, str] = {
 
 
 SUITES_DIR = Path(__file__).resolve().with_name("suites")
+# What the declarations say, as plain data: the sandboxed worker cannot see the hidden suites.
+INDEX = Path(__file__).resolve().with_name("catalog_index.json")
 _SUITE_NAME = re.compile(r"test_(ch0\d|appendix_[a-z])_\w+\.py$")
 
 
@@ -188,7 +194,22 @@ def load_items(folder: Path = SUITES_DIR) -> tuple[Item, ...]:
     return tuple(item for item, _, _ in sorted(declared, key=order))
 
 
-ITEMS: tuple[Item, ...] = load_items()
+def index_text(items: tuple[Item, ...]) -> str:
+    """The index file's text for ``items``: one JSON object per item, in catalog order."""
+    return json.dumps([asdict(item) for item in items], ensure_ascii=False, indent=1) + "\n"
+
+
+def read_index(path: Path = INDEX) -> tuple[Item, ...]:
+    """The items of ``grader/catalog_index.json`` (written by ``python -m grader.catalog``)."""
+    try:
+        rows = json.loads(path.read_text("utf-8"))
+        return tuple(Item(**{**row, "symbols": tuple(row["symbols"]), "depends": tuple(row["depends"])})
+                     for row in rows)
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise SetupError("catalog.index_unreadable", file=str(path), reason=str(error)) from None
+
+
+ITEMS: tuple[Item, ...] = read_index()
 
 BY_ID: dict[str, Item] = {item.id: item for item in ITEMS}
 
@@ -255,3 +276,23 @@ def item_for_symbol(module: str, symbol: str) -> Item | None:
 
 def max_score(items: list[Item] | tuple[Item, ...] = ITEMS) -> float:
     return float(sum(item.points for item in items))
+
+
+def main(argv: list[str]) -> int:
+    """``python -m grader.catalog``: rewrite the index from the suites' declarations; ``--check``
+    only says whether it is current (exit code 1 when not)."""
+    from grader.messages import t
+
+    items = load_items()
+    text = index_text(items)
+    if "--check" in argv:
+        current = INDEX.exists() and INDEX.read_text("utf-8") == text
+        print(t("catalog.index_current" if current else "catalog.index_stale", file=str(INDEX)))
+        return 0 if current else 1
+    INDEX.write_text(text, "utf-8")
+    print(t("catalog.index_written", file=str(INDEX), count=len(items)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from grader import catalog
-from grader.catalog import BY_ID, ITEMS, MODULES, load_items, read_declarations
+from grader.catalog import BY_ID, INDEX, ITEMS, MODULES, index_text, load_items, read_declarations, read_index
 from grader.checking import declare
 from grader.errors import SetupError
 
@@ -153,3 +153,19 @@ def test_every_suite_declaration_is_in_the_catalog() -> None:
     declared = [item for path in sorted(catalog.SUITES_DIR.glob("test_*.py")) for item, _ in read_declarations(path)]
     assert sorted(i.id for i in declared) == sorted(i.id for i in ITEMS)
     assert len(ITEMS) == len(BY_ID)
+
+
+def test_the_index_is_what_the_suites_declare() -> None:
+    """grader/catalog_index.json (what the sandboxed worker reads) is current: if this fails, run
+    `python -m grader.catalog` and commit the index."""
+    assert read_index() == load_items() == ITEMS
+
+
+def test_the_index_round_trips_and_a_broken_one_is_a_clear_error(tmp_path: Path) -> None:
+    copy = tmp_path / "index.json"
+    copy.write_text(index_text(ITEMS), "utf-8")
+    assert read_index(copy) == ITEMS
+    copy.write_text(INDEX.read_text("utf-8")[:200], "utf-8")
+    with pytest.raises(SetupError) as caught:
+        read_index(copy)
+    assert caught.value.message_id == "catalog.index_unreadable" and str(copy) in str(caught.value)
