@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from grader.messages import available_langs, has, normalize_lang, set_lang, t
+from grader.textwidth import char_width, wrap_columns
 
 
 def _help_key(ctx: click.Context) -> str:
@@ -37,7 +38,7 @@ class _Localized(click.Command):
         """The catalog's help, then the docstring's example command lines (they need no translation)."""
         examples = (self.callback.__doc__ or "").partition("Example:")[2] if self.callback else ""
         lines = [line.strip() for line in examples.splitlines() if line.strip()]
-        self.help = t(_help_key(ctx))
+        self.help = _prewrapped(t(_help_key(ctx)), formatter.width - formatter.current_indent - 2)
         if lines:
             self.help += "\n\n\b\n" + t("help.example") + "\n" + "\n".join("  " + line for line in lines)
         super().format_help_text(ctx, formatter)
@@ -55,7 +56,8 @@ class _Localized(click.Command):
         for param in self.get_params(ctx):
             if isinstance(param, click.Option) and param.name:
                 param.help = option_help(_help_key(ctx), param.name, param.help)
-        rows = [rv for param in self.get_params(ctx)
+        required = f"[{t('help.required')}]"
+        rows = [(rv[0], rv[1].replace("[required]", required)) for param in self.get_params(ctx)
                 if not isinstance(param, click.Argument) and (rv := param.get_help_record(ctx))]
         if rows:
             _section(formatter, t("help.options"), rows)
@@ -95,12 +97,36 @@ class LocalizedGroup(_Localized, click.Group):
         return super().main(argv, *extra, **kwargs)
 
 
+def _prewrapped(text: str, columns: int) -> str:
+    """Text with Chinese in it wrapped by display columns and marked (``\\b``) so that click, which
+    breaks lines only at spaces, keeps the lines; other text is left to click."""
+    if not any(char_width(c) == 2 for c in text):
+        return text
+    return "\b\n" + "\n".join(wrap_columns(text, columns))
+
+
 def _section(formatter: click.HelpFormatter, heading: str, rows: list[tuple[str, str]]) -> None:
-    """Click's ``formatter.section`` with the heading's colon from the catalog ("Options:", "选项：")."""
+    """Click's ``formatter.section`` with the heading's colon from the catalog ("Options:", "选项："),
+    and the second column wrapped by display columns when it holds Chinese."""
     formatter.write_paragraph()
     formatter.write(f"{'':>{formatter.current_indent}}{heading}\n")
     with formatter.indentation():
-        formatter.write_dl(rows)
+        if not any(char_width(c) == 2 for _, text in rows for c in text):
+            formatter.write_dl(rows)
+            return
+        first = min(max(len(name) for name, _ in rows), 30)
+        indent = " " * (formatter.current_indent + first + 2)
+        columns = max(20, formatter.width - len(indent))
+        for name, text in rows:
+            lines = wrap_columns(text, columns - 2) if text else [""]  # 2: hanging punctuation
+            if len(name) > first:
+                formatter.write(f"{'':>{formatter.current_indent}}{name}\n")
+                head = indent
+            else:
+                head = f"{'':>{formatter.current_indent}}{name:<{first}}  "
+            formatter.write(f"{head}{lines[0]}".rstrip() + "\n")
+            for line in lines[1:]:
+                formatter.write(f"{indent}{line}\n")
 
 
 def lang_from_argv(argv: Sequence[str]) -> str | None:
