@@ -141,7 +141,16 @@ def render_student_report(run: GradeRun, history: History, student: str | None =
     return _ENV.get_template("student.html.j2").render(
         student=name, run=view, counts=view.counts(), chapters=parts, fix_next=fix_next,
         percent=percent(view.score, view.max_score), chart=line_chart(history),
-        history=history, back_link=back_link, changes=changes, lang=messages.current_lang())
+        history=history, back_link=back_link, changes=changes, lang=messages.current_lang(),
+        graded_in=graded_in_note(run))
+
+
+def graded_in_note(run: GradeRun) -> str:
+    """A sentence when the run's messages are in another language than the page, else ""."""
+    if run.lang == messages.current_lang():
+        return ""
+    key = f"language.{run.lang}"
+    return t("report.graded_in", language=t(key) if messages.has(key) else run.lang)
 
 
 def write_student_report(run: GradeRun, history: History, path: Path,

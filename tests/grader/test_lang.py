@@ -194,3 +194,13 @@ def test_a_failure_and_its_diagnosis_join_as_the_language_writes(monkeypatch: py
     params["what"] = t("check.what.output", what="CausalAttention")
     en = str(GradeFailure("compare.shape", diagnosis="mask_not_applied", **params))
     assert en.startswith("CausalAttention output: expected shape (2, 3), got (3, 2). Likely mistake:")
+
+
+def test_a_report_in_another_language_than_the_run_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMGRADE_LANG", "zh-CN")
+    assert 'id="graded-in"' not in render_student_report(fake_run(lang="zh-CN"), [])
+    page = render_student_report(fake_run(lang="en"), [])
+    assert "本页中的检查消息是英语的，即评分时使用的语言" in page
+    monkeypatch.setenv("LLMGRADE_LANG", "en")
+    assert "The check messages on this page are in Simplified Chinese" in render_student_report(
+        fake_run(lang="zh-CN"), [])
