@@ -85,6 +85,19 @@ class LoadError:
     line: int | None = None
     source_line: str = ""
     names: list[str] = field(default_factory=list)
+    cell: int | None = None  # the notebook cell of ``line`` when ``file`` is a notebook
+
+
+@dataclass
+class NotebookNote:
+    """How a chapter notebook of the submission was graded: used (converted to a module) or not
+    (a ``.py`` of the same chapter won); ``left_out`` lists ``{cell, line, first_line, reason}``."""
+
+    module: str
+    file: str
+    used: bool
+    message: str
+    left_out: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -107,6 +120,7 @@ class GradeRun:
     # How the student's code was isolated: "bwrap+seccomp+cgroup" (the OS sandbox and its parts),
     # "none" (rlimits only) or "" (not recorded: runs from before the sandbox).
     isolation: str = ""
+    notebooks: list[NotebookNote] = field(default_factory=list)
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
 
@@ -165,6 +179,7 @@ class GradeRun:
                 for it in data["items"]
             ]
             fields["load_errors"] = [LoadError(**e) for e in data.get("load_errors", [])]
+            fields["notebooks"] = [NotebookNote(**n) for n in data.get("notebooks", [])]
             run = cls(**fields)
         except (KeyError, TypeError) as exc:
             raise SchemaError(f"malformed results document: {exc}") from exc

@@ -101,17 +101,21 @@ def read_marker(folder: Path) -> dict[str, Any]:
 
 
 def _has_modules(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in module_files())
+    """A ``chNN.py`` module or a ``chNN.ipynb`` notebook of some chapter is there."""
+    return any((folder / name).is_file() or (folder / name).with_suffix(".ipynb").is_file()
+               for name in module_files())
 
 
 def find_submission(explicit: Path | None = None, cwd: Path | None = None) -> Path:
-    """The folder to grade.
+    """The folder (or chapter notebook) to grade.
 
-    ``explicit`` (``--submission``) if given: it must be a folder holding at least one exercise
-    module. Otherwise ``cwd`` (default: the current directory) if it is a workspace (has
+    ``explicit`` (``--submission``) if given: a chapter notebook (``ch03.ipynb``), or a folder holding
+    at least one exercise module or chapter notebook. Otherwise ``cwd`` (default: the current directory) if it is a workspace (has
     ``.llmgrade/workspace.json``), else ``cwd/exercises`` if it exists. Raises ``SetupError``.
     """
     if explicit is not None:
+        if explicit.suffix.lower() == ".ipynb" and explicit.is_file():
+            return explicit
         if not explicit.is_dir():
             raise SetupError("workspace.missing_folder", path=str(explicit))
         if not _has_modules(explicit):
@@ -148,18 +152,25 @@ def hashed_files(submission: Path) -> list[tuple[str, Path]]:
 
 
 def content_hash(submission: Path) -> str:
-    """sha256 (hex) of the submission's Python files: relative paths and contents, sorted by path.
+    """sha256 (hex) of what is graded: the submission's Python files and its chapter notebooks' code.
 
     Covers the exercise modules and any other ``*.py`` file, skipping ``__pycache__``, hidden
     folders (``.llmgrade``, ``.git``, ``.venv``) and virtual environments. Line endings are
     normalised to ``\\n`` so a checkout on Windows hashes like one on Linux. Each file, in path
     order, adds ``<len(path)>:<path>\\0<len(data)>:<data>`` (path: relative, ``/``-separated, UTF-8).
+    A chapter notebook that is graded (no ``.py`` of its chapter) adds, under its file name, the module
+    it becomes (``grader/notebooks/convert.py``): outputs and left-out cells do not change the hash.
     """
-    if not submission.is_dir():
+    from grader.notebooks.staging import graded_notebook_sources
+
+    if not (submission.is_dir() or (submission.is_file() and submission.suffix.lower() == ".ipynb")):
         raise SetupError("workspace.missing_folder", path=str(submission))
+    entries = [] if not submission.is_dir() else [
+        (rel, path.read_bytes()) for rel, path in hashed_files(submission)]
+    entries += graded_notebook_sources(submission)
     digest = hashlib.sha256()
-    for rel, path in hashed_files(submission):
-        data = path.read_bytes().replace(b"\r\n", b"\n")
+    for rel, raw in sorted(entries):
+        data = raw.replace(b"\r\n", b"\n")
         name = rel.encode("utf-8")
         digest.update(b"%d:%s\0%d:" % (len(name), name, len(data)))
         digest.update(data)

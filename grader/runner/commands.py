@@ -54,6 +54,7 @@ def grade_and_print(submission: Path | None, items: Sequence[str] = (), *, devic
     warn_if_not_isolated(run)
     target = report_path(run, db, report) if record else None
     click.echo(format_table(run.student_view(), colour=sys.stdout.isatty(), report=target))
+    _echo_notebook_notes(run)
     if json_path is not None:
         echo_wrapped(t("grade.json_written", path=str(json_path)))
     return run
@@ -69,6 +70,7 @@ def check_one(submission: Path | None, item: str, *, device: str | None = None,
     run = grade_submission(submission, [item], device=device, time_scale=time_scale)
     warn_if_not_isolated(run)
     click.echo(format_details(run.student_view(), colour=sys.stdout.isatty()))
+    _echo_notebook_notes(run)
     return exit_code(run)
 
 
@@ -76,6 +78,12 @@ def warn_if_not_isolated(run: GradeRun) -> None:
     """Say once, on stderr, that the code ran without the OS sandbox."""
     if run.isolation == "none":
         click.echo(t("sandbox.not_isolated", reason=probe().reason), err=True)
+
+
+def _echo_notebook_notes(run: GradeRun) -> None:
+    """Which notebooks were graded, what was left out of them, and which lost to a .py file."""
+    for note in run.notebooks:
+        _echo(note.message)
 
 
 def exit_code(run: GradeRun) -> int:

@@ -33,6 +33,7 @@ from grader.results import GradeRun, RunStatus, installed_torch_version
 from grader.runner import contract
 from grader.runner.scoring import item_results, load_errors_from
 from grader.authoring.workspace import content_hash, find_submission
+from grader.notebooks.staging import stage
 
 SUITES_DIR = contract.SUITES_DIR
 DEFAULT_SUBMISSION_TIME_LIMIT_S = 600.0
@@ -66,11 +67,17 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
     # this one need not) and reports the one it used.
     started = time.time()
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    payload, status, error = _run_suites(folder, chosen, device or contract.AUTO_DEVICE, suites, progress,
-                                         time_limit_s or DEFAULT_SUBMISSION_TIME_LIMIT_S, time_scale, threads,
-                                         gate)
-    modules = {item.module for item in chosen}
-    load_errors = [e for e in load_errors_from(payload.get("load_errors", {})) if e.module in modules]
+    staged = stage(folder)  # chapter notebooks become modules in the folder the worker is given
+    try:
+        payload, status, error = _run_suites(staged.folder, chosen, device or contract.AUTO_DEVICE, suites,
+                                             progress, time_limit_s or DEFAULT_SUBMISSION_TIME_LIMIT_S,
+                                             time_scale, threads, gate)
+        modules = {item.module for item in chosen}
+        notebooks = {note.module: Path(note.file).name for note in staged.notes if note.used}
+        load_errors = [e for e in load_errors_from(payload.get("load_errors", {}), notebooks)
+                       if e.module in modules]
+    finally:
+        staged.cleanup()
     environment = payload.get("environment", {})
     results = item_results(chosen, payload.get("checks", []), load_errors)
     run = GradeRun(
@@ -80,7 +87,7 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
         submission_hash=content_hash(folder), started_at=started_at,
         duration_s=round(time.time() - started, 3), items=results, load_errors=load_errors,
         status=status, error=error, lang=current_lang(),
-        isolation=environment.get("isolation") or probe().describe())
+        isolation=environment.get("isolation") or probe().describe(), notebooks=staged.notes)
     if json_path is not None:
         run.write(json_path)
     return run

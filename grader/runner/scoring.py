@@ -17,12 +17,15 @@ from typing import Any
 
 from grader.catalog import BY_ID, Item
 from grader.messages import item_title, t
+from grader.notebooks.locations import notebook_location
 from grader.results import CheckResult, ItemResult, LoadError, Status
 
 _LOAD_KINDS = ("missing_file", "syntax_error", "import_error")
 
 
-def load_errors_from(report: dict[str, Any]) -> list[LoadError]:
+def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = None) -> list[LoadError]:
+    """Load problems as results. ``notebooks`` maps a module graded from a notebook to the
+    notebook's file name: its locations are given as notebook cell and line."""
     errors: list[LoadError] = []
     for module, info in sorted(report.get("modules", {}).items()):
         kind = info.get("kind", "import_error")
@@ -30,18 +33,28 @@ def load_errors_from(report: dict[str, Any]) -> list[LoadError]:
             kind = "import_error"
         file = str(info.get("file", ""))
         line = info.get("line")
+        source_line = str(info.get("source_line", ""))
+        cell = notebook_location(file, line) if kind != "missing_file" else None
+        if cell is not None:
+            message = t(f"load.{kind}_notebook", module=module, where=str(cell), source_line=source_line,
+                        error=info.get("message", ""))
+            errors.append(LoadError(module=module, kind=kind, file=cell.source, message=message,
+                                    line=cell.line, source_line=source_line, cell=cell.cell))
+            continue
         message = t(f"load.{kind}", module=module, file=Path(file).name or module,
-                    line=line if line is not None else "?", source_line=info.get("source_line", ""),
+                    line=line if line is not None else "?", source_line=source_line,
                     error=info.get("message", ""))
         errors.append(LoadError(module=module, kind=kind, file=file, message=message,
-                                line=line, source_line=str(info.get("source_line", ""))))
+                                line=line, source_line=source_line))
     for item_id, names in sorted(report.get("missing", {}).items()):
         item = BY_ID.get(item_id)
         module = item.module if item else item_id
+        notebook = (notebooks or {}).get(module)
+        file = notebook or f"{module}.py"
         errors.append(LoadError(
-            module=module, kind="missing_name", file=f"{module}.py", names=list(names),
-            message=t("load.missing_name", module=module, file=f"{module}.py",
-                      names=", ".join(names), item=item_id)))
+            module=module, kind="missing_name", file=file, names=list(names),
+            message=t("load.missing_name_notebook" if notebook else "load.missing_name", module=module,
+                      file=file, names=", ".join(names), item=item_id)))
     return errors
 
 

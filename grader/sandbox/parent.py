@@ -28,6 +28,7 @@ from grader.sandbox.stack_dump import request_dump, stuck_at
 from grader.sandbox.cgroup import TreeGroup
 from grader.checking.failures import GradeFailure, NotStarted
 from grader.messages import t
+from grader.notebooks.locations import describe
 
 GRADER_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TIME_LIMIT_S = 5.0
@@ -379,9 +380,7 @@ def _record(folder: Path, message: dict[str, Any]) -> None:
 
 
 def failure_from_worker_error(err: WorkerError, what: str, item: str | None = None) -> Exception:
-    where = ""
-    if err.file:
-        where = f"{Path(err.file).name}:{err.line}"
+    where = describe(err.file, err.line)  # ch03.py:17, or ch03.ipynb, cell 14, line 3
     if err.kind == "not_implemented":
         return NotStarted(err.message or what)
     if err.kind == "timeout" and err.file:
@@ -403,7 +402,7 @@ def failure_from_worker_error(err: WorkerError, what: str, item: str | None = No
         "module_not_loaded": "check.module_not_loaded",
     }
     details = {"kind": err.kind, "type": err.type, "file": err.file, "line": err.line,
-               "source_line": err.source_line, "output_tail": err.output_tail, **err.extra}
+               "source_line": err.source_line, "output_tail": err.output_tail, "where": where, **err.extra}
     return GradeFailure(ids.get(err.kind, "check.student_raised"), details=details, what=what,
-                        type=err.type, message=err.message, where=where or "?",
+                        type=err.type, message=err.message, where=where,
                         source_line=err.source_line or "?")

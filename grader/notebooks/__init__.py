@@ -1,0 +1,1 @@
+"""Jupyter notebooks as submissions: conversion to modules, staging, locations, kernel checks."""

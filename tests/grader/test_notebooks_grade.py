@@ -1,0 +1,95 @@
+"""Through the real CLI, with real notebooks written by nbformat.
+
+The model answers split over cells with markdown, magics, a training cell and a plot cell get full
+marks and run none of those cells; a syntax error in cell 14 is reported at cell 14 (terminal, JSON,
+report); an exception is reported at its cell and line; the stubs in notebooks get 0.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.catalog import ITEMS, MODULES
+from tests.grader.notebook_factory import notebook_with_cells, write_notebooks
+from tests.grader.test_full_grade import ROOT, grade_json, llmgrade
+
+SOLUTION_CH03 = (ROOT / "solutions" / "ch03.py").read_text("utf-8")
+
+
+@pytest.mark.slow
+def test_reader_notebooks_of_the_model_answers_get_full_marks(tmp_path: Path) -> None:
+    sentinel = tmp_path / "sentinel"
+    write_notebooks(ROOT / "solutions", tmp_path / "notebooks", sentinel)
+    code, data = grade_json(tmp_path / "notebooks", tmp_path / "out.json", "--time-scale", "4")
+    failing = {i["id"]: i["message"] for i in data["items"] if i["status"] != "passed"}
+    assert failing == {}
+    assert code == 0
+    assert data["score"] == data["max_score"] == sum(item.points for item in ITEMS)
+    assert sorted(note["module"] for note in data["notebooks"] if note["used"]) == sorted(MODULES)
+    left_out = [entry for note in data["notebooks"] for entry in note["left_out"]]
+    assert {"cell", "line", "first_line", "reason"} <= set(left_out[0])
+    assert any(entry["first_line"].startswith("plt.plot") for entry in left_out)
+    # Neither the training cell, nor the plot cell, nor the %%time cell ran in the worker.
+    assert list(tmp_path.glob("sentinel*")) == []
+
+
+@pytest.mark.slow
+def test_stubs_in_notebooks_get_nothing(tmp_path: Path) -> None:
+    write_notebooks(ROOT / "exercises", tmp_path / "notebooks", tmp_path / "sentinel")
+    code, data = grade_json(tmp_path / "notebooks", tmp_path / "out.json")
+    assert code == 1
+    assert [i["id"] for i in data["items"] if i["points"] > 0 or i["status"] == "passed"] == []
+    assert {i["status"] for i in data["items"]} == {"not_started"}
+    assert data["score"] == 0
+
+
+def _ch03_notebook(broken_cell: str) -> nbformat.NotebookNode:
+    """The model answer of ch03 in one cell, with ``broken_cell`` as cell 14 (markdown before it)."""
+    cells = ["#md Chapter 3", SOLUTION_CH03.replace("from __future__ import annotations\n", "")]
+    cells += [f"#md note {n}" for n in range(3, 14)] + [broken_cell]
+    return notebook_with_cells(*cells)
+
+
+def test_a_syntax_error_in_cell_14_is_reported_at_cell_14(tmp_path: Path) -> None:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    nbformat.write(_ch03_notebook("import torch\n\ndef forward(self x):\n    return x"), str(folder / "ch03.ipynb"))
+    shutil.copyfile(ROOT / "solutions" / "ch02.py", folder / "ch02.py")
+    report = tmp_path / "report.html"
+    result = llmgrade("grade", "ch03", "ch02.SimpleTokenizerV1", "--submission", str(folder),
+                      "--json", str(tmp_path / "out.json"), "--db", str(tmp_path / "book.sqlite"),
+                      "--report", str(report))
+    data = json.loads((tmp_path / "out.json").read_text("utf-8"))
+    (error,) = data["load_errors"]
+    assert (error["module"], error["kind"], error["file"], error["cell"], error["line"]) == \
+        ("ch03", "syntax_error", "ch03.ipynb", 14, 3)
+    assert "ch03.ipynb, cell 14, line 3" in error["message"]
+    assert "ch03.ipynb, cell 14, line 3" in " ".join(result.stdout.split())  # wrapped to the terminal
+    assert "ch03.ipynb, cell 14, line 3" in report.read_text("utf-8")
+    statuses = {i["id"]: i["status"] for i in data["items"]}
+    assert statuses.pop("ch02.SimpleTokenizerV1") == "passed"  # the .py beside it is graded as usual
+    assert set(statuses.values()) == {"error"}
+
+
+def test_an_exception_is_reported_at_its_cell_and_line_and_a_py_file_wins(tmp_path: Path) -> None:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    broken = SOLUTION_CH03.replace("        return self.out_proj(context_vec)",
+                                   "        raise ValueError('shapes are off')")
+    assert broken != SOLUTION_CH03
+    nbformat.write(notebook_with_cells("#md Chapter 3", "print('hello')", broken), str(folder / "ch03.ipynb"))
+    nbformat.write(notebook_with_cells("raise SystemExit('never graded')"), str(folder / "ch02.ipynb"))
+    shutil.copyfile(ROOT / "solutions" / "ch02.py", folder / "ch02.py")
+    result = llmgrade("check", "ch03.MultiHeadAttention", "--submission", str(folder))
+    line = broken.splitlines().index("        raise ValueError('shapes are off')") + 1
+    assert result.returncode == 1
+    stdout = " ".join(result.stdout.split())  # wrapped to the terminal
+    assert f"ch03.ipynb, cell 3, line {line}" in stdout
+    assert "ValueError" in stdout
+    assert "ch02.ipynb was not graded" in stdout
+    assert "cell 2, line 1 `print('hello')`" in stdout
