@@ -106,13 +106,22 @@ def build_stubs_command(check: bool, solutions_dir: Path | None, exercises_dir: 
 @lang_option
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True)
-def init_command(target: Path, force: bool) -> None:
-    """Create a student workspace in TARGET: the exercise modules, a README and a marker.
+@click.option("--notebooks", is_flag=True)
+def init_command(target: Path, force: bool, notebooks: bool) -> None:
+    """Create a student workspace in TARGET: the exercise modules (or chapter notebooks), a README and a marker.
 
     \b
     Example:
       llmgrade init my-llm
+      llmgrade init --notebooks my-llm
     """
+    if notebooks:
+        from grader.notebooks.workspace import init_notebook_workspace
+
+        path = init_notebook_workspace(target, force=force)
+        click.echo(t("notebooks.workspace_created", path=str(path), count=len(module_files()),
+                     example=example_item()))
+        return
     path = init_workspace(target, force=force)
     click.echo(t("workspace.created", path=str(path), count=len(module_files()),
                  example=example_item()))

@@ -42,7 +42,11 @@ def _key(check: CheckResult) -> tuple[str, ...]:
 
 
 def check_location(check: CheckResult) -> str:
-    """``file:line`` in the student's code where the check stopped, or ``""`` when not known."""
+    """``file:line`` in the student's code where the check stopped, or ``""`` when not known
+    (``ch03.ipynb, cell 14, line 3`` for a notebook: the worker error's ``where``)."""
+    where = check.details.get("where")
+    if isinstance(where, str) and where and where != "?":
+        return where
     file, line = check.details.get("file"), check.details.get("line")
     if not file or line is None:
         return ""

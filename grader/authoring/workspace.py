@@ -18,7 +18,7 @@ from grader.messages import DEFAULT_LANG, current_lang, t, t_in
 from grader.authoring.packages import package_dir
 from grader.authoring.stubs import generate
 
-__all__ = ["SetupError", "WORKSPACE_VERSION", "MARKER", "module_files", "init_workspace",
+__all__ = ["SetupError", "WORKSPACE_VERSION", "MARKER", "module_files", "init_workspace", "write_marker",
            "find_submission", "read_marker", "content_hash", "example_item"]
 
 WORKSPACE_VERSION = 1
@@ -51,7 +51,7 @@ def init_workspace(target: Path, force: bool = False, exercises_dir: Path | None
     for name in names:
         if not (source / name).is_file():
             raise SetupError("workspace.exercises_missing", file=str(source / name))
-    texts = _translated_stubs(lang, names)
+    texts = translated_stubs(lang, names)
     if target.exists() and not target.is_dir():
         raise SetupError("workspace.not_a_folder", path=str(target))
     existing = [name for name in names if (target / name).exists()]
@@ -63,18 +63,23 @@ def init_workspace(target: Path, force: bool = False, exercises_dir: Path | None
             (target / name).write_bytes(texts[name].encode("utf-8"))
         else:
             shutil.copyfile(source / name, target / name)
+    write_marker(target, t_in(lang, "workspace.readme", example=example_item(), version=__version__),
+                 force, lang)
+    return target
+
+
+def write_marker(target: Path, readme_text: str, force: bool, lang: str) -> None:
+    """Mark ``target`` as a workspace and write its README (an existing one stays unless ``force``)."""
     marker = target / MARKER
     marker.parent.mkdir(exist_ok=True)
     info = {"workspace_version": WORKSPACE_VERSION, "llmgrade_version": __version__, "lang": lang}
     marker.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     readme = target / "README.md"
     if force or not readme.exists():
-        readme.write_text(t_in(lang, "workspace.readme", example=example_item(), version=__version__),
-                          encoding="utf-8")
-    return target
+        readme.write_text(readme_text, encoding="utf-8")
 
 
-def _translated_stubs(lang: str, names: list[str]) -> dict[str, str]:
+def translated_stubs(lang: str, names: list[str]) -> dict[str, str]:
     """The exercise files in ``lang`` by file name; empty for English (the committed files are used)."""
     if lang == DEFAULT_LANG:
         return {}
@@ -100,7 +105,7 @@ def read_marker(folder: Path) -> dict[str, Any]:
     return dict(data)
 
 
-def _has_modules(folder: Path) -> bool:
+def has_exercise_files(folder: Path) -> bool:
     """A ``chNN.py`` module or a ``chNN.ipynb`` notebook of some chapter is there."""
     return any((folder / name).is_file() or (folder / name).with_suffix(".ipynb").is_file()
                for name in module_files())
@@ -118,9 +123,9 @@ def find_submission(explicit: Path | None = None, cwd: Path | None = None) -> Pa
             return explicit
         if not explicit.is_dir():
             raise SetupError("workspace.missing_folder", path=str(explicit))
-        if not _has_modules(explicit):
+        if not has_exercise_files(explicit):
             nested = explicit / "exercises"
-            if nested.is_dir() and _has_modules(nested):
+            if nested.is_dir() and has_exercise_files(nested):
                 raise SetupError("workspace.no_modules_try_exercises", path=str(explicit),
                                  suggestion=str(nested))
             raise SetupError("workspace.no_modules", path=str(explicit),

@@ -65,44 +65,59 @@ def stage(submission: Path) -> Staged:
         if submission.stem not in catalog.MODULES:
             raise SetupError("notebooks.unknown_chapter", file=str(submission),
                              expected=", ".join(f"{m}{SUFFIX}" for m in catalog.MODULES))
-        notebooks = {submission.stem: submission}
-        python_files: list[Path] = []
-    else:
-        notebooks = chapter_notebooks(submission)
-        if not notebooks:
-            return Staged(submission)
-        python_files = [path for _, path in hashed_files(submission)]
+        return _build([], {submission.stem: submission}, submission.parent)
+    if not chapter_notebooks(submission):
+        return Staged(submission)
+    return _build(hashed_files(submission), chapter_notebooks(submission), submission)
+
+
+def stage_module(folder: Path | None, module: str, converted: Converted) -> Staged:
+    """A staged copy of ``folder`` (the other chapters; may be ``None``) in which ``module`` is
+    ``converted`` (the code of a running notebook), whatever ``folder`` holds for that chapter."""
+    python_files: list[tuple[str, Path]] = []
+    notebooks: dict[str, Path] = {}
+    if folder is not None:
+        python_files = [(rel, path) for rel, path in hashed_files(folder) if rel != f"{module}.py"]
+        notebooks = {name: path for name, path in chapter_notebooks(folder).items() if name != module}
+    return _build(python_files, notebooks, folder or Path("."), {module: converted})
+
+
+def _build(python_files: list[tuple[str, Path]], notebooks: dict[str, Path], root: Path,
+           given: dict[str, Converted] | None = None) -> Staged:
     temporary = Path(tempfile.mkdtemp(prefix="llmgrade-stage-"))
     folder = temporary / "submission"
     folder.mkdir()
-    root = submission.parent if is_notebook_file(submission) else submission
-    for path in python_files:
-        target = folder / path.relative_to(root)
+    for rel, path in python_files:
+        target = folder / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
-    notes = []
+    staged = Staged(folder, [], temporary)
+    for module, converted in (given or {}).items():
+        (folder / f"{module}.py").write_text(converted.code, encoding="utf-8")
     for module, path in notebooks.items():
         if (folder / f"{module}.py").exists():
-            notes.append(NotebookNote(module=module, file=str(path), used=False, left_out=[],
-                                      message=t("notebooks.py_wins", py=f"{module}.py", notebook=path.name)))
+            staged.notes.append(NotebookNote(module=module, file=str(path), used=False, left_out=[], message=t(
+                "notebooks.py_wins", py=f"{module}.py", notebook=path.name)))
             continue
         converted = read_notebook(path)
         (folder / f"{module}.py").write_text(converted.code, encoding="utf-8")
-        notes.append(NotebookNote(module=module, file=str(path), used=True,
-                                  left_out=converted.left_out_dicts(), message=summary(converted)))
+        staged.notes.append(NotebookNote(module=module, file=str(path), used=True,
+                                         left_out=converted.left_out_dicts(), message=summary(converted)))
     if not (folder / "__init__.py").exists():
         (folder / "__init__.py").write_text("", encoding="utf-8")
-    return Staged(folder, notes, temporary)
+    return staged
 
 
 def summary(converted: Converted) -> str:
     """One sentence: which notebook was graded and what was left out (cell number and first line)."""
+    kernel = converted.label == "In"
+    name = t("notebooks.kernel_name") if kernel else converted.source_name
     if not converted.left_out:
-        return t("notebooks.graded_all", notebook=converted.source_name)
-    shown = "; ".join(t("notebooks.left_out_entry", cell=entry.cell, line=entry.line,
-                        first_line=_short(entry.first_line)) for entry in converted.left_out)
-    return t("notebooks.graded_left_out", notebook=converted.source_name,
-             count=len(converted.left_out), entries=shown)
+        return t("notebooks.graded_all", notebook=name)
+    entry_id = "notebooks.left_out_entry_kernel" if kernel else "notebooks.left_out_entry"
+    shown = "; ".join(t(entry_id, cell=entry.cell, line=entry.line, first_line=_short(entry.first_line))
+                      for entry in converted.left_out)
+    return t("notebooks.graded_left_out", notebook=name, count=len(converted.left_out), entries=shown)
 
 
 def _short(text: str, limit: int = 60) -> str:

@@ -387,7 +387,7 @@ def failure_from_worker_error(err: WorkerError, what: str, item: str | None = No
         stuck_in = str(err.extra.get("stuck_in_item") or "")
         owner = t("feedback.timeout_owner", item=stuck_in) if stuck_in and stuck_in != item else ""
         details = {"kind": err.kind, "file": err.file, "line": err.line, "source_line": err.source_line,
-                   "output_tail": err.output_tail, **err.extra}
+                   "output_tail": err.output_tail, "where": where, **err.extra}
         return GradeFailure("feedback.student_timeout_at", details=details, what=what, seconds=err.message,
                             where=where, function=err.extra.get("function", "?"),
                             source_line=err.source_line, owner=owner)

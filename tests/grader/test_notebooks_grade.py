@@ -28,7 +28,7 @@ def test_reader_notebooks_of_the_model_answers_get_full_marks(tmp_path: Path) ->
     code, data = grade_json(tmp_path / "notebooks", tmp_path / "out.json", "--time-scale", "4")
     failing = {i["id"]: i["message"] for i in data["items"] if i["status"] != "passed"}
     assert failing == {}
-    assert code == 0
+    assert (code, data["status"], data["error"][-500:]) == (0, "complete", "")
     assert data["score"] == data["max_score"] == sum(item.points for item in ITEMS)
     assert sorted(note["module"] for note in data["notebooks"] if note["used"]) == sorted(MODULES)
     left_out = [entry for note in data["notebooks"] for entry in note["left_out"]]
@@ -39,8 +39,9 @@ def test_reader_notebooks_of_the_model_answers_get_full_marks(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_stubs_in_notebooks_get_nothing(tmp_path: Path) -> None:
-    write_notebooks(ROOT / "exercises", tmp_path / "notebooks", tmp_path / "sentinel")
+def test_stubs_in_a_notebook_workspace_get_nothing(tmp_path: Path) -> None:
+    created = llmgrade("init", "--notebooks", str(tmp_path / "notebooks"))
+    assert created.returncode == 0, created.stderr
     code, data = grade_json(tmp_path / "notebooks", tmp_path / "out.json")
     assert code == 1
     assert [i["id"] for i in data["items"] if i["points"] > 0 or i["status"] == "passed"] == []
@@ -71,6 +72,7 @@ def test_a_syntax_error_in_cell_14_is_reported_at_cell_14(tmp_path: Path) -> Non
     assert "ch03.ipynb, cell 14, line 3" in error["message"]
     assert "ch03.ipynb, cell 14, line 3" in " ".join(result.stdout.split())  # wrapped to the terminal
     assert "ch03.ipynb, cell 14, line 3" in report.read_text("utf-8")
+    assert "ch03.ipynb was graded" in report.read_text("utf-8")  # the notebook notes, in the report
     statuses = {i["id"]: i["status"] for i in data["items"]}
     assert statuses.pop("ch02.SimpleTokenizerV1") == "passed"  # the .py beside it is graded as usual
     assert set(statuses.values()) == {"error"}
