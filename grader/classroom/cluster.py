@@ -71,10 +71,14 @@ class Archive:
 
 
 def pack(root: Path) -> Archive:
-    """The files :func:`grader.authoring.workspace.content_hash` covers, in a reproducible zip."""
+    """The files :func:`grader.authoring.workspace.content_hash` covers (with the chapter notebooks
+    whole), in a reproducible zip."""
+    from grader.notebooks.staging import chapter_notebooks
+
     buffer = io.BytesIO()
+    notebooks = [(path.name, path) for path in chapter_notebooks(root).values()]  # graded as well
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for rel, path in hashed_files(root):
+        for rel, path in sorted([*hashed_files(root), *notebooks]):
             info = zipfile.ZipInfo(rel, date_time=_ZIP_DATE)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED

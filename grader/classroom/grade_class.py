@@ -104,10 +104,10 @@ def broken_run(submission: Path, digest: str, status: RunStatus, error: str) -> 
 
 
 def submission_root(folder: Path) -> Path:
-    """The folder that holds the ``.py`` files: descend through single wrapper folders."""
+    """The folder that holds the ``.py`` files (or notebooks): descend through single wrapper folders."""
     root = folder
     for _ in range(5):
-        if any(root.glob("*.py")):
+        if any(root.glob("*.py")) or any(root.glob("*.ipynb")):
             return root
         subdirs = [p for p in root.iterdir()
                    if p.is_dir() and not p.name.startswith((".", "__MACOSX", "__pycache__"))]

@@ -69,8 +69,10 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     staged = stage(folder)  # chapter notebooks become modules in the folder the worker is given
     try:
+        # --time-scale multiplies every time limit, the whole submission's default one too.
+        limit = time_limit_s or DEFAULT_SUBMISSION_TIME_LIMIT_S * time_scale
         payload, status, error = _run_suites(staged.folder, chosen, device or contract.AUTO_DEVICE, suites,
-                                             progress, time_limit_s or DEFAULT_SUBMISSION_TIME_LIMIT_S,
+                                             progress, limit,
                                              time_scale, threads, gate)
         modules = {item.module for item in chosen}
         notebooks = {note.module: Path(note.file).name for note in staged.notes if note.used}

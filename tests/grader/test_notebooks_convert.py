@@ -174,3 +174,16 @@ def test_folder_without_notebooks_is_graded_in_place(tmp_path: Path) -> None:
     assert staged.folder == tmp_path and staged.notes == [] and staged.temporary is None
     data = json.dumps([n.message for n in staged.notes])
     assert data == "[]"
+
+
+def test_a_cluster_archive_carries_the_chapter_notebooks(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    from grader.classroom.cluster import pack
+
+    nbformat.write(notebook_with_cells("import torch\nX = 1"), str(tmp_path / "ch03.ipynb"))
+    nbformat.write(notebook_with_cells("x = 1"), str(tmp_path / "scratch.ipynb"))
+    (tmp_path / "ch02.py").write_text("Y = 1\n", encoding="utf-8")
+    names = zipfile.ZipFile(io.BytesIO(pack(tmp_path).data)).namelist()
+    assert names == ["ch02.py", "ch03.ipynb"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -95,3 +96,29 @@ def test_an_exception_is_reported_at_its_cell_and_line_and_a_py_file_wins(tmp_pa
     assert "ValueError" in stdout
     assert "ch02.ipynb was not graded" in stdout
     assert "cell 2, line 1 `print('hello')`" in stdout
+
+
+@pytest.mark.slow
+def test_class_grading_takes_notebooks_and_zips_of_notebooks(tmp_path: Path) -> None:
+    from grader.classroom.grade_class import grade_class
+    from grader.classroom.gradebook import Gradebook
+
+    subs = tmp_path / "subs"
+    write_notebooks(ROOT / "solutions", subs / "folder", tmp_path / "sentinel")
+    write_notebooks(ROOT / "solutions", tmp_path / "zipped", tmp_path / "sentinel")
+    with zipfile.ZipFile(subs / "zipped.zip", "w") as archive:
+        for path in sorted((tmp_path / "zipped").glob("*.ipynb")):
+            archive.write(path, f"wrapper/{path.name}")  # inside a wrapper folder, as zips often are
+    db = tmp_path / "gb.sqlite"
+    item = "ch03.MultiHeadAttention"
+    summary = grade_class(subs, db, jobs=1, items=[item], time_limit_s=300, progress=None)
+    assert sorted(summary.graded) == ["folder", "zipped"] and summary.broken == []
+    with Gradebook(db) as book:
+        runs = book.latest_all()
+    assert {sid: [i.status for i in run.items] for sid, run in runs.items()} == \
+        {"folder": ["passed"], "zipped": ["passed"]}
+    assert runs["folder"].submission_hash == runs["zipped"].submission_hash  # the same code is graded
+    assert {note.module for note in runs["zipped"].notebooks} == set(MODULES)
+    again = grade_class(subs, db, jobs=1, items=[item], time_limit_s=300, progress=None)
+    assert sorted(again.skipped) == ["folder", "zipped"]  # unchanged: not graded again
+    assert list(tmp_path.glob("sentinel*")) == []
