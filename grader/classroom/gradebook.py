@@ -78,6 +78,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 4: how each run's student code was isolated (docs/security.md); "" for runs before
         "ALTER TABLE runs ADD COLUMN isolation TEXT NOT NULL DEFAULT ''",
     ),
+    # 5: how each chapter notebook of the submission was graded (docs/notebooks.md); none before
+    ("ALTER TABLE runs ADD COLUMN notebooks TEXT NOT NULL DEFAULT '[]'",),
 )
 SCHEMA_LEVEL = len(MIGRATIONS)
 
@@ -176,12 +178,13 @@ class Gradebook:
             cur = self._db.execute(
                 "INSERT INTO runs (submission_id, tool_version, torch_version, python_version,"
                 " device, submission, started_at, duration_s, score, max_score, status, error,"
-                " load_errors, graded_by, lang, isolation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " load_errors, graded_by, lang, isolation, notebooks)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cur.lastrowid, run.tool_version, run.torch_version, run.python_version,
                  run.device, run.submission, run.started_at, run.duration_s, run.score,
                  run.max_score, run.status, run.error,
                  json.dumps([asdict(e) for e in run.load_errors], ensure_ascii=False), run.graded_by,
-                 run.lang, run.isolation))
+                 run.lang, run.isolation, json.dumps([asdict(n) for n in run.notebooks], ensure_ascii=False)))
             run_id = cur.lastrowid
             assert run_id is not None
             for position, item in enumerate(run.items):
@@ -256,8 +259,8 @@ class Gradebook:
         """The run with row id ``run_id`` rebuilt as a ``GradeRun``."""
         row = self._db.execute(
             "SELECT tool_version, torch_version, python_version, device, submission,"
-            " content_hash, started_at, duration_s, status, error, load_errors, graded_by, lang, isolation"
-            " FROM runs JOIN submissions ON submissions.id = runs.submission_id"
+            " content_hash, started_at, duration_s, status, error, load_errors, graded_by, lang, isolation,"
+            " notebooks FROM runs JOIN submissions ON submissions.id = runs.submission_id"
             " WHERE runs.id = ?", (run_id,)).fetchone()
         if row is None:
             raise KeyError(run_id)
@@ -269,6 +272,7 @@ class Gradebook:
             data["graded_by"] = row[11]
             data["lang"] = str(row[12])
             data["isolation"] = str(row[13])
+            data["notebooks"] = json.loads(row[14])
             data["items"] = [
                 {"id": r[0], "module": r[1], "title": r[2], "kind": r[3], "status": r[4],
                  "points": r[5], "max_points": r[6], "diagnosis": r[7], "message": r[8],

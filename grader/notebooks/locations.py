@@ -31,10 +31,16 @@ class Location:
         return t("notebooks.where", source=self.source, cell=self.cell, line=self.line)
 
 
-def notebook_location(file: str | None, line: int | None) -> Location | None:
-    """The cell and line that ``file``:``line`` came from, or ``None`` if it is not a generated module."""
+def notebook_location(file: str | None, line: int | None, root: Path | None = None) -> Location | None:
+    """The cell and line that ``file``:``line`` came from, or ``None`` if it is not a generated module.
+
+    ``root`` is the graded folder: a path the worker reported from inside its sandbox
+    (``/llmgrade/pkg/submission/ch03.py``) is looked up there by its name.
+    """
     if not file or line is None:
         return None
+    if root is not None and not Path(file).exists():
+        file = str(root / Path(file).name)
     try:
         with open(file, encoding="utf-8") as fh:
             fh.readline()
@@ -57,9 +63,9 @@ def notebook_location(file: str | None, line: int | None) -> Location | None:
     return None
 
 
-def describe(file: str | None, line: int | None) -> str:
+def describe(file: str | None, line: int | None, root: Path | None = None) -> str:
     """``ch03.ipynb, cell 14, line 3`` for a generated module, else ``ch03.py:17`` (``?`` if unknown)."""
-    found = notebook_location(file, line)
+    found = notebook_location(file, line, root)
     if found is not None:
         return str(found)
     if not file:

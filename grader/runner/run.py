@@ -76,7 +76,7 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
                                              time_scale, threads, gate)
         modules = {item.module for item in chosen}
         notebooks = {note.module: Path(note.file).name for note in staged.notes if note.used}
-        load_errors = [e for e in load_errors_from(payload.get("load_errors", {}), notebooks)
+        load_errors = [e for e in load_errors_from(payload.get("load_errors", {}), notebooks, staged.folder)
                        if e.module in modules]
     finally:
         staged.cleanup()

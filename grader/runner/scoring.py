@@ -23,9 +23,11 @@ from grader.results import CheckResult, ItemResult, LoadError, Status
 _LOAD_KINDS = ("missing_file", "syntax_error", "import_error")
 
 
-def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = None) -> list[LoadError]:
+def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = None,
+                     folder: Path | None = None) -> list[LoadError]:
     """Load problems as results. ``notebooks`` maps a module graded from a notebook to the
-    notebook's file name: its locations are given as notebook cell and line."""
+    notebook's file name: its locations are given as notebook cell and line, read from the module in
+    ``folder`` (the graded folder; the worker's own link to it is gone once the worker is)."""
     errors: list[LoadError] = []
     for module, info in sorted(report.get("modules", {}).items()):
         kind = info.get("kind", "import_error")
@@ -34,7 +36,8 @@ def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = 
         file = str(info.get("file", ""))
         line = info.get("line")
         source_line = str(info.get("source_line", ""))
-        cell = notebook_location(file, line) if kind != "missing_file" else None
+        graded = folder if Path(file).stem in (notebooks or {}) else None
+        cell = notebook_location(file, line, graded) if kind != "missing_file" else None
         if cell is not None:
             message = t(f"load.{kind}_notebook", module=module, where=str(cell), source_line=source_line,
                         error=info.get("message", ""))

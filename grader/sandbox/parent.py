@@ -370,7 +370,7 @@ class Student:
         except WorkerError as err:
             if err.kind in _BREAKER_KINDS and self.item:
                 self.worker.broken_items[self.item] = err
-            raise failure_from_worker_error(err, what or recipe, self.item) from None
+            raise failure_from_worker_error(err, what or recipe, self.item, self.worker.submission) from None
 
 
 def _record(folder: Path, message: dict[str, Any]) -> None:
@@ -379,8 +379,9 @@ def _record(folder: Path, message: dict[str, Any]) -> None:
     (folder / f"call-{os.getpid()}-{index:05d}.pt").write_bytes(protocol.encode(message))
 
 
-def failure_from_worker_error(err: WorkerError, what: str, item: str | None = None) -> Exception:
-    where = describe(err.file, err.line)  # ch03.py:17, or ch03.ipynb, cell 14, line 3
+def failure_from_worker_error(err: WorkerError, what: str, item: str | None = None,
+                              submission: Path | None = None) -> Exception:
+    where = describe(err.file, err.line, submission)  # ch03.py:17, or ch03.ipynb, cell 14, line 3
     if err.kind == "not_implemented":
         return NotStarted(err.message or what)
     if err.kind == "timeout" and err.file:

@@ -67,6 +67,10 @@ def test_every_kept_line_maps_back_to_its_cell_and_line(tmp_path: Path) -> None:
         cell_source = sources[found.cell - 1].splitlines()
         assert cell_source[found.line - 1] == text
     assert describe(str(path), module_lines.index("    z = 2") + 1) == "ch03.ipynb, cell 3, line 5"
+    # A path the sandboxed worker reports (its own mount of the folder) is found in the graded folder.
+    inside = "/llmgrade/pkg/submission/ch03.py"
+    assert describe(inside, module_lines.index("    z = 2") + 1, tmp_path) == "ch03.ipynb, cell 3, line 5"
+    assert describe(inside, 4) == "ch03.py:4"
     assert describe(str(path), None) == "ch03.py"
     assert describe(None, 3) == "?"
     assert describe(str(tmp_path / "missing.py"), 3) == "missing.py:3"
