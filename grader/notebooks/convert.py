@@ -7,7 +7,8 @@ config dict). Everything else (training runs, downloads, prints, plots, demo cal
 is left out and listed, so that grading never runs the reader's experiments. A cell tagged
 ``llmgrade:keep`` (or whose first line is ``# llmgrade: keep``) is kept whole; ``llmgrade:skip``
 leaves a cell out whole. A cell that is not valid Python is kept as it is, so the syntax error is
-reported at that cell. ``from chNN import X`` becomes ``from .chNN import X`` (the graded package).
+reported at that cell. ``from chNN import X`` becomes ``from .chNN import X`` (the graded package);
+``import llmgrade`` (the checker itself) is left out.
 
 The module starts with two comment lines; the second, ``# llmgrade-map: {json}``, maps the module's
 lines back to cells (:mod:`grader.notebooks.locations` reads it). See ``docs/notebooks.md``.
@@ -25,6 +26,7 @@ from typing import Any
 KEEP_TAG = "llmgrade:keep"
 SKIP_TAG = "llmgrade:skip"
 MAP_PREFIX = "# llmgrade-map: "
+CHECKER_MODULE = "llmgrade"  # ``import llmgrade`` (the in-notebook checker) is never graded code
 HEADER = "# llmgrade: generated from {source} (definitions only); edit the notebook, not this file.\n"
 _KEEP_COMMENT = re.compile(r"^#\s*llmgrade:\s*keep\b")
 _SKIP_COMMENT = re.compile(r"^#\s*llmgrade:\s*skip\b")
@@ -131,6 +133,8 @@ def _convert_cell(cell: Cell, result: Converted, future: list[tuple[Cell, int, l
         chunk = lines[start - 1:end]
         if _is_future_import(node):
             future.append((cell, start, chunk))
+        elif _imports_the_checker(node):  # %llmgrade's own module is not part of the graded code
+            result.left_out.append(LeftOut(cell.number, start, lines[start - 1].strip(), "statement"))
         elif keep_all or is_definition(node):
             body.append((cell, start, chunk))
         else:
@@ -168,6 +172,12 @@ def _decorators(node: ast.stmt) -> list[ast.expr]:
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return node.decorator_list
     return []
+
+
+def _imports_the_checker(node: ast.stmt) -> bool:
+    if isinstance(node, ast.Import):
+        return any(alias.name.split(".")[0] == CHECKER_MODULE for alias in node.names)
+    return isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == CHECKER_MODULE
 
 
 def _is_future_import(node: ast.stmt) -> bool:

@@ -25,9 +25,9 @@ _LOAD_KINDS = ("missing_file", "syntax_error", "import_error")
 
 def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = None,
                      folder: Path | None = None) -> list[LoadError]:
-    """Load problems as results. ``notebooks`` maps a module graded from a notebook to the
-    notebook's file name: its locations are given as notebook cell and line, read from the module in
-    ``folder`` (the graded folder; the worker's own link to it is gone once the worker is)."""
+    """Load problems as results. A module generated from a notebook (found in ``folder``, the graded
+    folder: the worker's own link to it is gone once the worker is) has its locations given as
+    notebook cell and line; ``notebooks`` maps such a module to the notebook's file name."""
     errors: list[LoadError] = []
     for module, info in sorted(report.get("modules", {}).items()):
         kind = info.get("kind", "import_error")
@@ -36,8 +36,7 @@ def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = 
         file = str(info.get("file", ""))
         line = info.get("line")
         source_line = str(info.get("source_line", ""))
-        graded = folder if Path(file).stem in (notebooks or {}) else None
-        cell = notebook_location(file, line, graded) if kind != "missing_file" else None
+        cell = notebook_location(file, line, folder) if kind != "missing_file" else None
         if cell is not None:
             message = t(f"load.{kind}_notebook", module=module, where=str(cell), source_line=source_line,
                         error=info.get("message", ""))

@@ -191,3 +191,9 @@ def test_a_cluster_archive_carries_the_chapter_notebooks(tmp_path: Path) -> None
     (tmp_path / "ch02.py").write_text("Y = 1\n", encoding="utf-8")
     names = zipfile.ZipFile(io.BytesIO(pack(tmp_path).data)).namelist()
     assert names == ["ch02.py", "ch03.ipynb"]
+
+
+def test_the_checker_itself_is_never_graded_code() -> None:
+    result = convert("import torch\nimport llmgrade\nfrom llmgrade import check", "# llmgrade: keep\nimport llmgrade")
+    assert [ast.unparse(node) for node in ast.parse(result.code).body] == ["import torch"]
+    assert [(e.cell, e.line) for e in result.left_out] == [(1, 2), (1, 3), (2, 2)]
