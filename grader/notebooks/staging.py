@@ -53,22 +53,39 @@ class Staged:
     folder: Path
     notes: list[NotebookNote] = field(default_factory=list)
     temporary: Path | None = None
+    source: Path | None = None  # the submission it was staged from (None: not a copy)
 
     def cleanup(self) -> None:
         if self.temporary is not None:
             shutil.rmtree(self.temporary, ignore_errors=True)
 
+    def refresh(self) -> None:
+        """Stage the submission again into the same folder (``llmgrade watch``: after a save, before
+        the worker imports it; the folder itself stays, as the sandbox has it mounted)."""
+        if self.source is None or self.temporary is None:
+            return
+        for child in self.folder.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        self.notes = stage(self.source, into=self.folder).notes
 
-def stage(submission: Path) -> Staged:
-    """The folder the worker grades for ``submission`` (a folder or one chapter notebook)."""
+
+def stage(submission: Path, into: Path | None = None) -> Staged:
+    """The folder the worker grades for ``submission`` (a folder or one chapter notebook);
+    ``into``: an empty folder to stage into instead of a new temporary one."""
     if is_notebook_file(submission):
         if submission.stem not in catalog.MODULES:
             raise SetupError("notebooks.unknown_chapter", file=str(submission),
                              expected=", ".join(f"{m}{SUFFIX}" for m in catalog.MODULES))
-        return _build([], {submission.stem: submission}, submission.parent)
-    if not chapter_notebooks(submission):
+        staged = _build([], {submission.stem: submission}, submission.parent, into=into)
+    elif not chapter_notebooks(submission):
         return Staged(submission)
-    return _build(hashed_files(submission), chapter_notebooks(submission), submission)
+    else:
+        staged = _build(hashed_files(submission), chapter_notebooks(submission), submission, into=into)
+    staged.source = submission
+    return staged
 
 
 def stage_module(folder: Path | None, module: str, converted: Converted) -> Staged:
@@ -83,10 +100,10 @@ def stage_module(folder: Path | None, module: str, converted: Converted) -> Stag
 
 
 def _build(python_files: list[tuple[str, Path]], notebooks: dict[str, Path], root: Path,
-           given: dict[str, Converted] | None = None) -> Staged:
-    temporary = Path(tempfile.mkdtemp(prefix="llmgrade-stage-"))
-    folder = temporary / "submission"
-    folder.mkdir()
+           given: dict[str, Converted] | None = None, into: Path | None = None) -> Staged:
+    temporary = into.parent if into is not None else Path(tempfile.mkdtemp(prefix="llmgrade-stage-"))
+    folder = into if into is not None else temporary / "submission"
+    folder.mkdir(exist_ok=True)
     for rel, path in python_files:
         target = folder / rel
         target.parent.mkdir(parents=True, exist_ok=True)

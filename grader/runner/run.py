@@ -71,6 +71,8 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
     try:
         # --time-scale multiplies every time limit, the whole submission's default one too.
         limit = time_limit_s or DEFAULT_SUBMISSION_TIME_LIMIT_S * time_scale
+        if gate is not None and staged.source is not None:  # notebooks: convert them after the save
+            gate = _restaging_gate(gate, staged.refresh)
         payload, status, error = _run_suites(staged.folder, chosen, device or contract.AUTO_DEVICE, suites,
                                              progress, limit,
                                              time_scale, threads, gate)
@@ -164,6 +166,28 @@ def _run_suites_in(workdir: Path, folder: Path, chosen: list[Item], device: str,
     if payload.get("collection_errors"):
         raise SetupError("grade.suite_error", detail="\n".join(payload["collection_errors"])[-3000:])
     return payload, status, error
+
+
+def _restaging_gate(gate: tuple[int, int], refresh: Callable[[], None]) -> tuple[int, int]:
+    """A gate between ``llmgrade watch`` and the grading processes that stages the submission again
+    when it opens, so that notebooks are converted as saved (the worker imports only after that)."""
+    ready_w, go_r = gate
+    inner_r, inner_w = os.pipe()
+
+    def forward() -> None:
+        try:
+            data = os.read(go_r, 1)
+            if data:
+                refresh()
+                os.write(inner_w, data)
+        except (OSError, SetupError):
+            pass  # the run then ends without grading, as when the watch closes the gate
+        finally:
+            os.close(go_r)
+            os.close(inner_w)
+
+    threading.Thread(target=forward, daemon=True, name="llmgrade-restage").start()
+    return ready_w, inner_r
 
 
 def suite_files(chosen: list[Item]) -> list[str]:

@@ -29,9 +29,9 @@ Snapshot = dict[str, tuple[int, int]]
 
 
 def snapshot(folder: Path) -> Snapshot:
-    """(modification time, size) of every Python file the student can edit in ``folder``."""
+    """(modification time, size) of every Python file and notebook the student can edit in ``folder``."""
     found: Snapshot = {}
-    for path in folder.rglob("*.py"):
+    for path in [*folder.rglob("*.py"), *folder.glob("*.ipynb")]:
         if ".llmgrade" in path.parts or "__pycache__" in path.parts:
             continue
         try:

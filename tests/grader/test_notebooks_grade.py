@@ -122,3 +122,20 @@ def test_class_grading_takes_notebooks_and_zips_of_notebooks(tmp_path: Path) -> 
     again = grade_class(subs, db, jobs=1, items=[item], time_limit_s=300, progress=None)
     assert sorted(again.skipped) == ["folder", "zipped"]  # unchanged: not graded again
     assert list(tmp_path.glob("sentinel*")) == []
+
+
+def test_a_watch_standby_converts_the_notebook_as_saved(tmp_path: Path) -> None:
+    """``llmgrade watch`` starts grading before the save: the notebook is converted after it."""
+    from grader.runner.watch import Standby, snapshot
+
+    folder = tmp_path / "work"
+    folder.mkdir()
+    stub = (ROOT / "exercises" / "ch03.py").read_text("utf-8")
+    nbformat.write(notebook_with_cells(stub), str(folder / "ch03.ipynb"))
+    assert list(snapshot(folder)) == ["ch03.ipynb"]  # a save of the notebook is seen
+    standby = Standby(folder, ["ch03.MultiHeadAttention"], None, 1.0)
+    assert standby.wait_ready(300)
+    nbformat.write(notebook_with_cells("print('saved')", SOLUTION_CH03), str(folder / "ch03.ipynb"))
+    run = standby.go()
+    assert [(i.id, i.status) for i in run.items] == [("ch03.MultiHeadAttention", "passed")]
+    assert run.notebooks[0].left_out[0]["first_line"] == "print('saved')"
