@@ -8,11 +8,30 @@ shows the result as HTML in the cell output. The command line is ``llmgrade`` (`
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from grader.notebooks.kernel import CheckReport, check
+from grader.notebooks import kernel
 
 __all__ = ["check", "load_ipython_extension", "unload_ipython_extension", "CheckReport"]
+
+
+class CheckReport(kernel.CheckReport):
+    """A finished check; Jupyter shows it as HTML (``reports/templates/notebook_check.html.j2``)."""
+
+    def _repr_html_(self) -> str:
+        from reports.notebook_check import render_check
+
+        return render_check(self.run, self.source, self.left_out)
+
+
+def check(item: str, *, source: kernel.Source = "auto", notebook: str | Path | None = None,
+          device: str | None = None, time_scale: float = 1.0) -> CheckReport:
+    """Grade ``item`` (an id such as ``ch03.MultiHeadAttention``, or a chapter) on this notebook's
+    code, in the sandboxed worker; ``source``: ``auto`` (the kernel's cells, else the saved file),
+    ``kernel`` or ``file`` (the saved ``.ipynb``: ``notebook``, else the one this kernel runs)."""
+    found = kernel.check(item, source=source, notebook=notebook, device=device, time_scale=time_scale)
+    return CheckReport(found.run, found.source, found.left_out)
 
 
 def _magic(line: str) -> CheckReport | None:
@@ -35,8 +54,6 @@ def _magic(line: str) -> CheckReport | None:
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext llmgrade``: registers the line magic ``%llmgrade ITEM [--file]``, and lets
     ``from ch03 import X`` load the definitions of ``ch03.ipynb`` in the notebook's folder."""
-    from pathlib import Path
-
     from grader.notebooks.workspace import install_notebook_importer
 
     ipython.register_magic_function(_magic, magic_kind="line", magic_name="llmgrade")

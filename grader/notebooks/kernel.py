@@ -28,16 +28,11 @@ KERNEL_SOURCE = "kernel"
 
 @dataclass
 class CheckReport:
-    """A finished check: shown as HTML in the cell output (``_repr_html_``), as text elsewhere."""
+    """A finished check, as text (the ``llmgrade`` package shows it as HTML in a notebook)."""
 
     run: GradeRun
     source: str  # the sentence that says where the code came from
     left_out: str
-
-    def _repr_html_(self) -> str:
-        from reports.notebook_check import render_check
-
-        return render_check(self.run, self.source, self.left_out)
 
     def __repr__(self) -> str:
         from grader.runner.summary import format_details

@@ -83,7 +83,7 @@ def warn_if_not_isolated(run: GradeRun) -> None:
 def _echo_notebook_notes(run: GradeRun) -> None:
     """Which notebooks were graded, what was left out of them, and which lost to a .py file."""
     for note in run.notebooks:
-        _echo(note.message)
+        echo_wrapped(note.message)
 
 
 def exit_code(run: GradeRun) -> int:
