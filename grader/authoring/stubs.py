@@ -23,6 +23,7 @@ from grader.errors import SetupError
 from grader.messages import DEFAULT_LANG, t_in, translated
 from grader.authoring.exercise_texts import translate_source
 from grader.authoring.packages import package_dir
+from grader.textwidth import char_width, wrap_columns
 
 BEGIN = "BEGIN SOLUTION"
 END = "END SOLUTION"
@@ -223,8 +224,15 @@ def package_init(lang: str = DEFAULT_LANG) -> str:
 
 
 def _comment(sentences: list[str], newline: str) -> str:
-    lines = [f"# {part}" for sentence in sentences for part in textwrap.wrap(sentence, _HEADER_WIDTH)]
+    lines = [f"# {part}" for sentence in sentences for part in _wrap(sentence)]
     return newline.join(lines) + newline + "#" + newline
+
+
+def _wrap(sentence: str) -> list[str]:
+    """English at spaces (as always); a sentence with Chinese in it by display columns."""
+    if any(char_width(c) == 2 for c in sentence):
+        return wrap_columns(sentence, _HEADER_WIDTH - 2)  # 2: hanging punctuation
+    return textwrap.wrap(sentence, _HEADER_WIDTH)
 
 
 def _with_header(stub: str, module: str, lang: str) -> str:
