@@ -23,7 +23,7 @@ SCHEMA_VERSION = 1
 
 Status = Literal["passed", "failed", "not_started", "error"]
 CheckStatus = Literal["passed", "failed", "not_started", "error"]
-LoadErrorKind = Literal["missing_file", "syntax_error", "import_error", "missing_name"]
+LoadErrorKind = Literal["missing_file", "syntax_error", "import_error", "missing_name", "answer_key"]
 RunStatus = Literal["complete", "interrupted", "setup_error"]
 
 STATUSES: tuple[str, ...] = ("passed", "failed", "not_started", "error")

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from grader.checking.answer_key import scan as scan_for_answer_key
 from grader.checking.orphan import exit_with_parent
 from grader.checking.plugin import collector_of, spec_of
 from grader.messages import t
@@ -139,7 +140,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     except Exception as exc:  # noqa: BLE001 - a worker that cannot even start is reported once
         report = {"modules": {"*": {"kind": "import_error", "file": str(worker.submission),
                                     "message": f"{type(exc).__name__}: {exc}"}}, "missing": {}}
-    collector.record_load_errors(report.get("modules", {}), report.get("missing", {}))
+    modules = dict(report.get("modules", {}))
+    for module, use in scan_for_answer_key(worker.submission).items():  # imports written in the files
+        if modules.get(module, {}).get("kind") in (None, "import_error"):
+            modules[module] = use
+    collector.record_load_errors(modules, report.get("missing", {}))
     import torch
 
     collector.record_environment(grading.device, torch.__version__, isolation=worker.isolation.describe(),

@@ -20,7 +20,8 @@ from grader.messages import item_title, t
 from grader.notebooks.locations import notebook_location
 from grader.results import CheckResult, ItemResult, LoadError, Status
 
-_LOAD_KINDS = ("missing_file", "syntax_error", "import_error")
+ANSWER_KEY_CHECK = "check.uses_answer_key"
+_LOAD_KINDS = ("missing_file", "syntax_error", "import_error", "answer_key")
 
 
 def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = None,
@@ -151,6 +152,9 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
     points = round(item.points * passed / len(counted), 2) if counted else 0.0
     first = next((c for c in counted if c.status == "failed"), None) \
         or next((c for c in counted if c.status != "passed"), None)
+    key = next((c for c in checks if c.message_id == ANSWER_KEY_CHECK), None)
+    if key is not None:  # using the answer key in any check costs the whole item
+        status, points, first = "failed", 0.0, key
     message = first.message if first is not None else ""
     diagnosis = first.diagnosis if first is not None else None
     if status == "passed":

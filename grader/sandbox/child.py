@@ -25,6 +25,8 @@ from typing import Any
 GiB = 1024**3
 STACK_DUMP_NAME = "stack.txt"  # next to the output file; read by grader.sandbox.stack_dump
 PACKAGE = "submission"
+# Importing these from the student's code is using the answer key (grader/checking/answer_key.py).
+ANSWER_KEY_PACKAGES = ("reference", "solutions", "grader", "llms_from_scratch")
 
 
 def _apply_limits(memory_bytes: int, file_bytes: int) -> None:
@@ -42,11 +44,38 @@ def _apply_limits(memory_bytes: int, file_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+class AnswerKeyWatch:
+    """An audit hook: imports of the answer key made while the student's code is on the stack.
+
+    Installed before any student code runs (audit hooks cannot be removed). It sees every module
+    loaded for the first time, whatever built its name; the trusted side's static scan
+    (grader/checking/answer_key.py) sees the imports written out in the files.
+    """
+
+    def __init__(self, prefixes: list[str]) -> None:
+        self.prefixes = tuple(prefixes)
+        self.uses: list[dict[str, Any]] = []
+
+    def __call__(self, event: str, args: tuple[Any, ...]) -> None:
+        if event != "import" or not args or not isinstance(args[0], str):
+            return
+        if args[0].split(".", 1)[0] not in ANSWER_KEY_PACKAGES:
+            return
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_filename.startswith(self.prefixes):
+                self.uses.append({"name": args[0], "file": frame.f_code.co_filename, "line": frame.f_lineno})
+                return
+            frame = frame.f_back  # type: ignore[assignment]
+
+
 class Submission:
     """The student's folder, imported as the package ``submission``."""
 
-    def __init__(self, root: Path, package_root: Path | None = None) -> None:
+    def __init__(self, root: Path, package_root: Path | None = None,
+                 watch: AnswerKeyWatch | None = None) -> None:
         self.root = root.resolve()
+        self.watch = watch
         self.modules: dict[str, types.ModuleType] = {}
         self.load_errors: dict[str, dict[str, Any]] = {}
         self.stand_ins: dict[str, list[str]] = {}
@@ -79,6 +108,12 @@ class Submission:
             absent = [symbol for symbol in item.symbols if not hasattr(module, symbol)]
             if absent:
                 missing[item.id] = absent
+        for use in self.watch.uses if self.watch is not None else []:
+            user = Path(use["file"]).stem
+            if user in MODULES and self.load_errors.get(user, {}).get("kind") != "answer_key":
+                self.load_errors[user] = {"kind": "answer_key", "file": use["file"], "line": use["line"],
+                                            "source_line": _source_line(use["file"], use["line"]),
+                                            "message": use["name"]}
         return {"modules": self.load_errors, "missing": missing, "stand_ins": self.stand_ins}
 
     def _stand_in_for_failed(self) -> None:
@@ -126,6 +161,13 @@ class Submission:
         return self.modules[name]
 
 
+def _source_line(file: str, line: int) -> str:
+    try:
+        return Path(file).read_text("utf-8", "replace").splitlines()[line - 1].strip()
+    except (OSError, IndexError):
+        return ""
+
+
 class ModuleNotLoaded(Exception):
     pass
 
@@ -165,6 +207,7 @@ def serve(read_fd: int, write_fd: int, submission: Submission, output_path: Path
     from grader.sandbox import protocol
     from grader.recipes import run_recipe
 
+    seen_uses = 0
     while True:
         try:
             request = protocol.receive(read_fd)
@@ -191,6 +234,13 @@ def serve(read_fd: int, write_fd: int, submission: Submission, output_path: Path
         except BaseException as exc:  # noqa: BLE001 - report anything student code raises
             reply = {"ok": False, "error": describe_exception(exc, submission.root)}
         reply["output_bytes"] = (output_path.stat().st_size if output_path.exists() else 0) - output_start
+        watch = submission.watch
+        if op == "run" and watch is not None and len(watch.uses) > seen_uses:
+            use = watch.uses[seen_uses]
+            reply = {"ok": False, "error": {"kind": "answer_key", "type": "ImportError", "message": use["name"],
+                                            "file": use["file"], "line": use["line"],
+                                            "source_line": _source_line(use["file"], use["line"])}}
+        seen_uses = len(watch.uses) if watch is not None else 0
         try:
             protocol.send(write_fd, reply)
         except protocol.ProtocolError as exc:
@@ -245,8 +295,13 @@ def main(argv: list[str] | None = None) -> None:
         cov = coverage.Coverage(data_file=args.coverage, data_suffix=True,
                                 include=[str(args.submission.resolve() / "*")])
         cov.start()
+    prefixes = [str(args.submission.resolve()) + os.sep]
+    if args.package_root is not None:
+        prefixes.append(str(args.package_root / PACKAGE) + os.sep)
+    watch = AnswerKeyWatch(prefixes)
+    sys.addaudithook(watch)  # before any student code runs
     try:
-        serve(args.read_fd, args.write_fd, Submission(args.submission, args.package_root), args.output,
+        serve(args.read_fd, args.write_fd, Submission(args.submission, args.package_root, watch), args.output,
               args.device)
     finally:
         if cov is not None:

@@ -33,7 +33,7 @@ from grader.notebooks.locations import describe
 GRADER_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TIME_LIMIT_S = 5.0
 # After one of these, later checks of the same item fail at once instead of waiting again.
-_BREAKER_KINDS = ("timeout", "crash", "exit")
+_BREAKER_KINDS = ("timeout", "crash", "exit", "answer_key")
 LOAD_TIME_LIMIT_S = 60.0
 DEFAULT_MEMORY_GIB = 6.0
 OUTPUT_TAIL_BYTES = 4000
@@ -401,6 +401,7 @@ def failure_from_worker_error(err: WorkerError, what: str, item: str | None = No
         "too_large": "check.student_too_large",
         "protocol": "check.student_bad_value",
         "module_not_loaded": "check.module_not_loaded",
+        "answer_key": "check.uses_answer_key",
     }
     details = {"kind": err.kind, "type": err.type, "file": err.file, "line": err.line,
                "source_line": err.source_line, "output_tail": err.output_tail, "where": where, **err.extra}
