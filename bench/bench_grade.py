@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grader.catalog import MODULES  # noqa: E402
+from grader.results import GradeRun  # noqa: E402
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> float:
@@ -127,9 +128,17 @@ def sandbox_cost(repeat: int) -> None:
         policy.probe.cache_clear()
         print(f"worker start to first reply (imports torch): without {starts['off']:.2f} s, "
               f"in the sandbox {starts['sandbox']:.2f} s")
-        common = ["--submission", str(submission), "--no-record"]
-        off = cli("grade", *common, env={policy.OFF_ENV: "off"})
-        on = cli("grade", *common)
+        times = {}
+        for label, value in (("off", "off"), ("sandbox", "")):
+            out = Path(tmp) / f"{label}.json"
+            times[label] = cli("grade", "--submission", str(submission), "--no-record", "--json", str(out),
+                               env={policy.OFF_ENV: value})
+            run = GradeRun.read(out)
+            if run.status != "complete" or run.score != run.max_score:
+                print(f"  the full grade {'without' if label == 'off' else 'with'} the sandbox did not "
+                      f"complete ({run.status}, {run.score}/{run.max_score}): the machine is too loaded "
+                      "to compare (see /proc/loadavg)")
+        off, on = times["off"], times["sandbox"]
         print(f"full grade of solutions/: without the sandbox {off:.1f} s, with it {on:.1f} s "
               f"({(on - off) / off * 100:+.1f}%)   target < +10%")
 
