@@ -189,7 +189,8 @@ def test_model_in_eval_mode(student, ref):
 # ---- A.3 ------------------------------------------------------------------------------------
 
 
-def _num_parameters(student: Any, ref: Any, args: list[int], swap: tuple[str, ...] = (NN,),
+def _num_parameters(student: Any, ref: Any, args: list[int],
+                    swap: tuple[str, ...] = ("appendix_a.NeuralNetwork",),
                     book: int | None = None) -> None:
     what = "exercise_a_3_num_parameters(" + ", ".join(map(str, args)) + ")"
     got, expected = call_function(student, ref, "appendix_a", "exercise_a_3_num_parameters", args,
