@@ -217,6 +217,19 @@ class DiagnosisStats:
     items: list[str]
 
 
+def answer_key_users(runs: dict[str, GradeRun], pages: dict[str, str]) -> list[tuple[str, str, list[str]]]:
+    """``(student, page, [where])`` for every submission seen using the answer key
+    (``grader/checking/answer_key.py``): a load error of that kind, or a check that caught it."""
+    found = []
+    for sid, run in runs.items():
+        where = [f"{Path(e.file).name}:{e.line}" for e in run.load_errors if e.kind == "answer_key"]
+        where += [item.id for item in run.items
+                  if any(c.message_id == "check.uses_answer_key" for c in item.checks)]
+        if where:
+            found.append((sid, pages[sid], where))
+    return found
+
+
 def class_overview(runs: dict[str, GradeRun], pages: dict[str, str]) -> dict[str, object]:
     """Everything the class overview page shows, computed from each student's latest run."""
     students = [StudentRow(sid, pages[sid], r.score, r.max_score, percent(r.score, r.max_score),
@@ -248,6 +261,7 @@ def class_overview(runs: dict[str, GradeRun], pages: dict[str, str]) -> dict[str
                  for code, n in sorted(diag_students.items(), key=lambda kv: (-kv[1], kv[0]))][:10]
     scores = [s.percent for s in students]
     return {
+        "answer_key": answer_key_users(runs, pages),
         "students": students,
         "items": [stats[i] for i in item_ids],
         "cells": cells,

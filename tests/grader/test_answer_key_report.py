@@ -1,0 +1,31 @@
+"""The class overview lists the submissions seen using the answer key, and only those."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grader.classroom.gradebook import Gradebook
+from grader.results import LoadError
+from reports.render import answer_key_users, write_class_reports
+from tests.grader.fake_runs import fake_run
+
+
+def test_the_class_overview_lists_answer_key_users(tmp_path: Path) -> None:
+    honest = fake_run(seed=0)
+    static = fake_run(seed=1)
+    static.load_errors.append(LoadError(module="ch04", kind="answer_key", file="/x/ch04.py", line=3,
+                                        message="ch04.py line 3 imports reference.ch04"))
+    dynamic = fake_run(seed=2)
+    caught = next(item for item in dynamic.items if item.checks)  # a failed item has one failed check
+    caught.checks[0].message_id = "check.uses_answer_key"
+    with Gradebook(tmp_path / "gb.sqlite") as book:
+        book.record("ann", honest)
+        book.record("bob", static)
+        book.record("cid", dynamic)
+        runs = book.latest_all()
+        pages = {sid: f"students/{sid}.html" for sid in runs}
+        found = {sid: where for sid, _, where in answer_key_users(runs, pages)}
+        index = write_class_reports(book, tmp_path / "report")
+    assert found == {"bob": ["ch04.py:3"], "cid": [caught.id]}
+    html = index.read_text("utf-8")
+    assert "Submissions that use the answer key" in html and 'data-student="bob"' in html
