@@ -81,6 +81,7 @@ class TreeGroup:
         parents = _parents()
         if parents is None:
             return None
+        sweep_stale(tuple(sorted(set(parents.values()))))
         prefix = os.environ.get(PREFIX_ENV) or "llmgrade"
         name = f"{prefix}-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
         if parents["memory"] == parents["pids"]:  # cgroup v2: one folder, both controllers
@@ -159,6 +160,25 @@ class TreeGroup:
             if not left:
                 return
             time.sleep(0.02 if attempt < 10 else 0.1)
+
+
+@functools.lru_cache(maxsize=None)
+def sweep_stale(parents: tuple[Path, ...]) -> None:
+    """Remove empty groups whose creating process is gone (its trusted process was killed from
+    outside, so neither it nor its run could clean up). Once per process; names hold the pid."""
+    for parent in parents:
+        for folder in parent.glob("llmgrade-*"):
+            parts = folder.name.split("-")
+            try:
+                creator = int(parts[-3])
+                empty = not (folder / "cgroup.procs").read_text().strip()
+            except (ValueError, IndexError, OSError):
+                continue
+            if empty and creator != os.getpid() and not Path(f"/proc/{creator}").exists():
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
 
 
 def remove_leftovers(prefix: str) -> None:

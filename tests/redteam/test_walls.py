@@ -202,3 +202,20 @@ def test_the_whole_tree_is_capped_in_memory_and_processes(tmp_path: Path) -> Non
         group.remove()
     assert report["children_killed"] >= 1
     assert report["forks"] < 64 and report["fork_error"] == 11  # EAGAIN from pids.max
+
+
+@pytest.mark.skipif(not available(), reason="no cgroup can be made here (the worker has rlimits only)")
+def test_stale_groups_of_dead_graders_are_swept(tmp_path: Path) -> None:
+    from grader.sandbox import cgroup
+
+    parents = cgroup._parents()
+    assert parents is not None
+    dead = 2**22 + 12345  # above pid_max's default: no such process
+    stale = [parent / f"llmgrade-run-test{os.getpid()}-{dead}-1-abcdef" for parent in set(parents.values())]
+    for folder in stale:
+        folder.mkdir()
+    cgroup.sweep_stale.cache_clear()
+    group = TreeGroup.create(memory_bytes=64 * MiB)
+    assert group is not None
+    group.remove()
+    assert [folder for folder in stale if folder.exists()] == []
