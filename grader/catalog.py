@@ -19,6 +19,10 @@ item's checks (:mod:`grader.checking.declare`), and refuses a declaration the in
 ``symbols`` are the top-level names in ``solutions/<module>.py`` (and so in the student's
 ``exercises/<module>.py``) that belong to the item: the stub generator uses them to name the
 exercise in each ``NotImplementedError``, and the grader to report a missing name.
+``helpers`` are further top-level names that belong to the item (a constant such as
+``GPT_CONFIG_124M`` that the book keeps in a notebook cell, a helper the book does not have) but
+that a submission may lack: the book's own code must not lose the item for them. A missing helper
+is reported by its own extension check, never by the item's load status.
 ``depends`` lists items whose code the item calls; the grader also grades an item with the
 reference versions of those swapped in, so a mistake is charged once, to its root cause.
 Items are listed by module, components before problems, then by book section (problems by number).
@@ -81,6 +85,12 @@ class Item:
     symbols: tuple[str, ...]
     depends: tuple[str, ...] = ()
     hidden: bool = False
+    helpers: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every top-level name of the item: its required symbols, then its optional helpers."""
+        return self.symbols + self.helpers
 
     @property
     def chapter(self) -> str:
@@ -88,10 +98,11 @@ class Item:
 
 
 def component_item(module: str, name: str, section: str, title: str, points: float,
-                   depends: tuple[str, ...] = (), symbols: tuple[str, ...] = (), hidden: bool = False) -> Item:
+                   depends: tuple[str, ...] = (), symbols: tuple[str, ...] = (), hidden: bool = False,
+                   helpers: tuple[str, ...] = ()) -> Item:
     """The item that ``component(...)`` in a suite declares (``symbols`` default to ``(name,)``)."""
     return Item(f"{module}.{name}", module, section, title, points, "component",
-                tuple(symbols) or (name,), tuple(depends), hidden)
+                tuple(symbols) or (name,), tuple(depends), hidden, tuple(helpers))
 
 
 def problem_item(number: str, module: str, section: str, title: str, points: float, symbols: tuple[str, ...],
@@ -180,7 +191,7 @@ def load_items(folder: Path = SUITES_DIR) -> tuple[Item, ...]:
                              depends=", ".join(unknown))
     owners: dict[tuple[str, str], str] = {}
     for item, path, line in declared:
-        for symbol in item.symbols:
+        for symbol in item.names:
             other = owners.setdefault((item.module, symbol), item.id)
             if other != item.id:
                 raise SetupError("catalog.symbol_twice", file=str(path), line=line, id=item.id, symbol=symbol,
@@ -203,7 +214,8 @@ def read_index(path: Path = INDEX) -> tuple[Item, ...]:
     """The items of ``grader/catalog_index.json`` (written by ``python -m grader.catalog``)."""
     try:
         rows = json.loads(path.read_text("utf-8"))
-        return tuple(Item(**{**row, "symbols": tuple(row["symbols"]), "depends": tuple(row["depends"])})
+        return tuple(Item(**{**row, "symbols": tuple(row["symbols"]), "depends": tuple(row["depends"]),
+                             "helpers": tuple(row.get("helpers", ()))})
                      for row in rows)
     except (OSError, ValueError, TypeError, KeyError) as error:
         raise SetupError("catalog.index_unreadable", file=str(path), reason=str(error)) from None
@@ -269,7 +281,7 @@ def items_for(selectors: list[str] | tuple[str, ...] = ()) -> list[Item]:
 def item_for_symbol(module: str, symbol: str) -> Item | None:
     """The item that owns top-level ``symbol`` of ``module``, if any."""
     for item in ITEMS:
-        if item.module == module and symbol in item.symbols:
+        if item.module == module and symbol in item.names:
             return item
     return None
 

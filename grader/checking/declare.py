@@ -29,9 +29,11 @@ def _marker(item: catalog.Item) -> pytest.MarkDecorator:
 
 def component(module: str, name: str, section: str, title: str, points: float,
               depends: tuple[str, ...] = (), symbols: tuple[str, ...] = (),
-              hidden: bool = False) -> pytest.MarkDecorator:
-    """Declare a component, id ``<module>.<name>`` (``symbols`` default to ``(name,)``); its checks' marker."""
-    return _marker(catalog.component_item(module, name, section, title, points, depends, symbols, hidden))
+              hidden: bool = False, helpers: tuple[str, ...] = ()) -> pytest.MarkDecorator:
+    """Declare a component, id ``<module>.<name>`` (``symbols`` default to ``(name,)``); its checks' marker.
+    ``helpers``: names of the item that a submission may lack (see :mod:`grader.catalog`)."""
+    return _marker(catalog.component_item(module, name, section, title, points, depends, symbols, hidden,
+                                          helpers))
 
 
 def problem(number: str, module: str, section: str, title: str, points: float, symbols: tuple[str, ...],

@@ -88,7 +88,7 @@ def swapped(source: ModuleSource, item_ids: list[str]) -> Iterator[None]:
                 own = source.module(item.module)
             except Exception:  # noqa: BLE001 - a module that failed to load: nothing to patch
                 own = None
-            for symbol in item.symbols:
+            for symbol in item.names:
                 replacement = getattr(ref_module, symbol)
                 original = getattr(own, symbol, None) if own is not None else None
                 for name in MODULES:

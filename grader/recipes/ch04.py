@@ -14,10 +14,10 @@ from grader.recipes.support import CropRecorder
 
 @recipe("ch04.book_model_meta")
 def book_model_meta(impl: Impl, cfg: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``GPTModel(GPT_CONFIG_124M)`` (or ``cfg``) built on the meta device: config, counts, names."""
-    config = impl.attr("ch04", "GPT_CONFIG_124M")
+    """``GPTModel(cfg)`` (default: the module's ``GPT_CONFIG_124M``) built on the meta device: counts, names."""
+    config = cfg if cfg is not None else impl.attr("ch04", "GPT_CONFIG_124M")
     with torch.device("meta"):
-        model = impl.attr("ch04", "GPTModel")(dict(cfg if cfg is not None else config))
+        model = impl.attr("ch04", "GPTModel")(dict(config))
     total = sum(p.numel() for p in model.parameters())
     out_head = getattr(model, "out_head", None)
     head = getattr(out_head, "weight", None)

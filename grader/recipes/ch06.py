@@ -93,15 +93,6 @@ def call_or_error(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
         return {"error": type(exc).__name__, "message": str(exc)}
 
 
-@recipe("ch06.split_inputs_untouched")
-def split_untouched(impl: Impl, rows: list[dict[str, Any]], train_frac: float,
-                    validation_frac: float) -> dict[str, Any]:
-    """``random_split`` on a list; returns the list afterwards (it must not be shuffled in place)."""
-    own = [dict(r) for r in rows]
-    result = impl.attr("ch06", "random_split")(own, train_frac, validation_frac)
-    return {"rows_after": own, "result": list(result)}
-
-
 # ---- data set --------------------------------------------------------------------------------
 
 

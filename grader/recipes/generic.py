@@ -136,3 +136,11 @@ def call(impl: Impl, module: str, name: str, args: Sequence[Any] = (), kwargs: d
     if seed is not None:
         torch.manual_seed(seed)
     return impl.attr(module, name)(*args, **(kwargs or {}))
+
+
+@recipe("module.constant")
+def constant(impl: Impl, module: str, name: str) -> dict[str, Any]:
+    """A module-level constant (plain data such as a config dict), or that the module lacks it."""
+    if not hasattr(impl.module(module), name):
+        return {"defined": False}
+    return {"defined": True, "value": getattr(impl.module(module), name)}

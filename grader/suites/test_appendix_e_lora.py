@@ -220,8 +220,10 @@ def test_linear_without_bias(student, ref):
 
 
 @LW
+@pytest.mark.extension
 def test_lora_follows_the_linear_dtype(student, ref):
-    """A float64 nn.Linear: the LoRA parameters are created in float64 too."""
+    """A float64 nn.Linear: the LoRA parameters are created in float64 too. Beyond the book, whose
+    LoRALayer always creates float32 parameters."""
     got = _wrap(student, ref, 6, 5, 2, 4.0, with_state=False, dtype="float64")
     expect_tensor(got["fresh_output"], got["linear_output"], "LinearWithLoRA(float64 linear)(x)", token_dim=None)
 
@@ -310,8 +312,10 @@ def test_forward_with_trained_adapters(student, ref):
 
 
 @RL
+@pytest.mark.extension
 def test_second_call_wraps_nothing_again(student, ref):
-    """Layers that already are LinearWithLoRA are left alone."""
+    """Layers that already are LinearWithLoRA are left alone. Beyond the book, whose function wraps
+    again when called twice."""
     got, _, what, _ = _replace(student, ref, calls=2)
     _expect_wrapped(got, what)
 

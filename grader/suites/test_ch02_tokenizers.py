@@ -5,6 +5,7 @@ Vocabularies are built here with the reference's ``build_vocab`` from a short te
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from grader.checking.compare import expect_equal
 from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
+from grader.messages import t
 from grader.checking.mistakes.ch02_data import decode_keeping_spaces
 from reference.ch02 import build_vocab, preprocess
 
@@ -58,10 +60,21 @@ def _expect_encoded(got: dict[str, Any], expected: dict[str, Any], name: str, te
         expect_equal(g, e, f"{name}.encode({text!r})", diagnosis=diagnosis)
 
 
+def _printed_v1_decode(vocab: dict[str, int], ids: list[int]) -> str:
+    """``SimpleTokenizerV1.decode`` as printed: its regex has no ``:`` or ``;`` (BOOK_FACTS), so a
+    space stays before those two. The book's convention, accepted and reported."""
+    inverse = {i: s for s, i in vocab.items()}
+    return re.sub(r'\s+([,.?!"()\'])', r"\1", " ".join(inverse[i] for i in ids))
+
+
 def _expect_decoded(got_texts: list[Any], expected_texts: list[str], name: str, ids: list[list[int]],
-                    vocab: dict[str, int]) -> None:
+                    vocab: dict[str, int], record: Any = None) -> None:
+    """Decoded texts equal the reference's; with ``record`` (V1) the printed regex is accepted too."""
     inverse = {i: s for s, i in vocab.items()}
     for i, (g, e) in enumerate(zip(got_texts, expected_texts)):
+        if record is not None and g != e and g == _printed_v1_decode(vocab, ids[i]):
+            record("convention", t("ch02.convention_printed_decode"))
+            continue
         diagnosis = None
         if g == decode_keeping_spaces(inverse, ids[i]) and g != e:
             diagnosis = "ch02_decode_space_before_punctuation"
@@ -83,16 +96,20 @@ def test_v1_encode_known_text(student, ref):
 
 
 @SIMPLE_TOKENIZER_V1
-def test_v1_decode_removes_space_before_punctuation(student, ref):
+def test_v1_decode_removes_space_before_punctuation(student, ref, record_property):
     ids = [[VOCAB[t] for t in preprocess(text)] for text in KNOWN]
     got, expected = _tok(student, ref, "SimpleTokenizerV1", VOCAB, decode=ids)
-    _expect_decoded(got["decoded"], expected["decoded"], "SimpleTokenizerV1", ids, VOCAB)
+    _expect_decoded(got["decoded"], expected["decoded"], "SimpleTokenizerV1", ids, VOCAB, record=record_property)
 
 
 @SIMPLE_TOKENIZER_V1
-def test_v1_round_trip(student, ref):
+def test_v1_round_trip(student, ref, record_property):
     got, expected = _tok(student, ref, "SimpleTokenizerV1", VOCAB, encode=[TEXT])
     _expect_encoded(got, expected, "SimpleTokenizerV1", [TEXT], VOCAB)
+    if got["roundtrip"] != expected["roundtrip"] and got["roundtrip"] == [
+            _printed_v1_decode(VOCAB, ids) for ids in expected["encoded"]]:
+        record_property("convention", t("ch02.convention_printed_decode"))
+        return
     expect_equal(got["roundtrip"], expected["roundtrip"], "SimpleTokenizerV1.decode(encode(text))")
 
 
@@ -103,12 +120,13 @@ def test_v1_vocabulary_attributes(student, ref):
 
 
 @SIMPLE_TOKENIZER_V1
-def test_v1_uses_the_vocabulary_it_is_given(student, ref):
+def test_v1_uses_the_vocabulary_it_is_given(student, ref, record_property):
     texts = ["the dark sea, the ships!"]
     ids = [[SHUFFLED_VOCAB[t] for t in ["ships", ",", "the", "."]]]
     got, expected = _tok(student, ref, "SimpleTokenizerV1", SHUFFLED_VOCAB, encode=texts, decode=ids)
     _expect_encoded(got, expected, "SimpleTokenizerV1", texts, SHUFFLED_VOCAB)
-    _expect_decoded(got["decoded"], expected["decoded"], "SimpleTokenizerV1", ids, SHUFFLED_VOCAB)
+    _expect_decoded(got["decoded"], expected["decoded"], "SimpleTokenizerV1", ids, SHUFFLED_VOCAB,
+                    record=record_property)
 
 
 # ---- SimpleTokenizerV2 --------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import reference.ch04 as ref_ch04
+from grader.checking.book_forms import expect_constant
 from grader.checking.checks import (Perturbed, expect_no_dropout_in_eval, module_forward, module_structure,
                                     reference_state)
 from grader.checking.compare import expect_equal, expect_state_keys, expect_tensor
@@ -18,7 +19,7 @@ from grader.checking.mistakes.gpt import block_dropout_mistakes, block_mistakes,
 BLOCK = component("ch04", "TransformerBlock", section="4.5", title="The transformer block", points=4,
                   depends=("ch03.MultiHeadAttention", "ch04.FeedForward", "ch04.LayerNorm"))
 GPT = component("ch04", "GPTModel", section="4.6", title="The GPT model", points=4,
-                symbols=("GPTModel", "GPT_CONFIG_124M"), depends=("ch04.TransformerBlock", "ch04.LayerNorm"))
+                helpers=("GPT_CONFIG_124M",), depends=("ch04.TransformerBlock", "ch04.LayerNorm"))
 GEN = component("ch04", "generate_text_simple", section="4.7", title="Greedy text generation", points=2)
 
 CFG: dict[str, Any] = {"vocab_size": 50, "context_length": 8, "emb_dim": 16, "n_heads": 2, "n_layers": 2,
@@ -107,13 +108,19 @@ def test_gpt_state_dict_names(student, ref):
 
 
 @GPT
-def test_gpt_book_config_and_parameter_count(student, ref):
-    """GPT_CONFIG_124M as in the book; GPTModel(GPT_CONFIG_124M) built on the meta device."""
-    expected = ref.run("ch04.book_model_meta")
-    got = student.run("ch04.book_model_meta", swap=GPT_SWAP, what="GPTModel(GPT_CONFIG_124M)", time_limit_s=30)
-    expect_equal(got["config"], expected["config"], "GPT_CONFIG_124M")
+def test_gpt_book_size_parameter_count(student, ref):
+    """GPTModel(GPT_CONFIG_124M) built on the meta device, with the book's config given by us."""
+    got = student.run("ch04.book_model_meta", swap=GPT_SWAP, what="GPTModel(GPT_CONFIG_124M)",
+                      cfg=dict(ref_ch04.GPT_CONFIG_124M), time_limit_s=30)
     expect_equal(got["total_params"], BOOK_TOTAL_PARAMS, "parameters of GPTModel(GPT_CONFIG_124M)")
     expect_equal(got["state_entries"], BOOK_STATE_ENTRIES, "state_dict entries of GPTModel(GPT_CONFIG_124M)")
+
+
+@GPT
+@pytest.mark.extension
+def test_gpt_config_constant(student, ref):
+    """GPT_CONFIG_124M as in the book (a notebook cell there, so its own check, not counted)."""
+    expect_constant(student, ref, "ch04", "GPT_CONFIG_124M", "ch04.GPTModel")
 
 
 @GPT

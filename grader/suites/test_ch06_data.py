@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from grader.checking.compare import expect_equal, expect_tensor
+from grader.checking.book_forms import book_balanced, book_split
 from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
+from grader.messages import t
 
 CREATE_BALANCED_DATASET = component("ch06", "create_balanced_dataset", section="6.2",
                                     title="Balancing and splitting the spam data", points=1,
@@ -38,21 +40,43 @@ def _rows(n_ham: int, n_spam: int) -> list[dict[str, str]]:
 ROWS = _rows(14, 5)
 
 
-def _call(student: Any, ref: Any, name: str, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-    inputs = dict(module="ch06", name=name, args=list(args), kwargs=kwargs)
-    expected = ref.run("ch06.call_or_error", **inputs)
-    got = student.run("ch06.call_or_error", what=name, **inputs)
-    if "error" in got and "error" not in expected:
-        raise GradeFailure("ch06.raised", what=name, type=got["error"], message=got["message"])
-    return got, expected
-
-
 # ---- create_balanced_dataset / random_split ------------------------------------------------
+# The book passes a pandas DataFrame and fixes random_state=123; the exercise passes a list of
+# dicts and adds a ``seed=`` keyword. Either form is graded on the book's calling convention
+# (``create_balanced_dataset(rows)``, ``random_split(rows, train_frac, validation_frac)``); other
+# seeds are an extension check.
+
+
+def _form(student: Any, name: str) -> str:
+    """Which form the student's function takes ("dataframe" or "list"), tried on well-formed rows."""
+    args = [] if name == "create_balanced_dataset" else [0.7, 0.1]
+    return str(student.run("ch06.rows_call", what=name, name=name, rows=ROWS, args=args)["form"])
+
+
+def _rows_call(student: Any, ref: Any, name: str, rows: list[dict[str, str]], *args: Any,
+               **kwargs: Any) -> tuple[dict[str, Any], Any]:
+    """The student's result in their form, and the expected value for that form."""
+    form = _form(student, name)
+    got = student.run("ch06.rows_call", what=name, name=name, rows=rows, args=list(args), kwargs=kwargs, form=form)
+    if form == "dataframe" and not kwargs:
+        expected: Any = book_balanced(rows) if name == "create_balanced_dataset" else book_split(rows, *args)
+    else:
+        reference = ref.run("ch06.call_or_error", module="ch06", name=name, args=[rows, *args], kwargs=kwargs)
+        expected = reference.get("value")
+    if "error" in got and expected is not None:
+        message = got["message"]
+        if "frame_error" in got:
+            message = t("ch06.raised_in_both_forms", message=message, frame_type=got["frame_error"]["error"],
+                        frame_message=got["frame_error"]["message"])
+        raise GradeFailure("ch06.raised", what=name, type=got["error"], message=message)
+    if form == "dataframe" and got.get("value") is None and "error" not in got:
+        raise GradeFailure("ch06.not_list", what=f"{name}(df)", got=got.get("returned"))
+    return got, expected
 
 
 @CREATE_BALANCED_DATASET
 def test_balanced_class_counts(student, ref):
-    got, _ = _call(student, ref, "create_balanced_dataset", ROWS)
+    got, _ = _rows_call(student, ref, "create_balanced_dataset", ROWS)
     rows = got["value"]
     if not isinstance(rows, list):
         raise GradeFailure("ch06.not_list", what="create_balanced_dataset(rows)", got=type(rows).__name__)
@@ -67,18 +91,32 @@ def test_balanced_class_counts(student, ref):
     expect_equal(strange, [], "create_balanced_dataset(rows): ham rows that are not in the input")
 
 
+def _expect_same_rows(student: Any, ref: Any, name: str, rows: list[dict[str, str]], args: list[float],
+                      what: str, **kwargs: Any) -> None:
+    got, expected = _rows_call(student, ref, name, rows, *args, **kwargs)
+    expect_equal(got["value"], expected, what)
+
+
 @CREATE_BALANCED_DATASET
-def test_balanced_sampling_is_seeded(student, ref):
-    for seed in (123, 7):
-        got, expected = _call(student, ref, "create_balanced_dataset", ROWS, seed=seed)
-        expect_equal(got["value"], expected["value"],
-                     f"create_balanced_dataset(rows, seed={seed}) (ham sampled with random.Random(seed).sample, "
-                     "then the spam rows)")
+def test_balanced_sampling_is_deterministic(student, ref):
+    _expect_same_rows(student, ref, "create_balanced_dataset", ROWS, [],
+                      "create_balanced_dataset(rows) (ham sampled with random.Random(123).sample, or with "
+                      "df.sample(n, random_state=123) as in the book, then the spam rows)")
+
+
+@CREATE_BALANCED_DATASET
+@pytest.mark.extension
+def test_balanced_sampling_takes_a_seed(student, ref):
+    """Beyond the book, which fixes random_state=123: the exercise's ``seed=`` keyword."""
+    _expect_same_rows(student, ref, "create_balanced_dataset", ROWS, [],
+                      "create_balanced_dataset(rows, seed=7) (ham sampled with random.Random(seed).sample)", seed=7)
 
 
 @CREATE_BALANCED_DATASET
 def test_too_few_ham_rows_raise(student, ref):
-    got, _ = _call(student, ref, "create_balanced_dataset", _rows(2, 4))
+    form = _form(student, "create_balanced_dataset")
+    got = student.run("ch06.rows_call", what="create_balanced_dataset", name="create_balanced_dataset",
+                      rows=_rows(2, 4), form=form)
     if got.get("error") != "ValueError":
         raise GradeFailure("ch06.expected_error", what="create_balanced_dataset(2 ham, 4 spam rows)",
                            error="ValueError", got=got.get("error") or repr(got.get("value"))[:120])
@@ -87,7 +125,7 @@ def test_too_few_ham_rows_raise(student, ref):
 @CREATE_BALANCED_DATASET
 def test_random_split_sizes(student, ref):
     rows = _rows(10, 10) + _rows(3, 0)  # 23 rows: int(16.1)=16, int(2.3)=2, 5 for testing
-    got, _ = _call(student, ref, "random_split", rows, 0.7, 0.1)
+    got, _ = _rows_call(student, ref, "random_split", rows, 0.7, 0.1)
     value = got["value"]
     if not (isinstance(value, list) and len(value) == 3):
         raise GradeFailure("ch06.not_triple", what="random_split(rows, 0.7, 0.1)")
@@ -98,20 +136,25 @@ def test_random_split_sizes(student, ref):
 
 
 @CREATE_BALANCED_DATASET
-def test_random_split_is_seeded(student, ref):
-    rows = _rows(8, 8)
-    for seed in (123, 5):
-        got, expected = _call(student, ref, "random_split", rows, 0.7, 0.1, seed=seed)
-        expect_equal(got["value"], expected["value"],
-                     f"random_split(rows, 0.7, 0.1, seed={seed}) (random.Random(seed).shuffle of a copy)")
+def test_random_split_is_deterministic(student, ref):
+    _expect_same_rows(student, ref, "random_split", _rows(8, 8), [0.7, 0.1],
+                      "random_split(rows, 0.7, 0.1) (random.Random(123).shuffle of a copy, or "
+                      "df.sample(frac=1, random_state=123) as in the book)")
+
+
+@CREATE_BALANCED_DATASET
+@pytest.mark.extension
+def test_random_split_takes_a_seed(student, ref):
+    """Beyond the book, which fixes random_state=123: the exercise's ``seed=`` keyword."""
+    _expect_same_rows(student, ref, "random_split", _rows(8, 8), [0.7, 0.1],
+                      "random_split(rows, 0.7, 0.1, seed=5) (random.Random(seed).shuffle of a copy)", seed=5)
 
 
 @CREATE_BALANCED_DATASET
 def test_random_split_leaves_input_untouched(student, ref):
     rows = _rows(6, 6)
-    got = student.run("ch06.split_inputs_untouched", what="random_split", rows=rows, train_frac=0.5,
-                      validation_frac=0.25)
-    expect_equal(got["rows_after"], rows, "the list given to random_split, after the call (shuffle a copy)")
+    got, _ = _rows_call(student, ref, "random_split", rows, 0.5, 0.25)
+    expect_equal(got["rows_after"], rows, "the rows given to random_split, after the call (shuffle a copy)")
 
 
 # ---- SpamDataset ---------------------------------------------------------------------------

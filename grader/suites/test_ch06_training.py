@@ -161,6 +161,8 @@ CLS_CFG = dict(vocab_size=96, context_length=16, emb_dim=16, n_heads=2, n_layers
 TEXTS = ["You are a winner you have been specially selected to receive $1000 cash or a $2000 award.",
          "Hey, just wanted to check if we're still on for dinner tonight? Let me know!",
          "Free entry now", "ok", "Call me", "URGENT! claim your prize", "lunch at 12?", "see u"]
+# The book always calls classify_review with max_length (the training set's, never above the context).
+BOOK_CALL = {"max_length": 16, "pad_token_id": 0}
 
 
 def _classify(student: Any, ref: Any, cases: list[dict[str, Any]], *, cfg: dict[str, Any] = CLS_CFG,
@@ -174,54 +176,73 @@ def _classify(student: Any, ref: Any, cases: list[dict[str, Any]], *, cfg: dict[
 
 
 def _expect_model_inputs(got: dict[str, Any], expected: dict[str, Any], cases: list[dict[str, Any]],
-                         alternatives: list[list[int]] | None = None) -> None:
+                         alternatives: list[list[list[int]]] | None = None) -> None:
     for i, (calls, exp_calls) in enumerate(zip(got["calls"], expected["calls"])):
         what = f"classify_review({cases[i]['text'][:24]!r}..., max_length={cases[i].get('max_length')})"
         if len(calls) != 1:
             raise GradeFailure("ch06.model_calls", what=what, count=len(calls))
         ids = calls[0]["input"]
-        if alternatives is not None and isinstance(ids, torch.Tensor) and ids.tolist() == [alternatives[i]]:
+        if alternatives is not None and isinstance(ids, torch.Tensor) and ids.dim() == 2 \
+                and ids.tolist()[0] in alternatives[i]:
             continue  # the printed book's convention (pos_emb.weight.shape[1]): accepted
         expect_tensor(ids, exp_calls[0]["input"], f"{what}: the token ids given to the model", token_dim=1)
 
 
+def _expect_inputs_and_labels(student: Any, ref: Any, cases: list[dict[str, Any]], what: str) -> None:
+    got, expected, _ = _classify(student, ref, cases)
+    _expect_model_inputs(got, expected, cases)
+    expect_equal(got["labels"], expected["labels"], what)
+
+
 @CLASSIFY_REVIEW
 def test_labels_match_the_reference(student, ref):
-    cases = [{"text": t} for t in TEXTS]
+    cases = [{"text": t, **BOOK_CALL} for t in TEXTS]
     got, expected, state = _classify(student, ref, cases)
     diagnosis = None
     if got["labels"] != expected["labels"]:
         first = labels_by_position(CLS_CFG, state, [char_ids(t)[:16] for t in TEXTS], 0)
         diagnosis = "ch06_logits_first_token" if got["labels"] == first else None
-    expect_equal(got["labels"], expected["labels"], "labels of 8 texts (no padding)", diagnosis=diagnosis)
+    expect_equal(got["labels"], expected["labels"], "labels of 8 texts (max_length=16)", diagnosis=diagnosis)
 
 
 @CLASSIFY_REVIEW
 def test_class_one_means_spam(student, ref):
     for bias, label in (([-20.0, 20.0], "spam"), ([20.0, -20.0], "not spam")):
-        got, _, _ = _classify(student, ref, [{"text": "ok"}], head_bias=bias)
+        got, _, _ = _classify(student, ref, [{"text": "ok", **BOOK_CALL}], head_bias=bias)
         expect_equal(got["labels"], [label], f"the label when class {1 if label == 'spam' else 0} wins")
 
 
 @CLASSIFY_REVIEW
 def test_pads_to_max_length(student, ref):
     cases = [{"text": t, "max_length": 12, "pad_token_id": 0} for t in ("ok", "Call me", "URGENT! claim your prize")]
-    got, expected, _ = _classify(student, ref, cases)
-    _expect_model_inputs(got, expected, cases)
-    expect_equal(got["labels"], expected["labels"], "labels with max_length=12")
+    _expect_inputs_and_labels(student, ref, cases, "labels with max_length=12")
 
 
 @CLASSIFY_REVIEW
-def test_truncates_to_the_context_length(student, ref):
-    cases = [{"text": TEXTS[0]}, {"text": TEXTS[1], "max_length": 40, "pad_token_id": 0}]
-    got, expected, _ = _classify(student, ref, cases)
-    _expect_model_inputs(got, expected, cases)
-    expect_equal(got["labels"], expected["labels"], "labels of texts longer than the context")
+def test_truncates_to_max_length(student, ref):
+    cases = [{"text": TEXTS[0], **BOOK_CALL}, {"text": TEXTS[1], "max_length": 10, "pad_token_id": 0}]
+    _expect_inputs_and_labels(student, ref, cases, "labels of texts longer than max_length")
+
+
+@CLASSIFY_REVIEW
+@pytest.mark.extension
+def test_without_max_length(student, ref):
+    """Beyond the book, which always passes max_length (its ``min(max_length, ...)`` fails on None)."""
+    cases = [{"text": t} for t in TEXTS]
+    _expect_inputs_and_labels(student, ref, cases, "labels of 8 texts (no max_length, no padding)")
+
+
+@CLASSIFY_REVIEW
+@pytest.mark.extension
+def test_max_length_beyond_the_context(student, ref):
+    """Beyond the book, which pads to max_length even past the model's context length."""
+    cases = [{"text": TEXTS[1], "max_length": 40, "pad_token_id": 0}]
+    _expect_inputs_and_labels(student, ref, cases, "labels with max_length=40 on a model with context 16")
 
 
 @CLASSIFY_REVIEW
 def test_eval_mode(student, ref):
-    cases = [{"text": t} for t in TEXTS[:4]]
+    cases = [{"text": t, **BOOK_CALL} for t in TEXTS[:4]]
     got, expected, _ = _classify(student, ref, cases, cfg={**CLS_CFG, "drop_rate": 0.5}, train=True)
     if any(call["training"] for calls in got["calls"] for call in calls):
         raise GradeFailure("ch06.forward_in_train_mode", what="classify_review")
@@ -232,6 +253,10 @@ def test_eval_mode(student, ref):
 def test_embedding_size_erratum_accepted(student, ref):
     """Context 16, emb_dim 8: the book's ``pos_emb.weight.shape[1]`` (8) and ``shape[0]`` (16) both pass."""
     cfg = {**CLS_CFG, "emb_dim": 8}
-    cases = [{"text": "Claim your prize"}, {"text": "hello"}]
+    cases = [{"text": "Claim your prize", "max_length": 12, "pad_token_id": 0},
+             {"text": "hello", "max_length": 12, "pad_token_id": 0}]
     got, expected, _ = _classify(student, ref, cases, cfg=cfg)
-    _expect_model_inputs(got, expected, cases, alternatives=[char_ids(c["text"])[:8] for c in cases])
+    printed = [char_ids(c["text"])[:8] for c in cases]  # truncated to min(max_length, emb_dim)
+    # padded to max_length as printed, or to the truncation length as the exercise asks
+    _expect_model_inputs(got, expected, cases, alternatives=[[ids + [0] * (12 - len(ids)), ids + [0] * (8 - len(ids))]
+                                                             for ids in printed])

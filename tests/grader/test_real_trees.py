@@ -165,7 +165,7 @@ def test_every_stub_raises_not_implemented_naming_its_exercise(module: str) -> N
 def test_every_catalog_symbol_exists_in_solutions(module: str) -> None:
     solution = _load("solutions", module)
     missing = [f"{item.id}: {symbol}" for item in catalog.ITEMS if item.module == module
-               for symbol in item.symbols if not hasattr(solution, symbol)]
+               for symbol in item.names if not hasattr(solution, symbol)]
     assert not missing
 
 

@@ -93,7 +93,7 @@ def batches(variants: list[Variant]) -> list[list[Variant]]:
     variant that edits anything else (a helper, another item's code) is graded alone."""
     packed: list[tuple[list[Variant], dict[str, str]]] = []
     for variant in variants:
-        if not touched(variant) <= set(BY_ID[variant.item].symbols):
+        if not touched(variant) <= set(BY_ID[variant.item].names):
             packed.append(([variant], {}))
             continue
         for members, sources in packed:
@@ -102,7 +102,7 @@ def batches(variants: list[Variant]) -> list[list[Variant]]:
             before = sources.get(variant.module, pristine(variant.module))
             try:
                 # Applied to the batch's source, it must still edit only its own item's code.
-                if not touched(variant, before) <= set(BY_ID[variant.item].symbols):
+                if not touched(variant, before) <= set(BY_ID[variant.item].names):
                     continue
                 after = apply(variant, before)
             except ValueError:
@@ -175,6 +175,11 @@ def test_variants_are_graded_as_expected(batch: list[Variant], tmp_path: Path) -
         if variant.passes:
             if result.status != "passed":
                 problems.append(f"{variant.id}: a correct alternative got {result.status}: {result.message}")
+            extension = {name for c in result.checks if c.status == "failed" and c.details.get("extension")
+                         for name in (c.diagnosis, c.message_id)}
+            if variant.extension is not None and variant.extension not in extension:
+                problems.append(f"{variant.id}: expected an extension check to report {variant.extension}, "
+                                f"got {extension}")
             continue
         if result.status != "failed":
             problems.append(f"{variant.id}: expected {variant.item} to fail, got {result.status}")

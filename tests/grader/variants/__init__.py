@@ -2,7 +2,9 @@
 
 A ``Variant`` names the module, an exact snippet of ``solutions/<module>.py`` and its replacement,
 the item it affects, and what grading must say: ``diagnosis`` (a named mistake the failure must
-carry), or ``passes=True`` for a correct alternative implementation that must still pass.
+carry), or ``passes=True`` for a correct alternative implementation that must still pass. A variant
+that does what the book does where the exercise asks for more passes, and names in ``extension`` the
+diagnosis its failed extension check (shown, not counted) must carry.
 Add variants to the file of your chapter; ``tests/grader/test_variants.py`` runs them all.
 """
 
@@ -20,4 +22,5 @@ class Variant:
     item: str
     diagnosis: str | None = None
     passes: bool = False
+    extension: str | None = None  # with passes=True: the diagnosis of a failed extension check
     count: int = 1  # occurrences of ``find`` to replace from the start (0: all, -1: only the last)

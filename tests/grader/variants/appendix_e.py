@@ -31,5 +31,6 @@ VARIANTS = [
             'if hasattr(module, "in_features"):', "appendix_e.replace_linear_with_lora",
             diagnosis="appendix_e_replace_wraps_non_linear"),
     Variant("e-replace-wraps-twice", "appendix_e", "        elif isinstance(module, LinearWithLoRA):\n            continue\n",
-            "", "appendix_e.replace_linear_with_lora", diagnosis="appendix_e_replace_wraps_twice"),
+            "", "appendix_e.replace_linear_with_lora", passes=True,  # the book's form: idempotence is beyond it
+            extension="appendix_e_replace_wraps_twice"),
 ]
