@@ -5,6 +5,8 @@ problems 5.1, 5.2 and 5.3.
 scaled up so that temperature and top-k visibly matter. Book errata: the printed ``generate``
 works for batch size 1 only, so every counted check uses one row (or no top-k / end token); the
 batch-of-two checks with top-k and an end token are marked ``extension``: reported, not counted.
+Likewise the book's ``softmax_with_temperature`` normalises over ``dim=0`` of one row of logits:
+rows of logits are an extension.
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ def test_book_logits_at_three_temperatures(student, ref):
 
 
 @SOFTMAX_WITH_TEMPERATURE
+@pytest.mark.extension
 def test_rows_of_logits_normalised_over_the_vocabulary(student, ref):
+    """Beyond the book, which calls it on one row of logits (its ``dim=0`` is right there)."""
     logits = torch.randn(3, 7, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 3
     _softmax(student, ref, logits, 2.0, "softmax_with_temperature(3 x 7 logits, 2.0)")
 

@@ -64,7 +64,7 @@ VARIANTS = [
             "ch05.softmax_with_temperature", diagnosis="ch05_temperature_ignored"),
     Variant("softmax-dim-0", "ch05", "return torch.softmax(scaled_logits, dim=-1)",
             "return torch.softmax(scaled_logits, dim=0)", "ch05.softmax_with_temperature",
-            diagnosis="ch05_softmax_wrong_dim"),
+            passes=True, extension="ch05_softmax_wrong_dim"),  # the book's code: right for one row of logits
     Variant("softmax-stable-by-hand", "ch05", "return torch.softmax(scaled_logits, dim=-1)",
             "e = torch.exp(scaled_logits - scaled_logits.max(dim=-1, keepdim=True).values)\n"
             "    return e / e.sum(dim=-1, keepdim=True)", "ch05.softmax_with_temperature", passes=True),
