@@ -64,3 +64,17 @@ def test_from_ch03_import_loads_the_notebook_in_a_kernel(tmp_path: Path) -> None
         for name in MODULES:
             sys.modules.pop(name, None)
     assert NotebookImporter(tmp_path).find_spec("json") is None
+
+
+def test_the_cell_output_html_is_escaped_and_keeps_hidden_items_hidden() -> None:
+    from reports.notebook_check import render_check
+    from tests.grader.fake_runs import HIDDEN_ID, HOSTILE, SECRET, fake_run, with_load_error
+
+    run = with_load_error(fake_run(seed=1))
+    html = render_check(run, f"source {HOSTILE}", f"left out {HOSTILE}")
+    assert HOSTILE not in html and "&lt;script&gt;" in html
+    assert SECRET not in html
+    assert f'id="llmgrade-{HIDDEN_ID}"' in html
+    statuses = {item.id: item.status for item in run.items}
+    for item_id, status in statuses.items():
+        assert f'id="llmgrade-{item_id}" data-status="{status}"' in html
