@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from grader.checking.compare import expect_grads, expect_state_keys, expect_tensor
+from grader.checking.compare import close, expect_grads, expect_state_keys, expect_tensor, is_tensor
 from grader.checking.failures import GradeFailure
 from grader.checking.pictures import attention_pair, diff_map
 from grader.sandbox.parent import Student
@@ -68,20 +68,56 @@ def module_forward(student: Student, ref: Any, module: str, name: str, args: Seq
     wrong = (lambda: mistakes(state, list(inputs))) if mistakes is not None else None
     tol = policy(getattr(torch, dtype), student.device)
     try:
-        expect_tensor(got.get("output"), out, what=t("check.what.output", what=what), tol=tol,
-                      token_dim=token_dim, mistakes=wrong)
-    except GradeFailure as failure:  # what the report draws (grader.checking.pictures)
-        pictures = {"attention": attention_pair(got.get("attention"), expected.get("attention")),
-                    "diff_map": diff_map(got.get("output"), out, token_dim)}
-        failure.details.update({k: v for k, v in pictures.items() if v is not None})
+        try:
+            expect_tensor(got.get("output"), out, what=t("check.what.output", what=what), tol=tol,
+                          token_dim=token_dim, mistakes=wrong)
+        except GradeFailure as failure:  # what the report draws (grader.checking.pictures)
+            pictures = {"attention": attention_pair(got.get("attention"), expected.get("attention")),
+                        "diff_map": diff_map(got.get("output"), out, token_dim)}
+            failure.details.update({k: v for k, v in pictures.items() if v is not None})
+            raise
+        if grad_output is not None:
+            expect_grads(got.get("param_grads", {}), expected.get("param_grads", {}), what)
+            for i, (g, e) in enumerate(zip(got.get("input_grads", []), expected.get("input_grads", []))):
+                if isinstance(e, torch.Tensor):
+                    expect_tensor(g, e, what=t("check.what.input_gradient", what=what, index=i), tol=tol,
+                                  token_dim=token_dim)
+    except GradeFailure as failure:
+        _blame_buffers(failure, student, request, got, state, out, tol, what, swap, time_limit_s)
         raise
-    if grad_output is not None:
-        expect_grads(got.get("param_grads", {}), expected.get("param_grads", {}), what)
-        for i, (g, e) in enumerate(zip(got.get("input_grads", []), expected.get("input_grads", []))):
-            if isinstance(e, torch.Tensor):
-                expect_tensor(g, e, what=t("check.what.input_gradient", what=what, index=i), tol=tol,
-                              token_dim=token_dim)
     return got, expected
+
+
+def differing_buffers(got: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the buffers the student's module built (``got``) whose values differ from the
+    reference's (a bool mask and a 0/1 float mask with the same entries are equal)."""
+    differ = []
+    for name, value in got.items():
+        expected = state.get(name)
+        if not (is_tensor(value) and isinstance(expected, torch.Tensor) and value.shape == expected.shape
+                and bool(torch.equal(value.to(torch.float64), expected.to(torch.float64)))):
+            differ.append(name)
+    return differ
+
+
+def _blame_buffers(failure: GradeFailure, student: Student, request: dict[str, Any], got: Mapping[str, Any],
+                   state: Mapping[str, torch.Tensor], out: Any, tol: Any, what: str, swap: Sequence[str],
+                   time_limit_s: float | None) -> None:
+    """The forward check ran with the student's own buffers and failed. When those buffers differ
+    from the reference's and the same call with the reference's buffers loaded gives the right
+    output, the buffers alone are wrong: say so (the mask built in ``__init__``)."""
+    differ = differing_buffers(got.get("buffers") or {}, state)
+    if not differ or not is_tensor(out):
+        return
+    try:
+        again = student.run("module.forward", swap=swap, what=what, time_limit_s=time_limit_s,
+                            **{**request, "keep_buffers": False})
+    except GradeFailure:
+        return
+    if isinstance(again, dict) and close(again.get("output"), out, tol):
+        raise GradeFailure("module.buffer_wrong", what=what, names=", ".join(differ),
+                           diagnosis=failure.diagnosis,
+                           details={**failure.details, "buffers": differ}) from failure
 
 
 def call_function(student: Student, ref: Any, module: str, name: str, args: Sequence[Any] = (),

@@ -16,7 +16,7 @@ import torch
 
 from grader.checking.failures import GradeFailure
 from grader.messages import t
-from grader.checking.tolerance import Tolerance, policy
+from grader.checking.tolerance import Tolerance, policy, within
 
 
 def is_tensor(value: Any) -> bool:
@@ -28,7 +28,7 @@ def close(got: Any, expected: torch.Tensor, tol: Tolerance) -> bool:
         return False
     if got.dtype == torch.bool or not got.is_floating_point():
         return bool(torch.equal(got.to(expected.dtype), expected))
-    return bool(torch.allclose(got.to(expected.dtype), expected, rtol=tol.rtol, atol=tol.atol))
+    return within(got, expected, tol)
 
 
 # Known-mistake outputs, or a function that computes them: only called once a comparison fails,
@@ -72,7 +72,7 @@ def expect_tensor(got: Any, expected: torch.Tensor, what: str, *, tol: Tolerance
     g64 = got.to(torch.float64)
     e64 = expected.to(torch.float64)
     diff = (g64 - e64).abs()
-    outside = diff > (tol.atol + tol.rtol * e64.abs())
+    outside = ~(diff <= tol.bound(expected)) & (g64 != e64)
     first = [int(i) for i in outside.nonzero()[0].tolist()] if bool(outside.any()) else []
     details: dict[str, Any] = {"max_abs_diff": float(diff.max()), "first_index": first,
                                "mismatched": int(outside.sum()), "total": int(outside.numel())}

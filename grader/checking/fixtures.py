@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,14 @@ from grader.checking.answer_key import scan as scan_for_answer_key
 from grader.checking.orphan import exit_with_parent
 from grader.checking.plugin import collector_of, spec_of
 from grader.messages import t
+from grader.checking.pace import Pace
 from grader.recipes import run_reference
 from grader.recipes.support import configure_determinism
 from grader.runner.contract import AUTO_DEVICE
 from grader.sandbox.parent import DEFAULT_TIME_LIMIT_S, Student, Worker
+
+PACE = pytest.StashKey[Pace]()
+SWAPS_PROPERTY = "student_swaps"
 
 
 @dataclass
@@ -71,6 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
     import torch
 
     configure_determinism(torch)
+    config.stash[PACE] = Pace()
     spec = spec_of(config)
     if spec is None:
         return
@@ -136,6 +142,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     wait_for_go(grading.gate_fds)
     worker = grading.worker
     try:
+        worker.load_time_scale = _pace(config).slowdown() * grading.time_scale
         report = worker.load()
     except Exception as exc:  # noqa: BLE001 - a worker that cannot even start is reported once
         report = {"modules": {"*": {"kind": "import_error", "file": str(worker.submission),
@@ -165,19 +172,42 @@ def student(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Iter
     marker = request.node.get_closest_marker("item")
     handle = Student(grading.worker, DEFAULT_TIME_LIMIT_S, item=str(marker.args[0]) if marker else None)
     handle.time_scale = grading.time_scale
+    # Which of the student's items each call swapped for the reference's: scoring charges a failure
+    # to a failed dependency whose student version the check ran (grader/runner/scoring.py).
+    handle.swaps_used = []
+    request.node.user_properties.append((SWAPS_PROPERTY, handle.swaps_used))
+    pace = handle.pace = _pace(pytestconfig)
+    pace.new_check()
+    reported = pace.max_slowdown_seen
     yield handle
+    collector = collector_of(pytestconfig)
+    if collector is not None and pace.max_slowdown_seen > reported:
+        collector.report_slowdown(pace.max_slowdown_seen)
+
+
+def _pace(config: pytest.Config) -> Pace:
+    if PACE not in config.stash:
+        config.stash[PACE] = Pace()
+    return config.stash[PACE]
 
 
 class Reference:
-    """The trusted side: the same recipes, run here against ``reference/`` on the grading device."""
+    """The trusted side: the same recipes, run here against ``reference/`` on the grading device;
+    each call is timed so that the student's call of the same recipe gets a limit scaled from it
+    (:mod:`grader.checking.pace`)."""
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, pace: Pace | None = None) -> None:
         self.device = device
+        self.pace = pace if pace is not None else Pace()
 
     def run(self, recipe: str, /, **inputs: Any) -> Any:
-        return run_reference(recipe, self.device, **inputs)
+        start = time.perf_counter()
+        try:
+            return run_reference(recipe, self.device, **inputs)
+        finally:
+            self.pace.record(recipe, time.perf_counter() - start)
 
 
 @pytest.fixture(scope="session")
-def ref(device: str) -> Reference:
-    return Reference(device)
+def ref(device: str, pytestconfig: pytest.Config) -> Reference:
+    return Reference(device, _pace(pytestconfig))

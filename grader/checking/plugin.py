@@ -113,6 +113,10 @@ class Collector:
             except OSError:
                 self.progress_fd = -1
 
+    def report_slowdown(self, slowdown: float) -> None:
+        """Tell the parent how much slower than idle the machine runs (it stretches the whole-run limit)."""
+        self._progress(f"slowdown {slowdown:.3f}")
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         keep: list[pytest.Item] = []
@@ -153,6 +157,9 @@ class Collector:
             "duration_s": round(report.duration, 4),
         }
         properties = dict(report.user_properties)
+        swaps = properties.pop("student_swaps", None)  # grader.checking.fixtures.SWAPS_PROPERTY
+        if isinstance(swaps, list):
+            check["student_swaps"] = [list(s) for s in swaps]
         if properties:
             check["details"] = _jsonable(properties)
         if report.passed:

@@ -30,6 +30,19 @@ def state_shapes(m: torch.nn.Module) -> dict[str, list[int]]:
     return {k: list(v.shape) for k, v in m.state_dict().items()}
 
 
+def load_observing(m: torch.nn.Module, state_dict: dict[str, torch.Tensor],
+                   keep_buffers: bool = True) -> dict[str, torch.Tensor]:
+    """Load ``state_dict`` into ``m`` but keep the buffers ``m`` built itself (a causal mask made in
+    ``__init__``): the grader observes them, it never overwrites them. Returns copies of those
+    buffers as built, for comparison with the reference's. ``keep_buffers=False`` loads everything
+    (to tell whether a wrong output comes from the buffers alone)."""
+    own = m.state_dict()
+    names = {name for name, _ in m.named_buffers(remove_duplicate=False)} & set(state_dict)
+    kept = {name: own[name].detach().clone() for name in sorted(names)}
+    m.load_state_dict({**state_dict, **kept} if keep_buffers else state_dict)
+    return kept
+
+
 def plain_tensor_attributes(m: torch.nn.Module) -> list[str]:
     """Tensor attributes that are neither parameters nor buffers: they don't move with ``.to()``."""
     found = []
@@ -63,8 +76,9 @@ def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
                    kwargs: dict[str, Any] | None = None, state_dict: dict[str, torch.Tensor] | None = None,
                    inputs: Sequence[Any] = (), train: bool = False, seed: int = 0, dtype: str = "float64",
                    grad_output: torch.Tensor | None = None, device: str | None = None,
-                   repeat: int = 1, grad_seed: int | None = None) -> dict[str, Any]:
-    """Build, load ``state_dict``, run ``forward(*inputs)`` (``repeat`` times) and backward.
+                   repeat: int = 1, grad_seed: int | None = None, keep_buffers: bool = True) -> dict[str, Any]:
+    """Build, load ``state_dict`` (the module's own buffers kept, see :func:`load_observing`), run
+    ``forward(*inputs)`` (``repeat`` times) and backward.
 
     Floating inputs are cast to ``dtype`` and require grad; with ``grad_output`` (or ``grad_seed``,
     which draws it from a seeded generator in the output's shape) the recipe backpropagates
@@ -78,7 +92,7 @@ def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
         if set(own) != set(state_dict) or any(list(own[k].shape) != list(v.shape) for k, v in state_dict.items()):
             result["load_failed"] = True
             return result
-        m.load_state_dict(state_dict)
+        result["buffers"] = load_observing(m, state_dict, keep_buffers)
     dt = DTYPES[dtype]
     m.to(device=device, dtype=dt)
     m.train(train)

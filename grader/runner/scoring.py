@@ -44,9 +44,10 @@ def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = 
             errors.append(LoadError(module=module, kind=kind, file=cell.source, message=message,
                                     line=cell.line, source_line=source_line, cell=cell.cell))
             continue
-        message = t(f"load.{kind}", module=module, file=Path(file).name or module,
+        key = "load.import_timeout" if info.get("timeout_s") else f"load.{kind}"
+        message = t(key, module=module, file=Path(file).name or module,
                     line=line if line is not None else "?", source_line=source_line,
-                    error=info.get("message", ""))
+                    error=info.get("message", ""), seconds=f"{float(info.get('timeout_s') or 0):.0f}")
         errors.append(LoadError(module=module, kind=kind, file=file, message=message,
                                 line=line, source_line=source_line))
     for item_id, names in sorted(report.get("missing", {}).items()):
@@ -73,28 +74,61 @@ def _transitive_deps(item: Item) -> list[str]:
     return seen
 
 
+def item_uses(item: Item, raw: list[dict[str, Any]]) -> list[str]:
+    """The other items whose student code this item's checks may run: its declared dependencies,
+    and every item one of its checks swaps for the reference's (a check that swaps an item in
+    some calls runs the student's version in the others), each with its own dependencies."""
+    found = _transitive_deps(item)
+    for check in raw:
+        for swap in check.get("student_swaps") or []:
+            for dep in swap:
+                if dep in BY_ID and dep != item.id and dep not in found:
+                    found.append(dep)
+    for dep in list(found):
+        found.extend(d for d in _transitive_deps(BY_ID[dep]) if d not in found and d != item.id)
+    return found
+
+
+def _culprit(check: dict[str, Any], failed_deps: list[str]) -> str | None:
+    """The failed dependency to charge a failed ``check`` to: one whose student version it ran.
+
+    Integration checks run the student's own dependencies by design; any other check ran the
+    student's version of a dependency in a call that did not swap it for the reference's."""
+    if not failed_deps:
+        return None
+    swaps = check.get("student_swaps")
+    if check.get("integration") or not isinstance(swaps, list):
+        return failed_deps[0] if check.get("integration") else None
+    for dep in failed_deps:
+        if any(dep not in swap for swap in swaps):
+            return dep
+    return None
+
+
 def item_results(items: list[Item], checks: list[dict[str, Any]],
                  load_errors: list[LoadError]) -> list[ItemResult]:
     by_item: dict[str, list[dict[str, Any]]] = {}
     for check in checks:
         by_item.setdefault(str(check.get("item")), []).append(check)
+    uses = {item.id: item_uses(item, by_item.get(item.id, [])) for item in items}
 
     results: dict[str, ItemResult] = {}
     # Dependencies first, so that a dependent item can see whether they passed.
-    for item in _dependency_order(items):
-        results[item.id] = _one_item(item, by_item.get(item.id, []), load_errors, results)
+    for item in _dependency_order(items, uses):
+        results[item.id] = _one_item(item, by_item.get(item.id, []), load_errors, results, uses[item.id])
     return [results[item.id] for item in items]
 
 
-def _dependency_order(items: list[Item]) -> list[Item]:
+def _dependency_order(items: list[Item], uses: dict[str, list[str]]) -> list[Item]:
     ordered: list[Item] = []
-    chosen = {item.id for item in items}
+    visiting: set[str] = set()
 
     def visit(item: Item) -> None:
-        if item in ordered:
+        if item in ordered or item.id in visiting:
             return
-        for dep in item.depends:
-            if dep in chosen:
+        visiting.add(item.id)
+        for dep in uses.get(item.id, []):
+            if dep in uses:
                 visit(BY_ID[dep])
         ordered.append(item)
 
@@ -104,7 +138,7 @@ def _dependency_order(items: list[Item]) -> list[Item]:
 
 
 def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError],
-              done: dict[str, ItemResult]) -> ItemResult:
+              done: dict[str, ItemResult], uses: list[str]) -> ItemResult:
     title = item_title(item.id, item.title)
     def result(points: float, status: Status, message: str, diagnosis: str | None = None,
                checks: list[CheckResult] | None = None, duration_s: float = 0.0) -> ItemResult:
@@ -113,7 +147,8 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
                           message=message, diagnosis=diagnosis, checks=checks or [],
                           duration_s=duration_s)
 
-    problem = next((e for e in load_errors if e.module == item.module and e.kind != "missing_name"), None) \
+    # "*": the worker could not load the submission at all (every item is affected, reported once)
+    problem = next((e for e in load_errors if e.module in (item.module, "*") and e.kind != "missing_name"), None) \
         or next((e for e in load_errors if e.kind == "missing_name" and e.module == item.module
                  and set(e.names) & set(item.symbols)), None)
     if problem is not None:
@@ -121,8 +156,7 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
     if not raw:
         return result(0.0, "error", t("item.no_checks", item=item.id))
 
-    failed_deps = [dep for dep in _transitive_deps(item)
-                   if dep in done and done[dep].status != "passed"]
+    failed_deps = [dep for dep in uses if dep in done and done[dep].status != "passed"]
     checks: list[CheckResult] = []
     for c in raw:
         if c["status"] == "skipped":
@@ -130,14 +164,15 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
         check = CheckResult(name=c["name"], status=c["status"], message=c.get("message", ""),
                             message_id=c.get("message_id", ""), diagnosis=c.get("diagnosis"),
                             details=c.get("details", {}), duration_s=float(c.get("duration_s", 0.0)))
+        culprit = _culprit(c, failed_deps) if check.status not in ("passed", "not_started") else None
         if c.get("extension"):
             check.details = {**check.details, "extension": True}
             if check.status == "failed":
                 check.message = t("check.extension_not_counted", message=check.message)
-        elif c.get("integration") and check.status != "passed" and failed_deps:
-            check.blamed_on = failed_deps[0]
-            check.message = t("check.blamed_on_dependency", dependency=failed_deps[0],
-                              message=check.message)
+        elif culprit is not None:
+            check.blamed_on = culprit
+            check.message = t("check.used_failing_dependency", item=item.id, dependency=culprit,
+                              title=item_title(culprit, BY_ID[culprit].title), message=check.message)
         checks.append(check)
 
     counted = [c for c in checks if c.blamed_on is None and not c.details.get("extension")]

@@ -12,13 +12,17 @@ Requests: ``{"op": "load"}`` imports every chapter module once and reports load 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import os
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,32 @@ STACK_DUMP_NAME = "stack.txt"  # next to the output file; read by grader.sandbox
 PACKAGE = "submission"
 # Importing these from the student's code is using the answer key (grader/checking/answer_key.py).
 ANSWER_KEY_PACKAGES = ("reference", "solutions", "grader", "llms_from_scratch")
+
+
+class ImportTimeout(BaseException):
+    """Raised inside a module import that runs too long (not an ``Exception``: a student's
+    ``except Exception`` around a loop must not swallow it)."""
+
+
+@contextlib.contextmanager
+def _alarm(seconds: float | None) -> Iterator[None]:
+    """Interrupt the code inside after ``seconds`` with :class:`ImportTimeout`, raised where it is
+    stuck (so its traceback names the student's file and line). Python-level loops are interrupted
+    at once; a single long C call only when it returns (the parent's limit covers that)."""
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise ImportTimeout(f"{seconds:.0f}")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _apply_limits(memory_bytes: int, file_bytes: int) -> None:
@@ -93,12 +123,19 @@ class Submission:
         sys.path.insert(1, str(self.root))
         importlib.invalidate_caches()
 
-    def load_all(self) -> dict[str, Any]:
-        """Import every chapter module; report failed modules and catalog names that are missing."""
+    def load_all(self, module_time_limit_s: float | None = None, skip: list[str] | None = None) -> dict[str, Any]:
+        """Import every chapter module; report failed modules and catalog names that are missing.
+
+        Each import may take ``module_time_limit_s``; one that runs longer is stopped where it is
+        stuck and reported with that file and line. ``skip``: modules whose import timed out in an
+        earlier worker (already reported): the reference stands in for them at once."""
         from grader.catalog import ITEMS, MODULES
 
         for name in MODULES:
-            self._load(name)
+            if skip and name in skip:
+                self._stand_in(name)
+                continue
+            self._load(name, module_time_limit_s)
         self._stand_in_for_failed()
         missing: dict[str, list[str]] = {}
         for item in ITEMS:
@@ -137,13 +174,29 @@ class Submission:
             if name not in self.load_errors:
                 self.stand_ins.setdefault(name, []).append(culprit)
 
-    def _load(self, name: str) -> None:
+    def _stand_in(self, name: str) -> None:
+        """For importing only: the reference's module in place of the student's (whose items stay
+        ungraded, reported once)."""
+        try:
+            sys.modules[f"{PACKAGE}.{name}"] = importlib.import_module(f"reference.{name}")
+        except ImportError:
+            sys.modules.pop(f"{PACKAGE}.{name}", None)
+
+    def _load(self, name: str, time_limit_s: float | None = None) -> None:
         path = self.root / f"{name}.py"
         if not path.is_file():
             self.load_errors[name] = {"kind": "missing_file", "file": str(path), "message": ""}
             return
         try:
-            self.modules[name] = importlib.import_module(f"{PACKAGE}.{name}")
+            with _alarm(time_limit_s):
+                self.modules[name] = importlib.import_module(f"{PACKAGE}.{name}")
+        except ImportTimeout as exc:
+            frame = student_frame(exc, self.root)
+            self.load_errors[name] = {
+                "kind": "import_error", "timeout_s": float(time_limit_s or 0), "file": frame.get("file", str(path)),
+                "line": frame.get("line"), "source_line": frame.get("source_line", ""),
+                "message": f"ImportTimeout: {exc}"}
+            self._stand_in(name)  # a later ``from .ch03 import ...`` must not hang all over again
         except SyntaxError as exc:
             self.load_errors[name] = {
                 "kind": "syntax_error", "file": exc.filename or str(path), "line": exc.lineno,
@@ -217,7 +270,7 @@ def serve(read_fd: int, write_fd: int, submission: Submission, output_path: Path
         output_start = output_path.stat().st_size if output_path.exists() else 0
         try:
             if op == "load":
-                value: Any = submission.load_all()
+                value: Any = submission.load_all(request.get("module_time_limit_s"), request.get("skip"))
             elif op == "run":
                 value = run_recipe(request["recipe"], submission, request.get("swap", []),
                                    request.get("inputs", {}), device)

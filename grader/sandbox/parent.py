@@ -29,12 +29,15 @@ from grader.sandbox.cgroup import TreeGroup
 from grader.checking.failures import GradeFailure, NotStarted
 from grader.messages import t
 from grader.notebooks.locations import describe
+from grader.checking.pace import Pace
 
 GRADER_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TIME_LIMIT_S = 5.0
 # After one of these, later checks of the same item fail at once instead of waiting again.
 _BREAKER_KINDS = ("timeout", "crash", "exit", "answer_key")
-LOAD_TIME_LIMIT_S = 60.0
+LOAD_TIME_LIMIT_S = 90.0
+# One module's import; a longer one is stopped where it is stuck and costs only that module.
+MODULE_LOAD_TIME_LIMIT_S = 15.0
 DEFAULT_MEMORY_GIB = 6.0
 OUTPUT_TAIL_BYTES = 4000
 COVERAGE_ENV = "LLMGRADE_WORKER_COVERAGE"  # set by the project's own tests only
@@ -106,6 +109,7 @@ class Worker:
         self.broken_items: dict[str, WorkerError] = {}
         self.isolation = policy.probe()
         self.group: TreeGroup | None = None
+        self.load_time_scale = 1.0  # how much slower than idle the machine runs (set by the fixtures)
 
     # -- process management -------------------------------------------------------------------
     def start(self) -> None:
@@ -225,7 +229,13 @@ class Worker:
         Returns ``{"modules": {module: problem}, "missing": {item id: [names]}}``; the first
         report is kept, since a restarted worker loads the same files.
         """
-        report = self.request({"op": "load"}, LOAD_TIME_LIMIT_S)
+        scale = max(self.load_time_scale, 1.0)
+        message: dict[str, Any] = {"op": "load", "module_time_limit_s": MODULE_LOAD_TIME_LIMIT_S * scale}
+        if self.load_report is not None:  # a restarted worker: do not wait for a hang again
+            modules = self.load_report.get("modules", {})
+            message["skip"] = sorted(name for name, info in modules.items()
+                                     if isinstance(info, dict) and info.get("timeout_s"))
+        report = self.request(message, LOAD_TIME_LIMIT_S * scale)
         if self.load_report is None:
             self.load_report = report if isinstance(report, dict) else {"modules": {}, "missing": {}}
         return self.load_report
@@ -346,6 +356,8 @@ class Student:
         self.default_time_limit_s = default_time_limit_s
         self.time_scale = 1.0
         self.item = item
+        self.pace: Pace | None = None  # limits scaled by the reference's time in this run
+        self.swaps_used: list[list[str]] | None = None  # each call's swap list (for blame in scoring)
 
     @property
     def device(self) -> str:
@@ -356,18 +368,24 @@ class Student:
             time_limit_s: float | None = None, **inputs: Any) -> Any:
         """Run ``recipe`` in the worker. Raises :class:`NotStarted` for a stub, else
         :class:`GradeFailure` with a message that names the student's file and line."""
-        limit = (time_limit_s or self.default_time_limit_s) * self.time_scale
+        floor = time_limit_s or self.default_time_limit_s
+        limit = (self.pace.limit(recipe, floor) if self.pace is not None else floor) * self.time_scale
         earlier = self.worker.broken_items.get(self.item or "")
         if earlier is not None:
             raise GradeFailure("check.skipped_after_" + earlier.kind, what=what or recipe,
                                details={"kind": earlier.kind}) from None
         message = {"op": "run", "recipe": recipe, "swap": list(swap), "inputs": inputs}
+        if self.swaps_used is not None:
+            self.swaps_used.append(sorted(swap))
         record_dir = os.environ.get(RECORD_ENV)
         if record_dir:
             _record(Path(record_dir), message)
         try:
             return self.worker.request(message, limit)
         except WorkerError as err:
+            reference_s = self.pace.reference_seconds(recipe) if self.pace is not None else None
+            if err.kind == "timeout" and reference_s is not None:
+                err.extra["reference_s"] = round(reference_s, 3)
             if err.kind in _BREAKER_KINDS and self.item:
                 self.worker.broken_items[self.item] = err
             raise failure_from_worker_error(err, what or recipe, self.item, self.worker.submission) from None
@@ -377,6 +395,14 @@ def _record(folder: Path, message: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     index = len(list(folder.glob("call-*.pt")))
     (folder / f"call-{os.getpid()}-{index:05d}.pt").write_bytes(protocol.encode(message))
+
+
+def _seconds(err: WorkerError) -> str:
+    """The limit a timed-out call had, as shown to the student."""
+    try:
+        return f"{float(err.extra.get('seconds', err.message)):.1f}"
+    except (TypeError, ValueError):
+        return err.message
 
 
 def failure_from_worker_error(err: WorkerError, what: str, item: str | None = None,
@@ -389,9 +415,11 @@ def failure_from_worker_error(err: WorkerError, what: str, item: str | None = No
         owner = t("feedback.timeout_owner", item=stuck_in) if stuck_in and stuck_in != item else ""
         details = {"kind": err.kind, "file": err.file, "line": err.line, "source_line": err.source_line,
                    "output_tail": err.output_tail, "where": where, **err.extra}
-        return GradeFailure("feedback.student_timeout_at", details=details, what=what, seconds=err.message,
-                            where=where, function=err.extra.get("function", "?"),
-                            source_line=err.source_line, owner=owner)
+        paced = "reference_s" in err.extra  # how long the reference took, here and now
+        return GradeFailure("check.student_timeout_at_paced" if paced else "feedback.student_timeout_at",
+                            details=details, what=what, seconds=_seconds(err), where=where,
+                            function=err.extra.get("function", "?"), source_line=err.source_line, owner=owner,
+                            reference_s=f"{float(err.extra.get('reference_s', 0)):.2f}")
     ids = {
         "exception": "check.student_raised",
         "memory": "check.student_memory",
@@ -405,6 +433,9 @@ def failure_from_worker_error(err: WorkerError, what: str, item: str | None = No
     }
     details = {"kind": err.kind, "type": err.type, "file": err.file, "line": err.line,
                "source_line": err.source_line, "output_tail": err.output_tail, "where": where, **err.extra}
+    if err.kind == "timeout" and "reference_s" in err.extra:  # how long the reference took, here and now
+        return GradeFailure("check.student_timeout_paced", details=details, what=what, seconds=_seconds(err),
+                            reference_s=f"{float(err.extra['reference_s']):.2f}")
     return GradeFailure(ids.get(err.kind, "check.student_raised"), details=details, what=what,
                         type=err.type, message=err.message, where=where,
                         source_line=err.source_line or "?")

@@ -12,7 +12,7 @@ from grader.checking.compare import expect_equal, expect_state_keys, expect_tens
 from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.appendix_a import share_mistakes, train_single_process
-from grader.checking.tolerance import policy
+from grader.checking.tolerance import policy, within
 
 pytestmark = component("appendix_a", "train_ddp", section="A.9",
                        title="Data-parallel training with DistributedDataParallel", points=3,
@@ -115,7 +115,7 @@ def _train(student: Any, *, own_run_ddp: bool, swap: tuple[str, ...]) -> None:
     for name, value in want.items():
         close = {d: w[name] for d, w in wrong.items()}
         matches = [d for d, w in wrong.items() if all(
-            torch.allclose(state[k].double(), w[k].double(), rtol=tol.rtol, atol=tol.atol) for k in want)]
+            within(state[k], w[k], tol) for k in want)]
         expect_tensor(state[name], value, f"{name} after {what} (compared with one process on batches of "
                       f"{world * batch})", tol=tol, token_dim=None,
                       mistakes={matches[0]: close[matches[0]]} if matches else None)

@@ -20,7 +20,7 @@ from grader.checking.failures import GradeFailure
 from grader.messages import t
 from grader.checking.mistakes.appendix_e import SCALES, linear_with_lora, lora, with_grads, wrapped_mistake
 from grader.recipes.appendix_e import LINEAR_PATHS
-from grader.checking.tolerance import policy
+from grader.checking.tolerance import policy, within
 
 TOL64 = policy(torch.float64)
 
@@ -35,7 +35,7 @@ def _x(*shape: int, seed: int = 1) -> torch.Tensor:
 
 def _matches(got: Any, expected: torch.Tensor, tol: Any = TOL64) -> bool:
     return (type(got) is torch.Tensor and got.shape == expected.shape
-            and bool(torch.allclose(got.to(torch.float64), expected.to(torch.float64), rtol=tol.rtol, atol=tol.atol)))
+            and within(got, expected, tol))
 
 
 def _convention(got: Any, outputs: dict[str, torch.Tensor], tol: Any = TOL64) -> str | None:

@@ -81,3 +81,41 @@ def test_extension_checks_are_reported_but_never_counted() -> None:
            {**check("ch05.generate", "extension_batch_of_two", "passed"), "extension": True}]
     (result,) = item_results([BY_ID["ch05.generate"]], raw, [])
     assert result.status == "failed" and result.points == result.max_points / 2
+
+
+def test_book_problem_that_ran_your_failing_layernorm_is_charged_to_it() -> None:
+    """One mistake, one charge: 5.4 ran the student's GPT stack (its other checks swap it for the
+    reference's), so a LayerNorm bug is charged to ch04.LayerNorm, not to 5.4."""
+    stack = ["ch04.GPTModel", "ch04.TransformerBlock", "ch04.LayerNorm"]
+    items = [BY_ID["5.4"], BY_ID["ch04.LayerNorm"]]
+    raw = [check("ch04.LayerNorm", "values", "failed"),
+           {**check("5.4", "resumed", "passed"), "student_swaps": [["ch05.save_checkpoint", *stack]]},
+           {**check("5.4", "with_your_code", "failed"), "student_swaps": [[]]}]
+    ex54, layernorm = item_results(items, raw, [])
+    assert layernorm.status == "failed"
+    assert ex54.status == "passed" and ex54.points == ex54.max_points
+    blamed = ex54.checks[1]
+    assert blamed.blamed_on == "ch04.LayerNorm"
+    assert blamed.message.startswith("Not counted against 5.4: 5.4 used your ")
+    assert "Fix ch04.LayerNorm first" in blamed.message and "with_your_code failed" in blamed.message
+
+
+def test_a_check_that_swapped_the_failing_dependency_is_still_counted() -> None:
+    items = [BY_ID["5.4"], BY_ID["ch04.LayerNorm"]]
+    raw = [check("ch04.LayerNorm", "values", "failed"),
+           {**check("5.4", "resumed", "failed"), "student_swaps": [["ch04.LayerNorm"], ["ch04.LayerNorm"]]}]
+    ex54, _ = item_results(items, raw, [])
+    assert ex54.checks[0].blamed_on is None
+    assert ex54.status == "failed" and ex54.points == 0
+    # ... but one call without the swap is enough to have run the student's LayerNorm
+    raw[1]["student_swaps"] = [["ch04.LayerNorm"], []]
+    ex54, _ = item_results(items, raw, [])
+    assert ex54.checks[0].blamed_on == "ch04.LayerNorm"
+
+
+def test_a_check_that_never_called_the_student_is_not_blamed() -> None:
+    items = [BY_ID["ch04.FeedForward"], BY_ID["ch04.GELU"]]
+    raw = [check("ch04.GELU", "values", "failed"),
+           {**check("ch04.FeedForward", "core", "failed"), "student_swaps": []}]
+    ff, _ = item_results(items, raw, [])
+    assert ff.checks[0].blamed_on is None and ff.status == "failed"

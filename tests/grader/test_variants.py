@@ -190,4 +190,10 @@ def test_variants_are_graded_as_expected(batch: list[Variant], tmp_path: Path) -
             diagnoses = {c.diagnosis for c in result.checks if c.status == "failed"}
             if variant.diagnosis not in diagnoses:
                 problems.append(f"{variant.id}: expected diagnosis {variant.diagnosis}, got {diagnoses}")
+        if variant.points is not None and abs(result.points - variant.points) > 1e-9:
+            problems.append(f"{variant.id}: expected {variant.points} points, got {result.points}")
+        if variant.message_id is not None:
+            ids = {c.message_id for c in result.checks if c.status == "failed"}
+            if variant.message_id not in ids:
+                problems.append(f"{variant.id}: expected a failure {variant.message_id}, got {ids}")
     assert problems == []

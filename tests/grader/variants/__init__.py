@@ -2,9 +2,10 @@
 
 A ``Variant`` names the module, an exact snippet of ``solutions/<module>.py`` and its replacement,
 the item it affects, and what grading must say: ``diagnosis`` (a named mistake the failure must
-carry), or ``passes=True`` for a correct alternative implementation that must still pass. A variant
-that does what the book does where the exercise asks for more passes, and names in ``extension`` the
-diagnosis its failed extension check (shown, not counted) must carry.
+carry; ``points`` and ``message_id`` pin the score and the failure's message), or ``passes=True`` for a
+correct alternative implementation that must still pass. A variant that does what the book does where
+the exercise asks for more passes, and names in ``extension`` the diagnosis its failed extension check
+(shown, not counted) must carry.
 Add variants to the file of your chapter; ``tests/grader/test_variants.py`` runs them all.
 """
 
@@ -24,3 +25,5 @@ class Variant:
     passes: bool = False
     extension: str | None = None  # with passes=True: the diagnosis of a failed extension check
     count: int = 1  # occurrences of ``find`` to replace from the start (0: all, -1: only the last)
+    points: float | None = None  # the item's points the grade must give, when stated
+    message_id: str | None = None  # a failed check of the item must carry this message id, when stated
