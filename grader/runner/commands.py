@@ -9,14 +9,17 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
+from grader.catalog import BY_ID
 from grader.classroom.history import report_path
 from grader.messages import t
 from grader.results import GradeRun
 from grader.runner.run import Progress, grade_submission
+from grader.runner.scoring import item_uses
 from grader.runner.summary import format_details, format_table, terminal_width, wrap
 from grader.sandbox.policy import probe
 
@@ -67,7 +70,7 @@ def echo_wrapped(sentence: str) -> None:
 
 def check_one(submission: Path | None, item: str, *, device: str | None = None,
               time_scale: float = 1.0) -> int:
-    run = grade_submission(submission, [item], device=device, time_scale=time_scale)
+    run = check_run(submission, item, device=device, time_scale=time_scale)
     warn_if_not_isolated(run)
     click.echo(format_details(run.student_view(), colour=sys.stdout.isatty()))
     _echo_notebook_notes(run)
@@ -84,6 +87,28 @@ def _echo_notebook_notes(run: GradeRun) -> None:
     """Which notebooks were graded, what was left out of them, and which lost to a .py file."""
     for note in run.notebooks:
         echo_wrapped(note.message)
+
+
+def check_run(submission: Path | None, selector: str, *, device: str | None = None,
+              time_scale: float = 1.0) -> GradeRun:
+    """What ``grade`` gives for the selected items, grading only what that needs.
+
+    A passing item is passing whatever its dependencies do. A failing one may have failed only
+    because of a dependency (``grade`` then charges the dependency, grader/runner/scoring.py), so
+    it is graded again together with every item it used: its declared dependencies and the items
+    its checks swapped for the reference's (which the checks that failed may have run)."""
+    run = grade_submission(submission, [selector], device=device, time_scale=time_scale)
+    wanted = [result.id for result in run.items]
+    used: list[str] = []
+    for result in run.items:
+        if result.status != "failed":
+            continue
+        raw = [{"student_swaps": [c.details.get("swapped", [])]} for c in result.checks]
+        used += [dep for dep in item_uses(BY_ID[result.id], raw) if dep not in wanted and dep not in used]
+    if not used:
+        return run
+    again = grade_submission(submission, [*wanted, *used], device=device, time_scale=time_scale)
+    return replace(again, items=[result for result in again.items if result.id in wanted])
 
 
 def exit_code(run: GradeRun) -> int:

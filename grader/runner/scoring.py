@@ -164,6 +164,9 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
         check = CheckResult(name=c["name"], status=c["status"], message=c.get("message", ""),
                             message_id=c.get("message_id", ""), diagnosis=c.get("diagnosis"),
                             details=c.get("details", {}), duration_s=float(c.get("duration_s", 0.0)))
+        swapped = sorted({dep for swap in c.get("student_swaps") or [] for dep in swap})
+        if swapped:  # the items this check ran with the reference's code instead of the student's
+            check.details = {**check.details, "swapped": swapped}
         culprit = _culprit(c, failed_deps) if check.status not in ("passed", "not_started") else None
         if c.get("extension"):
             check.details = {**check.details, "extension": True}
