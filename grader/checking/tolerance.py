@@ -43,7 +43,8 @@ class Tolerance:
         e64 = expected.detach().to(torch.float64)
         finite = e64[torch.isfinite(e64)]
         scale = float(finite.abs().max()) if finite.numel() else 0.0
-        return self.atol + self.norm_rtol * scale + self.rtol * e64.abs()
+        allowed = self.atol + self.norm_rtol * scale + self.rtol * e64.abs()
+        return torch.where(torch.isfinite(e64), allowed, torch.zeros_like(allowed))  # inf: exact only
 
 
 _BASE: dict[torch.dtype, Tolerance] = {
