@@ -74,35 +74,49 @@ def _transitive_deps(item: Item) -> list[str]:
     return seen
 
 
-def item_uses(item: Item, raw: list[dict[str, Any]]) -> list[str]:
-    """The other items whose student code this item's checks may run: its declared dependencies,
-    and every item one of its checks swaps for the reference's (a check that swaps an item in
-    some calls runs the student's version in the others), each with its own dependencies."""
-    found = _transitive_deps(item)
+def _roots(item: Item, raw: list[dict[str, Any]]) -> list[str]:
+    """The items this item's code calls directly: its declared dependencies, and every item one of
+    its checks swaps for the reference's (a check that swaps an item in some calls runs the
+    student's version in the others)."""
+    roots = [dep for dep in item.depends if dep in BY_ID]
     for check in raw:
         for swap in check.get("student_swaps") or []:
-            for dep in swap:
-                if dep in BY_ID and dep != item.id and dep not in found:
-                    found.append(dep)
-    for dep in list(found):
-        found.extend(d for d in _transitive_deps(BY_ID[dep]) if d not in found and d != item.id)
-    return found
+            roots.extend(dep for dep in swap if dep in BY_ID and dep != item.id and dep not in roots)
+    return roots
 
 
-def _culprit(check: dict[str, Any], failed_deps: list[str]) -> str | None:
+def _reached(roots: list[str], swap: list[str] | set[str], exclude: str) -> list[str]:
+    """The student's items a call runs: the roots it did not swap, and theirs in turn. A swapped
+    item is the reference's, which uses only the reference's own dependencies."""
+    reached: list[str] = []
+    stack = [dep for dep in roots if dep not in swap]
+    while stack:
+        dep = stack.pop(0)
+        if dep in reached or dep == exclude:
+            continue
+        reached.append(dep)
+        stack.extend(d for d in BY_ID[dep].depends if d in BY_ID and d not in swap)
+    return reached
+
+
+def item_uses(item: Item, raw: list[dict[str, Any]]) -> list[str]:
+    """Every other item whose student code one of this item's checks may run."""
+    return _reached(_roots(item, raw), set(), item.id)
+
+
+def _culprit(item: Item, check: dict[str, Any], roots: list[str], failed_deps: list[str]) -> str | None:
     """The failed dependency to charge a failed ``check`` to: one whose student version it ran.
 
     Integration checks run the student's own dependencies by design; any other check ran the
-    student's version of a dependency in a call that did not swap it for the reference's."""
+    student's version of a dependency in a call that neither swapped it for the reference's nor
+    reached it only through a swapped item."""
     if not failed_deps:
         return None
     swaps = check.get("student_swaps")
     if check.get("integration") or not isinstance(swaps, list):
         return failed_deps[0] if check.get("integration") else None
-    for dep in failed_deps:
-        if any(dep not in swap for swap in swaps):
-            return dep
-    return None
+    ran = {dep for swap in swaps for dep in _reached(roots, set(swap), item.id)}
+    return next((dep for dep in failed_deps if dep in ran), None)
 
 
 def item_results(items: list[Item], checks: list[dict[str, Any]],
@@ -157,6 +171,7 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
         return result(0.0, "error", t("item.no_checks", item=item.id))
 
     failed_deps = [dep for dep in uses if dep in done and done[dep].status != "passed"]
+    roots = _roots(item, raw)
     checks: list[CheckResult] = []
     for c in raw:
         if c["status"] == "skipped":
@@ -167,7 +182,7 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
         swapped = sorted({dep for swap in c.get("student_swaps") or [] for dep in swap})
         if swapped:  # the items this check ran with the reference's code instead of the student's
             check.details = {**check.details, "swapped": swapped}
-        culprit = _culprit(c, failed_deps) if check.status not in ("passed", "not_started") else None
+        culprit = _culprit(item, c, roots, failed_deps) if check.status not in ("passed", "not_started") else None
         if c.get("extension"):
             check.details = {**check.details, "extension": True}
             if check.status == "failed":

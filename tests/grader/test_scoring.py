@@ -119,3 +119,17 @@ def test_a_check_that_never_called_the_student_is_not_blamed() -> None:
            {**check("ch04.FeedForward", "core", "failed"), "student_swaps": []}]
     ff, _ = item_results(items, raw, [])
     assert ff.checks[0].blamed_on is None and ff.status == "failed"
+
+
+def test_a_dependency_reached_only_through_a_swapped_item_is_not_blamed() -> None:
+    """TransformerBlock's unit checks swap FeedForward for the reference's, which uses the
+    reference's GELU: a GELU bug is not what made them fail."""
+    items = [BY_ID["ch04.TransformerBlock"], BY_ID["ch04.GELU"]]
+    swap = ["ch03.MultiHeadAttention", "ch04.FeedForward", "ch04.LayerNorm"]
+    raw = [check("ch04.GELU", "values", "failed"),
+           {**check("ch04.TransformerBlock", "forward", "failed"), "student_swaps": [swap]},
+           {**check("ch04.TransformerBlock", "with_your_parts", "failed"), "student_swaps": [[]]}]
+    block, _ = item_results(items, raw, [])
+    assert block.checks[0].blamed_on is None
+    assert block.checks[1].blamed_on == "ch04.GELU"  # the student's FeedForward ran the student's GELU
+    assert block.status == "failed"
