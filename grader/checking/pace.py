@@ -24,8 +24,6 @@ PROBE_LOOPS = 50_000
 PROBE_IDLE_S = 0.010  # the probe on an idle 2-core grading machine (ENVIRONMENT.md's machines)
 PROBE_EVERY_S = 2.0
 MAX_SLOWDOWN = 50.0
-# The whole-submission limit is scaled by the largest slowdown the grading process reports, up to this.
-MAX_SUBMISSION_SLOWDOWN = 4.0
 
 
 def probe_seconds(loops: int = PROBE_LOOPS) -> float:

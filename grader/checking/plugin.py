@@ -26,8 +26,8 @@ import pytest
 from grader.catalog import BY_ID
 from grader.checking.failures import GradeFailure, NotStarted
 from grader.messages import t
-from grader.runner.contract import (RESULTS_FORMAT, SPEC_OPTION, RunSpec, done_line, read_key, total_line,
-                                    write_signed)
+from grader.runner.contract import (RESULTS_FORMAT, SPEC_OPTION, RunSpec, done_line, read_key, slowdown_line,
+                                    total_line, write_signed)
 
 RUN_SPEC = pytest.StashKey[Optional[RunSpec]]()
 
@@ -115,7 +115,7 @@ class Collector:
 
     def report_slowdown(self, slowdown: float) -> None:
         """Tell the parent how much slower than idle the machine runs (it stretches the whole-run limit)."""
-        self._progress(f"slowdown {slowdown:.3f}")
+        self._progress(slowdown_line(slowdown))
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:

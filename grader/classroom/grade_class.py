@@ -27,7 +27,7 @@ from typing import Any, Literal, TextIO
 
 from grader import __version__, catalog
 from grader.errors import SetupError
-from grader.checking.pace import MAX_SUBMISSION_SLOWDOWN
+from grader.runner.contract import MAX_SUBMISSION_SLOWDOWN
 from grader.classroom.gradebook import DEFAULT_DB, Gradebook
 from grader.messages import current_lang, t
 from grader.results import GradeRun, ItemResult, RunStatus, installed_torch_version

@@ -38,6 +38,9 @@ KEY_BYTES = 32
 SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
 PLUGINS = ("grader.checking.plugin", "grader.checking.fixtures")
 AUTO_DEVICE = "auto"
+# The whole-submission limit stretches by the slowdown the grading process reports on the progress
+# pipe (``slowdown_line``, grader/checking/pace.py), up to this factor.
+MAX_SUBMISSION_SLOWDOWN = 4.0
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,10 @@ def read_signed(path: Path, key: bytes) -> dict[str, Any] | None:
 
 def total_line(count: int) -> str:
     return f"total {count}"
+
+
+def slowdown_line(slowdown: float) -> str:
+    return f"slowdown {slowdown:.3f}"
 
 
 def done_line(status: str, nodeid: str) -> str:

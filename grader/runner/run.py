@@ -27,7 +27,6 @@ from grader import __version__
 from grader.catalog import Item, items_for
 from grader.errors import SetupError, unknown_item
 from grader.messages import current_lang
-from grader.checking.pace import MAX_SUBMISSION_SLOWDOWN
 from grader.sandbox import cgroup
 from grader.sandbox.policy import probe
 from grader.results import GradeRun, RunStatus, installed_torch_version
@@ -214,7 +213,7 @@ def _wait_paced(proc: subprocess.Popen[bytes], time_limit_s: float, slowdown: li
     limit in force; raises ``TimeoutExpired`` when it passes."""
     started = time.monotonic()
     while True:
-        allowed = time_limit_s * min(max(slowdown[0], 1.0), MAX_SUBMISSION_SLOWDOWN)
+        allowed = time_limit_s * min(max(slowdown[0], 1.0), contract.MAX_SUBMISSION_SLOWDOWN)
         remaining = started + allowed - time.monotonic()
         if remaining <= 0:
             raise subprocess.TimeoutExpired(proc.args, allowed)

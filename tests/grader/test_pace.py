@@ -14,6 +14,7 @@ from grader.checking import pace as pace_module
 from grader.checking.failures import GradeFailure
 from grader.checking.fixtures import Reference
 from grader.checking.pace import MULTIPLE, Pace, probe_seconds
+from grader.runner import contract
 from grader.runner import run as run_module
 
 REAL_CONTENTION = pace_module.contention
@@ -76,7 +77,7 @@ def test_the_probe_is_short() -> None:
 
 def test_reference_calls_are_timed() -> None:
     pace = Pace(probe_idle_s=10.0)
-    ref = Reference(pace)
+    ref = Reference("cpu", pace)
     ref.run("module.state_dict", module="ch04", name="LayerNorm", args=[4])
     seconds = pace.reference_seconds("module.state_dict")
     assert seconds is not None and seconds > 0
@@ -118,7 +119,7 @@ def test_whole_submission_limit_stretches_with_the_reported_slowdown() -> None:
     try:
         with pytest.raises(subprocess.TimeoutExpired) as caught:
             run_module._wait_paced(stuck, 0.5, [100.0])  # the stretch is capped
-        assert caught.value.timeout == 0.5 * pace_module.MAX_SUBMISSION_SLOWDOWN
+        assert caught.value.timeout == 0.5 * contract.MAX_SUBMISSION_SLOWDOWN
     finally:
         stuck.kill()
         stuck.wait()
