@@ -75,10 +75,10 @@ def _transitive_deps(item: Item) -> list[str]:
 
 
 def _roots(item: Item, raw: list[dict[str, Any]]) -> list[str]:
-    """The items this item's code calls directly: its declared dependencies, and every item one of
-    its checks swaps for the reference's (a check that swaps an item in some calls runs the
-    student's version in the others)."""
-    roots = [dep for dep in item.depends if dep in BY_ID]
+    """The items this item's checks call as code: those one of its checks swaps for the reference's
+    (a check that swaps an item in some calls runs the student's version in the others). A declared
+    dependency no check swaps is one the item builds on, not one it calls (4.3 and GPTModel)."""
+    roots: list[str] = []
     for check in raw:
         for swap in check.get("student_swaps") or []:
             roots.extend(dep for dep in swap if dep in BY_ID and dep != item.id and dep not in roots)
@@ -100,8 +100,9 @@ def _reached(roots: list[str], swap: list[str] | set[str], exclude: str) -> list
 
 
 def item_uses(item: Item, raw: list[dict[str, Any]]) -> list[str]:
-    """Every other item whose student code one of this item's checks may run."""
-    return _reached(_roots(item, raw), set(), item.id)
+    """Every other item this item depends on or whose student code one of its checks may run."""
+    found = _transitive_deps(item)
+    return found + [dep for dep in _reached(_roots(item, raw), set(), item.id) if dep not in found]
 
 
 def _culprit(item: Item, check: dict[str, Any], roots: list[str], failed_deps: list[str]) -> str | None:

@@ -133,3 +133,15 @@ def test_a_dependency_reached_only_through_a_swapped_item_is_not_blamed() -> Non
     assert block.checks[0].blamed_on is None
     assert block.checks[1].blamed_on == "ch04.GELU"  # the student's FeedForward ran the student's GELU
     assert block.status == "failed"
+
+
+def test_a_declared_dependency_no_check_calls_is_not_blamed() -> None:
+    """4.3 builds on GPTModel (declared) but its checks never call it (they swap only attention,
+    feed-forward and LayerNorm): a GPTModel bug does not excuse a wrong 4.3 config."""
+    items = [BY_ID["4.3"], BY_ID["ch04.GPTModel"]]
+    swap = ["ch03.MultiHeadAttention", "ch04.FeedForward", "ch04.LayerNorm"]
+    raw = [check("ch04.GPTModel", "values", "failed"),
+           {**check("4.3", "config", "failed"), "student_swaps": [[]]},
+           {**check("4.3", "forward", "passed"), "student_swaps": [swap]}]
+    ex43, _ = item_results(items, raw, [])
+    assert ex43.checks[0].blamed_on is None and ex43.status == "failed"
