@@ -80,10 +80,9 @@ def compatible(variant: Variant, members: list[Variant]) -> bool:
     for other in members:
         if other.item == variant.item:
             return False
-        # A correct alternative must not be graded next to a bug in one of its dependencies.
-        if variant.passes and not other.passes and other.item in dependencies(variant.item):
-            return False
-        if other.passes and not variant.passes and variant.item in dependencies(other.item):
+        # Never next to a variant of a dependency: a bug there would change the verdict here (a
+        # correct alternative would fail, and a failure would be charged to the dependency).
+        if other.item in dependencies(variant.item) or variant.item in dependencies(other.item):
             return False
     return True
 
