@@ -27,7 +27,7 @@ import os
 import socket
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,5 +196,3 @@ class DaskPool:
 def open_pool(address: str) -> DaskPool:
     return DaskPool(address)
 
-
-OpenPool = Callable[[str], DaskPool]
