@@ -106,11 +106,101 @@ def t(key: str, /, **params: Any) -> str:
 
 
 def t_in(lang: str, key: str, /, **params: Any) -> str:
-    """The sentence for ``key`` in ``lang`` (English where ``lang`` lacks it)."""
+    """The sentence for ``key`` in ``lang`` (English where ``lang`` lacks it); a :class:`Phrase`
+    parameter is rendered in ``lang`` too."""
     template = _load(lang).get(key) if lang != DEFAULT_LANG else None
     if template is None:
         template = _load(DEFAULT_LANG)[key]
-    return template.format(**params)
+    return template.format(**{name: _in_lang(value, lang) for name, value in params.items()})
+
+
+def _in_lang(value: Any, lang: str) -> Any:
+    if isinstance(value, Phrase):
+        return t_in(lang, value.key, **value.params)
+    return value
+
+
+class Phrase(str):
+    """A part of a sentence from the catalog, given as a parameter of another message (what a check
+    compared: ``phrase("what.ln_constant_rows")``). It reads as its text in the current language, and
+    keeps its id and parameters, so the message that holds it can be rendered again in another
+    language (a report in the other language, ``encode_params``)."""
+
+    key: str
+    params: dict[str, Any]
+
+    def __new__(cls, key: str, /, **params: Any) -> Phrase:
+        self = super().__new__(cls, t(key, **params))
+        self.key = key
+        self.params = params
+        return self
+
+    def __reduce__(self) -> Any:  # pickles (pytest's excinfo) as a phrase, not as its text
+        return (_phrase_from, (self.key, self.params))
+
+
+def _phrase_from(key: str, params: dict[str, Any]) -> Phrase:
+    return Phrase(key, **params)
+
+
+def phrase(key: str, /, **params: Any) -> Phrase:
+    """The catalog's fragment ``key`` as a message parameter (see :class:`Phrase`)."""
+    return Phrase(key, **params)
+
+
+PHRASE_TAG = "$phrase"
+
+
+def encode_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A message's parameters as JSON: a phrase becomes ``{"$phrase": id, "params": {...}}``,
+    anything else that is not a JSON value its text."""
+    return {str(name): _encode(value) for name, value in params.items()}
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Phrase):
+        return {PHRASE_TAG: value.key, "params": encode_params(value.params)}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value if type(value) in (str, int, float, bool) or value is None else str(value)
+    return str(value)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if isinstance(value.get(PHRASE_TAG), str) and isinstance(value.get("params", {}), dict):
+            return _Stored(value[PHRASE_TAG], decode_params(value.get("params", {})))
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+class _Stored(Phrase):
+    """A phrase read back from a results document: not rendered until a language is chosen."""
+
+    def __new__(cls, key: str, params: dict[str, Any]) -> _Stored:
+        self = str.__new__(cls, key)
+        self.key = key
+        self.params = params
+        return self
+
+
+def decode_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``encode_params`` undone: phrases come back as phrases."""
+    return {str(name): _decode(value) for name, value in params.items()}
+
+
+def render_stored(lang: str, key: str, params: dict[str, Any]) -> str | None:
+    """The message ``key`` with stored (``encode_params``) parameters in ``lang``, or None when the
+    catalog no longer fits them (an unknown id or parameter: the caller keeps the stored text)."""
+    try:
+        return t_in(lang, key, **decode_params(params))
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def item_title(item_id: str, english: str) -> str:

@@ -52,6 +52,9 @@ class CheckResult:
     message: str = ""
     message_id: str = ""
     diagnosis: str | None = None
+    # The parameters of ``message_id`` (``grader.messages.encode_params``), so that a report can say
+    # the message in another language; None in documents written before they were kept.
+    message_params: dict[str, Any] | None = None
     # The dependency item a failure is charged to instead (graded with your dependency vs ours).
     blamed_on: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
@@ -86,6 +89,8 @@ class LoadError:
     source_line: str = ""
     names: list[str] = field(default_factory=list)
     cell: int | None = None  # the notebook cell of ``line`` when ``file`` is a notebook
+    message_id: str = ""  # with its parameters: ``message`` in another language (None in older documents)
+    message_params: dict[str, Any] | None = None
 
 
 @dataclass

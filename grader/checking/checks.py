@@ -17,7 +17,7 @@ from grader.checking.failures import GradeFailure
 from grader.checking.pictures import attention_pair, diff_map
 from grader.sandbox.parent import Student
 from grader.checking.tolerance import policy
-from grader.messages import t
+from grader.messages import phrase
 
 Mistakes = Callable[[dict[str, torch.Tensor], list[Any]], Mapping[str, torch.Tensor]]
 
@@ -69,7 +69,7 @@ def module_forward(student: Student, ref: Any, module: str, name: str, args: Seq
     tol = policy(getattr(torch, dtype), student.device)
     try:
         try:
-            expect_tensor(got.get("output"), out, what=t("check.what.output", what=what), tol=tol,
+            expect_tensor(got.get("output"), out, what=phrase("check.what.output", what=what), tol=tol,
                           token_dim=token_dim, mistakes=wrong)
         except GradeFailure as failure:  # what the report draws (grader.checking.pictures)
             pictures = {"attention": attention_pair(got.get("attention"), expected.get("attention")),
@@ -80,7 +80,7 @@ def module_forward(student: Student, ref: Any, module: str, name: str, args: Seq
             expect_grads(got.get("param_grads", {}), expected.get("param_grads", {}), what)
             for i, (g, e) in enumerate(zip(got.get("input_grads", []), expected.get("input_grads", []))):
                 if isinstance(e, torch.Tensor):
-                    expect_tensor(g, e, what=t("check.what.input_gradient", what=what, index=i), tol=tol,
+                    expect_tensor(g, e, what=phrase("check.what.input_gradient", what=what, index=i), tol=tol,
                                   token_dim=token_dim)
     except GradeFailure as failure:
         _blame_buffers(failure, student, request, got, state, out, tol, what, swap, time_limit_s)
@@ -173,7 +173,7 @@ def expect_no_dropout_in_eval(student: Any, ref: Any, name: str, cfg: dict[str, 
     request = dict(module="ch04", name=name, args=[cfg], kwargs={}, inputs=inputs, train=False, seed=0,
                    repeat=2)
     state = Perturbed(ref).run("module.state_dict", module="ch04", name=name, args=[cfg], kwargs={}, seed=0)
-    got = student.run("module.forward", swap=swap, what=f"{what} in eval mode", state_dict=state, **request)
+    got = student.run("module.forward", swap=swap, what=phrase("what.in_eval_mode", what=what), state_dict=state, **request)
     outputs = got.get("outputs") or []
     if len(outputs) == 2 and all(isinstance(o, torch.Tensor) for o in outputs) \
             and outputs[0].shape == outputs[1].shape and not torch.allclose(outputs[0], outputs[1]):

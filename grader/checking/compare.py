@@ -15,7 +15,7 @@ from typing import Any, Union
 import torch
 
 from grader.checking.failures import GradeFailure
-from grader.messages import t
+from grader.messages import phrase
 from grader.checking.tolerance import Tolerance, policy, within
 
 
@@ -91,7 +91,7 @@ def expect_tensor(got: Any, expected: torch.Tensor, what: str, *, tol: Tolerance
 
 
 def _where(key: str, **params: Any) -> str:
-    return t(key, **params)
+    return phrase(key, **params)
 
 
 def expect_equal(got: Any, expected: Any, what: str, *, diagnosis: str | None = None) -> None:

@@ -25,7 +25,7 @@ import pytest
 
 from grader.catalog import BY_ID
 from grader.checking.failures import GradeFailure, NotStarted
-from grader.messages import t
+from grader.messages import Phrase, encode_params, t
 from grader.runner.contract import (RESULTS_FORMAT, SPEC_OPTION, RunSpec, done_line, read_key, slowdown_line,
                                     total_line, write_signed)
 
@@ -164,22 +164,24 @@ class Collector:
             check["details"] = _jsonable(properties)
         if report.passed:
             if "convention" in properties:  # book errata: say which accepted convention was used
-                check["message_id"] = "check.convention_used"
-                check["message"] = t("check.convention_used", convention=str(properties["convention"]))
+                convention = properties["convention"]
+                _message(check, "check.convention_used",
+                         convention=convention if isinstance(convention, Phrase) else str(convention))
             return check
         exc = call.excinfo.value if call.excinfo is not None else None
         if report.skipped:
             check.update(status="skipped", message=str(exc or ""))
         elif isinstance(exc, NotStarted):
-            check.update(status="not_started", message_id=exc.message_id,
-                         message=t(exc.message_id, stub=str(exc)))
+            check["status"] = "not_started"
+            _message(check, exc.message_id, stub=str(exc))
         elif isinstance(exc, GradeFailure):
             check.update(status="failed", message_id=exc.message_id, message=str(exc),
+                         message_params=encode_params(exc.params),
                          diagnosis=exc.diagnosis, details=_jsonable({**properties, **exc.details}))
         else:
             text = f"{type(exc).__name__}: {exc}" if exc is not None else report.longreprtext[-1500:]
-            check.update(status="failed", message_id="check.failed_generic",
-                         message=t("check.failed_generic", detail=text[:1500]))
+            check["status"] = "failed"
+            _message(check, "check.failed_generic", detail=text[:1500])
         return check
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -192,6 +194,11 @@ class Collector:
             "duration_s": round(time.time() - self.started, 3),
         }
         write_signed(self.path, self.key, payload)
+
+
+def _message(check: dict[str, Any], message_id: str, **params: Any) -> None:
+    """The check's message, its id and its parameters (so a report can render it in another language)."""
+    check.update(message_id=message_id, message=t(message_id, **params), message_params=encode_params(params))
 
 
 def _jsonable(value: Any) -> Any:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.catalog import BY_ID, Item
-from grader.messages import item_title, t
+from grader.messages import encode_params, item_title, t
 from grader.notebooks.locations import notebook_location
 from grader.results import CheckResult, ItemResult, LoadError, Status
 
@@ -39,17 +39,16 @@ def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = 
         source_line = str(info.get("source_line", ""))
         cell = notebook_location(file, line, folder) if kind != "missing_file" else None
         if cell is not None:
-            message = t(f"load.{kind}_notebook", module=module, where=str(cell), source_line=source_line,
-                        error=info.get("message", ""))
-            errors.append(LoadError(module=module, kind=kind, file=cell.source, message=message,
-                                    line=cell.line, source_line=source_line, cell=cell.cell))
+            said = _said(f"load.{kind}_notebook", module=module, where=str(cell), source_line=source_line,
+                         error=info.get("message", ""))
+            errors.append(LoadError(module=module, kind=kind, file=cell.source, line=cell.line,
+                                    source_line=source_line, cell=cell.cell, **said))
             continue
         key = "load.import_timeout" if info.get("timeout_s") else f"load.{kind}"
-        message = t(key, module=module, file=Path(file).name or module,
-                    line=line if line is not None else "?", source_line=source_line,
-                    error=info.get("message", ""), seconds=f"{float(info.get('timeout_s') or 0):.0f}")
-        errors.append(LoadError(module=module, kind=kind, file=file, message=message,
-                                line=line, source_line=source_line))
+        said = _said(key, module=module, file=Path(file).name or module,
+                     line=line if line is not None else "?", source_line=source_line,
+                     error=info.get("message", ""), seconds=f"{float(info.get('timeout_s') or 0):.0f}")
+        errors.append(LoadError(module=module, kind=kind, file=file, line=line, source_line=source_line, **said))
     for item_id, names in sorted(report.get("missing", {}).items()):
         item = BY_ID.get(item_id)
         module = item.module if item else item_id
@@ -57,9 +56,14 @@ def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = 
         file = notebook or f"{module}.py"
         errors.append(LoadError(
             module=module, kind="missing_name", file=file, names=list(names),
-            message=t("load.missing_name_notebook" if notebook else "load.missing_name", module=module,
-                      file=file, names=", ".join(names), item=item_id)))
+            **_said("load.missing_name_notebook" if notebook else "load.missing_name", module=module,
+                    file=file, names=", ".join(names), item=item_id)))
     return errors
+
+
+def _said(message_id: str, **params: Any) -> dict[str, Any]:
+    """A load error's message with its id and parameters (a report may say it in another language)."""
+    return {"message": t(message_id, **params), "message_id": message_id, "message_params": encode_params(params)}
 
 
 def _transitive_deps(item: Item) -> list[str]:
@@ -179,6 +183,7 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
             continue
         check = CheckResult(name=c["name"], status=c["status"], message=c.get("message", ""),
                             message_id=c.get("message_id", ""), diagnosis=c.get("diagnosis"),
+                            message_params=c.get("message_params"),
                             details=c.get("details", {}), duration_s=float(c.get("duration_s", 0.0)))
         swapped = sorted({dep for swap in c.get("student_swaps") or [] for dep in swap})
         if swapped:  # the items this check ran with the reference's code instead of the student's

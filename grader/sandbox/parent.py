@@ -27,7 +27,7 @@ from grader.sandbox.child import STACK_DUMP_NAME
 from grader.sandbox.stack_dump import request_dump, stuck_at
 from grader.sandbox.cgroup import TreeGroup
 from grader.checking.failures import GradeFailure, NotStarted
-from grader.messages import t
+from grader.messages import phrase, t
 from grader.notebooks.locations import describe
 from grader.checking.pace import Pace
 
@@ -412,7 +412,7 @@ def failure_from_worker_error(err: WorkerError, what: str, item: str | None = No
         return NotStarted(err.message or what)
     if err.kind == "timeout" and err.file:
         stuck_in = str(err.extra.get("stuck_in_item") or "")
-        owner = t("feedback.timeout_owner", item=stuck_in) if stuck_in and stuck_in != item else ""
+        owner = phrase("feedback.timeout_owner", item=stuck_in) if stuck_in and stuck_in != item else ""
         details = {"kind": err.kind, "file": err.file, "line": err.line, "source_line": err.source_line,
                    "output_tail": err.output_tail, "where": where, **err.extra}
         paced = "reference_s" in err.extra  # how long the reference took, here and now

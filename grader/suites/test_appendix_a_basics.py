@@ -13,6 +13,7 @@ from grader.checking.compare import expect_equal, expect_tensor
 from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.appendix_a import accuracy_mistakes, mlp, mlp_mistakes
+from grader.messages import phrase
 
 EXA3 = problem("A.3", "appendix_a", section="A.5", title="Counting NeuralNetwork parameters", points=1,
                symbols=("exercise_a_3_num_parameters",), depends=("appendix_a.NeuralNetwork",))
@@ -93,7 +94,7 @@ def test_more_features_and_classes(student, ref):
     X = _x(7, 4, seed=5).float()
     y = torch.tensor([2, 0, 1, 1, 0, 2, 2])
     got, expected = _dataset(student, ref, X, y, batch_size=3)
-    expect_equal(got["len"], expected["len"], "len(ToyDataset) with 7 examples of 4 features",
+    expect_equal(got["len"], expected["len"], phrase("what.len_toydataset_with_examples_features"),
                  diagnosis="appendix_a_dataset_len_counts_features" if got["len"] == 4 else None)
     _compare_items(got, expected, X, y)
 
@@ -101,12 +102,12 @@ def test_more_features_and_classes(student, ref):
 @TD
 def test_batches_of_a_dataloader(student, ref):
     got, expected = _dataset(student, ref, X_TRAIN, Y_TRAIN, batch_size=2)
-    expect_equal(len(got["batches"]), len(expected["batches"]), "number of batches of DataLoader(ds, batch_size=2)")
+    expect_equal(len(got["batches"]), len(expected["batches"]), phrase("what.number_batches_dataloader_ds_batch"))
     for b, (g, e) in enumerate(zip(got["batches"], expected["batches"])):
         if len(g) != 2:
-            raise GradeFailure("appendix_a.item_not_pair", what=f"batch {b} of the DataLoader", got=len(g))
-        expect_tensor(g[0], e[0], f"features of batch {b}", token_dim=None)
-        expect_tensor(g[1], e[1], f"labels of batch {b}", token_dim=None)
+            raise GradeFailure("appendix_a.item_not_pair", what=phrase("what.batch_dataloader", b=b), got=len(g))
+        expect_tensor(g[0], e[0], phrase("what.features_batch", b=b), token_dim=None)
+        expect_tensor(g[1], e[1], phrase("what.labels_batch", b=b), token_dim=None)
 
 
 def _compare_items(got: dict[str, Any], expected: dict[str, Any], X: torch.Tensor, y: torch.Tensor) -> None:
@@ -116,11 +117,11 @@ def _compare_items(got: dict[str, Any], expected: dict[str, Any], X: torch.Tenso
         swapped = (type(g[0]) is torch.Tensor and g[0].shape == y[i].shape and bool(torch.equal(g[0], y[i])))
         diagnosis = "appendix_a_dataset_pair_swapped" if swapped else None
         if not (type(g[0]) is torch.Tensor and g[0].shape == X[i].shape and bool(torch.equal(g[0], X[i]))):
-            raise GradeFailure("compare.value", what=f"ds[{i}][0] (the features of example {i})",
+            raise GradeFailure("compare.value", what=phrase("what.ds_features_example", i=i),
                                expected=repr(e[0].tolist()),
                                got=repr(g[0].tolist() if type(g[0]) is torch.Tensor else g[0]),
                                diagnosis=diagnosis)
-        expect_tensor(g[1], e[1], f"ds[{i}][1] (the label of example {i})", token_dim=None)
+        expect_tensor(g[1], e[1], phrase("what.ds_label_example", i=i), token_dim=None)
 
 
 # ---- compute_accuracy -----------------------------------------------------------------------
@@ -236,7 +237,7 @@ def _timings(student: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     result = got["result"]
     if not isinstance(result, dict):
         raise GradeFailure("appendix_a.timing_not_dict", what=what, got=got["type"])
-    expect_equal(sorted(result), ["cpu_seconds", "device", "device_seconds"], f"the keys of {what}")
+    expect_equal(sorted(result), ["cpu_seconds", "device", "device_seconds"], phrase("what.keys", what=what))
     for key in ("cpu_seconds", "device_seconds"):
         value = result[key]
         if isinstance(value, bool) or not isinstance(value, float) or not value > 0 or value != value \
@@ -250,13 +251,13 @@ def _timings(student: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
 @EXA4
 def test_cpu_timings(student):
     got = _timings(student, {"size": 48, "repeats": 2, "device": "cpu"})
-    expect_equal(got["device_type"], "cpu", "the device of exercise_a_4_time_matmul(device='cpu')")
+    expect_equal(got["device_type"], "cpu", phrase("what.device_exercise_time_matmul_device"))
 
 
 @EXA4
 def test_default_device_is_the_best_available(student):
     got = _timings(student, {"size": 32, "repeats": 1})
-    expect_equal(got["device_type"], got["best_type"], "the device chosen by default")
+    expect_equal(got["device_type"], got["best_type"], phrase("what.device_chosen_by_default"))
 
 
 @EXA4

@@ -13,6 +13,7 @@ from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.appendix_a import share_mistakes, train_single_process
 from grader.checking.tolerance import policy, within
+from grader.messages import phrase
 
 pytestmark = component("appendix_a", "train_ddp", section="A.9",
                        title="Data-parallel training with DistributedDataParallel", points=3,
@@ -33,7 +34,7 @@ def _indices(got: dict[str, Any], what: str) -> list[list[int]]:
     out = []
     for b, batch in enumerate(got["batches"]):
         if len(batch) != 2 or not all(type(t) is torch.Tensor for t in batch):
-            raise GradeFailure("appendix_a.item_not_pair", what=f"batch {b} of {what}", got=len(batch))
+            raise GradeFailure("appendix_a.item_not_pair", what=phrase("what.batch", b=b, what=what), got=len(batch))
         out.append([int(i) for i in batch[1].tolist()])
     return out
 
@@ -42,8 +43,9 @@ def _share(student: Any, ref: Any, n: int, batch_size: int, world_size: int | No
            rank: int | None = None) -> None:
     X, y = _data(n)
     args = dict(X=X, y=y, batch_size=batch_size, world_size=world_size, rank=rank)
-    what = f"prepare_dataset(X of {n} examples, y, batch_size={batch_size}" + (
+    call = f"prepare_dataset(X, y, batch_size={batch_size}" + (
         f", world_size={world_size}, rank={rank})" if world_size is not None else ")")
+    what = phrase("what.call_with_examples", call=call, n=n)
     expected = ref.run("appendix_a.prepare_dataset", **args)
     got = student.run("appendix_a.prepare_dataset", swap=DEPS, what=what, **args)
     got_idx, want_idx = _indices(got, what), _indices(expected, what)
@@ -55,7 +57,7 @@ def _share(student: Any, ref: Any, n: int, batch_size: int, world_size: int | No
         raise GradeFailure("appendix_a.ddp_share", what=what, expected=want_idx, got=got_idx,
                            diagnosis=diagnosis)
     for b, (g, e) in enumerate(zip(got["batches"], expected["batches"])):
-        expect_tensor(g[0], e[0], f"features of batch {b} of {what}", token_dim=None)
+        expect_tensor(g[0], e[0], phrase("what.features_batch_2", b=b, what=what), token_dim=None)
     expect_equal(got["len"], expected["len"], f"len({what})")
 
 
@@ -86,7 +88,7 @@ def test_ddp_setup_world_of_one(student):
     expect_equal(got["master_port"], str(got["port"]), f"os.environ['MASTER_PORT'] after {what}")
     expect_equal(got["rank"], 0, f"torch.distributed.get_rank() after {what}")
     expect_equal(got["world_size"], 1, f"torch.distributed.get_world_size() after {what}")
-    expect_equal(got["backend"], got["expected_backend"], f"the backend chosen by {what}")
+    expect_equal(got["backend"], got["expected_backend"], phrase("what.backend_chosen_by", what=what))
 
 
 def _train(student: Any, *, own_run_ddp: bool, swap: tuple[str, ...]) -> None:
@@ -98,7 +100,7 @@ def _train(student: Any, *, own_run_ddp: bool, swap: tuple[str, ...]) -> None:
     init = {k: v.clone() for k, v in ra.NeuralNetwork(2, 2).state_dict().items()}
     world, epochs, lr, batch = 2, 2, 0.5, 2
     what = (f"run_ddp(world_size={world}, num_epochs={epochs}, ..., lr={lr}, batch_size={batch})" if own_run_ddp
-            else f"train_ddp in {world} processes (num_epochs={epochs}, lr={lr}, batch_size={batch})")
+            else phrase("what.train_ddp_in_processes_num", world=world, epochs=epochs, lr=lr, batch=batch))
     got = student.run("appendix_a.train_ddp", what=what, time_limit_s=DDP_TIME_LIMIT_S, X=X, y=y,
                       init_state_dict=init, world_size=world, num_epochs=epochs, lr=lr, batch_size=batch,
                       own_run_ddp=own_run_ddp, swap=list(swap))
@@ -107,7 +109,7 @@ def _train(student: Any, *, own_run_ddp: bool, swap: tuple[str, ...]) -> None:
     want = train_single_process(X, y, init, epochs, lr, world * batch)
     state = got["state"]
     expect_state_keys({k: list(v.shape) for k, v in state.items() if type(v) is torch.Tensor},
-                      {k: list(v.shape) for k, v in want.items()}, f"the state_dict saved by {what}")
+                      {k: list(v.shape) for k, v in want.items()}, phrase("what.state_dict_saved_by", what=what))
     if all(torch.equal(state[k], init[k]) for k in want):
         raise GradeFailure("appendix_a.ddp_not_trained", what=what)
     wrong = {"appendix_a_ddp_data_not_split": train_single_process(X, y, init, epochs, lr, batch)}
@@ -116,8 +118,7 @@ def _train(student: Any, *, own_run_ddp: bool, swap: tuple[str, ...]) -> None:
         close = {d: w[name] for d, w in wrong.items()}
         matches = [d for d, w in wrong.items() if all(
             within(state[k], w[k], tol) for k in want)]
-        expect_tensor(state[name], value, f"{name} after {what} (compared with one process on batches of "
-                      f"{world * batch})", tol=tol, token_dim=None,
+        expect_tensor(state[name], value, phrase("what.after_compared_with_one_process", name=name, what=what, batch=world * batch), tol=tol, token_dim=None,
                       mistakes={matches[0]: close[matches[0]]} if matches else None)
 
 

@@ -21,7 +21,7 @@ import torch
 from grader.checking.compare import expect_equal, expect_tensor
 from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
-from grader.messages import t
+from grader.messages import phrase
 from grader.checking.mistakes.appendix_d import schedule_mistakes, simulate
 from grader.recipes.appendix_d import CFG
 from grader.checking.tolerance import policy
@@ -158,7 +158,7 @@ def _lrs(got: list[Any], expected: list[float], what: str, loop: dict[str, Any])
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in got):
         raise GradeFailure("appendix_d.lrs_not_numbers", what=what)
     as_t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
-    expect_tensor(as_t(got), as_t(expected), f"track_lrs of {what} (index = global step)", token_dim=None,
+    expect_tensor(as_t(got), as_t(expected), phrase("what.track_lrs_index_global_step", what=what), token_dim=None,
                   mistakes={d: as_t(v) for d, v in wrong.items() if v != expected})
 
 
@@ -183,7 +183,7 @@ def test_optimizer_uses_the_scheduled_rate(student, ref):
     """At every optimizer.step(), every param group's "lr" is that step's scheduled rate."""
     got, expected, what = _run(student, ref, LOOP)
     want = expected["step_lrs"]
-    expect_equal(len(got["step_lrs"]), len(want), f"number of optimizer.step() calls in {what}")
+    expect_equal(len(got["step_lrs"]), len(want), phrase("what.number_optimizer_step_calls_in", what=what))
     for step, (g, e) in enumerate(zip(got["step_lrs"], want)):
         if any(abs(a - b) > 1e-12 + 1e-9 * abs(b) for a, b in zip(g, e)):
             diagnosis = "appendix_d_lr_not_set_on_optimizer" if all(
@@ -232,7 +232,7 @@ def test_gradient_clipping_after_warmup(student, ref, record_property):
             raise GradeFailure("appendix_d.clip_norm", what=what, step=step, got=seen)
     convention = _convention(got, warmup)
     if convention is not None:
-        record_property("convention", t(f"appendix_d.convention_{convention}"))
+        record_property("convention", phrase(f"appendix_d.convention_{convention}"))
         return
     steps = [s for s, c in enumerate(clipped) if c]
     known = [s for s, c in enumerate(clipped) if c is not None]
@@ -254,13 +254,13 @@ def test_losses_and_tokens_seen(student, ref):
     for key, label in (("tokens_seen", "track_tokens_seen"), ("train_losses", "train_losses"),
                        ("val_losses", "val_losses")):
         values = got[key]
-        expect_equal(len(values), len(want[key]), f"len({label}) of {what}")
+        expect_equal(len(values), len(want[key]), phrase("what.length_of", label=label, what=what))
         if key == "tokens_seen":
-            expect_equal([int(v) for v in values], [int(v) for v in want[key]], f"{label} of {what}")
+            expect_equal([int(v) for v in values], [int(v) for v in want[key]], phrase("what.label_of", label=label, what=what))
         else:
             with pictures_on_failure(loss_curve=loss_curve(values, want[key])):
                 expect_tensor(torch.tensor(values, dtype=torch.float64), torch.tensor(want[key], dtype=torch.float64),
-                              f"{label} of {what} (index = evaluation)", token_dim=None)
+                              phrase("what.index_evaluation", label=label, what=what), token_dim=None)
 
 
 @TM

@@ -17,7 +17,7 @@ from grader.checking.checks import module_structure
 from grader.checking.compare import expect_grads, expect_state_keys, expect_tensor
 from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
-from grader.messages import t
+from grader.messages import phrase
 from grader.checking.mistakes.appendix_e import SCALES, linear_with_lora, lora, with_grads, wrapped_mistake
 from grader.recipes.appendix_e import LINEAR_PATHS
 from grader.checking.tolerance import policy, within
@@ -86,9 +86,9 @@ def _lora_forward(student: Any, args: list[Any], x: torch.Tensor, record: Any = 
     scale = SCALES[convention](alpha, rank)
     ref = with_grads(lambda p, xx: scale * (xx @ p["A"] @ p["B"]), state, x, grad_output)
     expect_grads(got.get("param_grads", {}), ref["param_grads"], what)
-    expect_tensor(got["input_grads"][0], ref["input_grad"], f"{what} gradient of the input", token_dim=None)
+    expect_tensor(got["input_grads"][0], ref["input_grad"], phrase("what.gradient_input", what=what), token_dim=None)
     if record is not None and rank != 1:
-        record("convention", t(f"appendix_e.convention_{convention}"))
+        record("convention", phrase(f"appendix_e.convention_{convention}"))
     return convention
 
 
@@ -102,7 +102,7 @@ def test_parameters_A_and_B(student, ref):
 def test_fresh_layer_adds_nothing(student, ref):
     """B starts at zero, so a new LoRALayer's output is exactly 0; A starts random (not zero)."""
     args = [6, 5, 4, 8.0]
-    what = "LoRALayer(6, 5, rank=4, alpha=8.0), freshly created"
+    what = phrase("what.loralayer_rank_alpha_freshly_created")
     state = student.run("module.state_dict", what=what, module="appendix_e", name="LoRALayer", args=args,
                         kwargs={}, seed=0)
     got = student.run("module.forward", what=what, module="appendix_e", name="LoRALayer", args=args,
@@ -186,9 +186,9 @@ def _wrap(student: Any, ref: Any, in_f: int, out_f: int, rank: int, alpha: float
     scale = convention
     ref_grads = with_grads(lambda p, xx: linear_with_lora(p, xx, alpha, rank, scale=scale), state, x, grad_output)
     expect_grads(got.get("param_grads", {}), ref_grads["param_grads"], what)
-    expect_tensor(got.get("input_grad"), ref_grads["input_grad"], f"{what} gradient of the input", token_dim=None)
+    expect_tensor(got.get("input_grad"), ref_grads["input_grad"], phrase("what.gradient_input", what=what), token_dim=None)
     if record is not None:
-        record("convention", t(f"appendix_e.convention_{convention}"))
+        record("convention", phrase(f"appendix_e.convention_{convention}"))
     return got
 
 
@@ -244,7 +244,9 @@ RANK, ALPHA = 2, 6.0
 
 def _replace(student: Any, ref: Any, *, calls: int = 1, swap: tuple[str, ...] = SWAP_RL,
              trained: bool = False, alpha: float = ALPHA) -> tuple[dict[str, Any], dict[str, Any], str, dict[str, Any]]:
-    what = f"replace_linear_with_lora(model, rank={RANK}, alpha={alpha})" + (" called twice" if calls > 1 else "")
+    what = f"replace_linear_with_lora(model, rank={RANK}, alpha={alpha})"
+    if calls > 1:
+        what = phrase("what.called_twice", call=what)
     x = _x(4, 6, seed=11)
     inputs: dict[str, Any] = dict(rank=RANK, alpha=alpha, x=x, calls=calls)
     if trained:
@@ -276,7 +278,7 @@ def test_every_linear_is_wrapped(student, ref):
 @RL
 def test_parameter_names_after_replacement(student, ref):
     got, expected, what, _ = _replace(student, ref)
-    expect_state_keys(got["state"], expected["state"], f"the model after {what}")
+    expect_state_keys(got["state"], expected["state"], phrase("what.model_after", what=what))
 
 
 @RL
@@ -299,16 +301,15 @@ def test_original_weights_are_kept(student, ref):
 @RL
 def test_output_unchanged_right_after(student, ref):
     got, _, what, _ = _replace(student, ref)
-    expect_tensor(got["out_after"], got["out_before"], f"the model's output right after {what}", token_dim=None)
+    expect_tensor(got["out_after"], got["out_before"], phrase("what.model_output_right_after", what=what), token_dim=None)
 
 
 @RL
 def test_forward_with_trained_adapters(student, ref):
     got, expected, what, _ = _replace(student, ref, trained=True)
     if got.get("load_failed"):
-        expect_state_keys(got["state"], expected["state"], f"the model after {what}")
-    expect_tensor(got.get("out_loaded"), expected["out_loaded"], f"the output after {what} and loading trained "
-                  "LoRA weights", token_dim=None)
+        expect_state_keys(got["state"], expected["state"], phrase("what.model_after", what=what))
+    expect_tensor(got.get("out_loaded"), expected["out_loaded"], phrase("what.output_after_and_loading_trained", what=what), token_dim=None)
 
 
 @RL
@@ -326,13 +327,12 @@ def test_with_your_lora_classes(student, ref, record_property):
     got, expected, what, inputs = _replace(student, ref, swap=(), trained=True)
     _expect_wrapped(got, what)
     if got.get("load_failed"):
-        expect_state_keys(got["state"], expected["state"], f"the model after {what}")
+        expect_state_keys(got["state"], expected["state"], phrase("what.model_after", what=what))
     # the printed convention alpha * xAB is the repository's (alpha' / rank) * xAB with alpha' = alpha * rank
     printed = ref.run("appendix_e.replace", **{**inputs, "alpha": ALPHA * RANK})
     outputs = {"repository": expected["out_loaded"], "printed": printed["out_loaded"]}
     convention = _convention(got.get("out_loaded"), outputs)
     if convention is None:
-        expect_tensor(got.get("out_loaded"), expected["out_loaded"], f"the output after {what} and loading "
-                      "trained LoRA weights (either scaling convention is accepted)", token_dim=None)
+        expect_tensor(got.get("out_loaded"), expected["out_loaded"], phrase("what.output_after_and_loading_trained_2", what=what), token_dim=None)
         convention = "repository"
-    record_property("convention", t(f"appendix_e.convention_{convention}"))
+    record_property("convention", phrase(f"appendix_e.convention_{convention}"))

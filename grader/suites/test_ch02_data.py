@@ -17,6 +17,7 @@ from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch02_data import window_mistakes
 from grader.recipes.support import CharTokenizer
 from reference.ch02 import get_gpt2_tokenizer
+from grader.messages import phrase
 
 GPTDATASET_V1 = component("ch02", "GPTDatasetV1", section="2.6", title="Sliding-window input/target pairs", points=3)
 CREATE_DATALOADER_V1 = component("ch02", "create_dataloader_v1", section="2.6", title="A DataLoader over GPTDatasetV1",
@@ -71,8 +72,8 @@ def _check_dataset(student: Any, ref: Any, txt: str, max_length: int, stride: in
     y = _stack(got["items"], 1, f"{what} targets", max_length)
     ex = _stack(expected["items"], 0, "reference", max_length)
     ey = _stack(expected["items"], 1, "reference", max_length)
-    expect_tensor(x, ex, f"{what} inputs (one row per window)", token_dim=0, mistakes=wrong["inputs"])
-    expect_tensor(y, ey, f"{what} targets (one row per window)", token_dim=0, mistakes=wrong["targets"])
+    expect_tensor(x, ex, phrase("what.inputs_one_row_per_window", what=what), token_dim=0, mistakes=wrong["inputs"])
+    expect_tensor(y, ey, phrase("what.targets_one_row_per_window", what=what), token_dim=0, mistakes=wrong["targets"])
     expect_equal(got["len"], expected["len"], f"len({what})")
 
 
@@ -120,7 +121,7 @@ def _loader(student: Any, ref: Any, txt: str, kwargs: dict[str, Any], *, seed: i
     what = "create_dataloader_v1(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
     expected = ref.run("ch02.dataloader", txt=txt, kwargs=kwargs, seed=seed)
     got = student.run("ch02.dataloader", swap=swap, what=what, txt=txt, kwargs=kwargs, seed=seed)
-    expect_equal(len(got["batches"]), len(expected["batches"]), f"{what}: number of batches")
+    expect_equal(len(got["batches"]), len(expected["batches"]), phrase("what.number_batches", what=what))
     for b, (g, e) in enumerate(zip(got["batches"], expected["batches"])):
         if not (isinstance(g, list) and len(g) == 2):
             raise GradeFailure("ch02.batch_format", what=what, index=b)
@@ -151,8 +152,8 @@ def test_shuffled_batches(student, ref):
             and torch.equal(first, unshuffled["batches"][0][0])):
         raise GradeFailure("ch02.loader_not_shuffled", what="create_dataloader_v1(shuffle=True)",
                            diagnosis="ch02_shuffle_ignored")
-    expect_equal(got["sampler"], expected["sampler"], "create_dataloader_v1(shuffle=True): the loader's sampler")
-    expect_equal(len(got["batches"]), len(expected["batches"]), "create_dataloader_v1(shuffle=True): number of batches")
+    expect_equal(got["sampler"], expected["sampler"], phrase("what.create_dataloader_v_shuffle_true"))
+    expect_equal(len(got["batches"]), len(expected["batches"]), phrase("what.create_dataloader_v_shuffle_true_2"))
     for b, (g, e) in enumerate(zip(got["batches"], expected["batches"])):
         expect_tensor(g[0], e[0], f"create_dataloader_v1(shuffle=True, seed 5) batch {b} inputs", token_dim=None)
         expect_tensor(g[1], e[1], f"create_dataloader_v1(shuffle=True, seed 5) batch {b} targets", token_dim=None)
@@ -163,7 +164,7 @@ def test_passes_loader_arguments(student, ref):
     kwargs = dict(batch_size=3, max_length=4, stride=3, shuffle=False, drop_last=False, num_workers=0)
     got, expected = _loader(student, ref, TEXT, kwargs)
     for key in ("batch_size", "drop_last", "num_workers", "sampler", "dataset_len"):
-        expect_equal(got[key], expected[key], f"create_dataloader_v1(...): the loader's {key}")
+        expect_equal(got[key], expected[key], phrase("what.create_dataloader_v_loader", key=key))
 
 
 @CREATE_DATALOADER_V1
@@ -171,7 +172,7 @@ def test_default_arguments(student, ref):
     """With only the text: batch 4, windows of 256 tokens every 128, shuffled, last batch dropped."""
     got, expected = _loader(student, ref, LONG_TEXT, {}, seed=3)
     for key in ("batch_size", "drop_last", "sampler"):
-        expect_equal(got[key], expected[key], f"create_dataloader_v1(txt): the loader's {key}")
+        expect_equal(got[key], expected[key], phrase("what.create_dataloader_v_txt_loader", key=key))
 
 
 @CREATE_DATALOADER_V1

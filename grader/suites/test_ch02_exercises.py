@@ -12,6 +12,7 @@ from grader.checking.compare import expect_equal, expect_tensor
 from grader.checking.declare import problem
 from grader.checking.failures import GradeFailure
 from reference.ch02 import create_dataloader_v1 as ref_loader
+from grader.messages import phrase
 
 EX21 = problem("2.1", "ch02", section="2.5", title="Byte pair encoding of unknown words", points=1,
                symbols=("exercise_2_1_bpe_pieces",))
@@ -35,13 +36,13 @@ def _pieces(student: Any, ref: Any, args: list[Any]) -> tuple[list[Any], list[An
 @EX21
 def test_book_word_ids(student, ref):
     got, expected = _pieces(student, ref, [])
-    expect_equal(got[0], BOOK_IDS, "exercise_2_1_bpe_pieces() ids of 'Akwirw ier'")
+    expect_equal(got[0], BOOK_IDS, phrase("what.exercise_bpe_pieces_ids_akwirw"))
 
 
 @EX21
 def test_book_word_pieces(student, ref):
     got, expected = _pieces(student, ref, [])
-    expect_equal(got[1], BOOK_PIECES, "exercise_2_1_bpe_pieces() pieces of 'Akwirw ier'")
+    expect_equal(got[1], BOOK_PIECES, phrase("what.exercise_bpe_pieces_pieces_akwirw"))
 
 
 @EX21
@@ -50,7 +51,7 @@ def test_other_unknown_words(student, ref):
     got, expected = _pieces(student, ref, [text])
     expect_equal(got[0], expected[0], f"exercise_2_1_bpe_pieces({text!r}) ids")
     expect_equal(got[1], expected[1], f"exercise_2_1_bpe_pieces({text!r}) pieces")
-    expect_equal("".join(got[1]), text, "the pieces joined together")
+    expect_equal("".join(got[1]), text, phrase("what.pieces_joined_together"))
 
 
 # ---- 2.2 ----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 from grader.checking.compare import expect_equal
 from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
-from grader.messages import t
+from grader.messages import phrase
 from grader.checking.mistakes.ch02_data import decode_keeping_spaces
 from reference.ch02 import build_vocab, preprocess
 
@@ -73,7 +73,7 @@ def _expect_decoded(got_texts: list[Any], expected_texts: list[str], name: str, 
     inverse = {i: s for s, i in vocab.items()}
     for i, (g, e) in enumerate(zip(got_texts, expected_texts)):
         if record is not None and g != e and g == _printed_v1_decode(vocab, ids[i]):
-            record("convention", t("ch02.convention_printed_decode"))
+            record("convention", phrase("ch02.convention_printed_decode"))
             continue
         diagnosis = None
         if g == decode_keeping_spaces(inverse, ids[i]) and g != e:
@@ -108,7 +108,7 @@ def test_v1_round_trip(student, ref, record_property):
     _expect_encoded(got, expected, "SimpleTokenizerV1", [TEXT], VOCAB)
     if got["roundtrip"] != expected["roundtrip"] and got["roundtrip"] == [
             _printed_v1_decode(VOCAB, ids) for ids in expected["encoded"]]:
-        record_property("convention", t("ch02.convention_printed_decode"))
+        record_property("convention", phrase("ch02.convention_printed_decode"))
         return
     expect_equal(got["roundtrip"], expected["roundtrip"], "SimpleTokenizerV1.decode(encode(text))")
 

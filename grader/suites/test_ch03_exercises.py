@@ -15,6 +15,7 @@ import torch
 from grader.checking.compare import expect_equal, expect_state_keys, expect_tensor
 from grader.checking.declare import problem
 from grader.checking.failures import GradeFailure
+from grader.messages import phrase
 
 BOOK_INPUTS = torch.tensor([[0.43, 0.15, 0.89], [0.55, 0.87, 0.66], [0.57, 0.85, 0.64],
                             [0.22, 0.58, 0.33], [0.77, 0.25, 0.10], [0.05, 0.80, 0.55]], dtype=torch.float64)
@@ -39,8 +40,7 @@ def _expect_outputs(got: dict[str, Any], expected: dict[str, Any], what: str) ->
         expect_state_keys(got["state"], expected["state"], what)
     expect_tensor(got["eval_output"], expected["eval_output"], f"{what} output (eval mode)")
     for k, out in enumerate(got["train_outputs"]):
-        expect_tensor(out, expected["eval_output"], f"{what} output in training mode (call {k + 1}); "
-                      "with dropout 0.0 it must equal the eval-mode output")
+        expect_tensor(out, expected["eval_output"], phrase("what.output_in_training_mode_call", what=what, call=k + 1))
 
 
 # ---- Exercise 3.2 -------------------------------------------------------------------------
@@ -70,9 +70,9 @@ def test_two_heads_without_dropout(student, ref):
                                                                generator=torch.Generator().manual_seed(2)), SWAP_32)
     what = "exercise_3_2_wrapper(5, 4)"
     _shape(got, expected, what)
-    expect_equal(got["type"], expected["type"], f"{what}: the type of module returned")
+    expect_equal(got["type"], expected["type"], phrase("what.type_module_returned", what=what))
     expect_state_keys(got["state"], expected["state"], what)
-    expect_equal(got["dropout"], expected["dropout"], f"{what}: dropout rates of the module")
+    expect_equal(got["dropout"], expected["dropout"], phrase("what.dropout_rates_module", what=what))
 
 
 @EX32
@@ -100,7 +100,7 @@ SMALL = torch.zeros(1, 1, 768, dtype=torch.float64)
 @EX33
 def test_parameter_count(student, ref):
     got, expected = _module(student, ref, F33, [], SMALL, SWAP_33)
-    expect_equal(got["num_params"], 2_360_064, "exercise_3_3_gpt2_attention(): number of parameters")
+    expect_equal(got["num_params"], 2_360_064, phrase("what.exercise_gpt_attention_number_parameters"))
 
 
 @EX33
@@ -108,8 +108,8 @@ def test_gpt2_configuration(student, ref):
     got, expected = _module(student, ref, F33, [], SMALL, SWAP_33)
     what = "exercise_3_3_gpt2_attention()"
     expect_state_keys(got["state"], expected["state"], what)  # 768 wide, 1024 x 1024 mask
-    expect_equal(got["attrs"], expected["attrs"], f"{what}: d_out, num_heads and head_dim")
-    expect_equal(got["dropout"], expected["dropout"], f"{what}: dropout rate")
+    expect_equal(got["attrs"], expected["attrs"], phrase("what.d_out_num_heads_and", what=what))
+    expect_equal(got["dropout"], expected["dropout"], phrase("what.dropout_rate", what=what))
 
 
 @EX33

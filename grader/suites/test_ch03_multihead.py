@@ -9,6 +9,7 @@ from grader.checking.checks import module_forward, module_structure
 from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.attention import mha_mistakes
+from grader.messages import phrase
 
 pytestmark = component("ch03", "MultiHeadAttention", section="3.6.2", title="Multi-head attention with weight splits",
                        points=5)
@@ -56,7 +57,7 @@ def test_dropout_active_in_training(student):
     """In train mode dropout (0.5) must change the attention weights: two calls differ."""
     request = dict(module="ch03", name="MultiHeadAttention", args=[8, 8, 6, 0.5, 2], inputs=[_x(2, 5)],
                    train=True, repeat=2)
-    got = student.run("module.forward", what="MultiHeadAttention in training mode", **request)
+    got = student.run("module.forward", what=phrase("what.multiheadattention_in_training_mode"), **request)
     first, second = got["outputs"]
     evaluated = student.run("module.forward", what="MultiHeadAttention", **{**request, "train": False})
     if torch.allclose(first, second) or torch.allclose(first, evaluated["output"]):

@@ -13,6 +13,7 @@ from grader.checking.compare import expect_equal, expect_tensor
 from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch03_attention import self_attention_mistakes
+from grader.messages import phrase
 
 SELF_ATTENTION_V1 = component("ch03", "SelfAttention_v1", section="3.4.1",
                               title="Self-attention with trainable weight matrices", points=2)
@@ -160,21 +161,21 @@ def test_square_weights_are_transposed(student, ref):
 def test_outputs_match_after_copy(student, ref):
     got, expected = _copy(student, ref, 3, 2)
     _expect_copied(got, expected)
-    expect_tensor(got["v1_out"], got["v2_out"], "sa_v1(x) compared with sa_v2(x) after the copy", token_dim=0)
-    expect_equal(got["v1_trainable"], expected["v1_trainable"], "sa_v1's trainable parameters after the copy")
+    expect_tensor(got["v1_out"], got["v2_out"], phrase("what.sa_v_x_compared_with"), token_dim=0)
+    expect_equal(got["v1_trainable"], expected["v1_trainable"], phrase("what.sa_v_trainable_parameters_after"))
 
 
 @EX31
 def test_sa_v2_left_unchanged(student, ref):
     got, _ = _copy(student, ref, 4, 2)
     for key, before in got["v2_before"].items():
-        expect_tensor(got["v2_after"][key], before, f"sa_v2.{key} (it should not change)", token_dim=None)
+        expect_tensor(got["v2_after"][key], before, phrase("what.sa_v_it_should_not", key=key), token_dim=None)
 
 
 @EX31
 @pytest.mark.integration
 def test_copy_with_your_attention_classes(student, ref):
     got, expected = _copy(student, ref, 3, 2, own=True)
-    expect_tensor(got["v1_out"], got["v2_out"], "your sa_v1(x) compared with your sa_v2(x) after the copy",
+    expect_tensor(got["v1_out"], got["v2_out"], phrase("what.your_sa_v_x_compared"),
                   token_dim=0)
-    expect_tensor(got["v1_out"], expected["v1_out"], "your sa_v1(x) after the copy (seed 123)", token_dim=0)
+    expect_tensor(got["v1_out"], expected["v1_out"], phrase("what.your_sa_v_x_after"), token_dim=0)

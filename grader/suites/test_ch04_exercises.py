@@ -14,6 +14,7 @@ from grader.checking.declare import problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.gpt import separate_dropout_mistakes
 from reference.ch04 import GPT_CONFIG_124M, exercise_4_2_model_configs
+from grader.messages import phrase
 
 EX41 = problem("4.1", "ch04", section="4.6", title="Parameters in the feed forward versus attention modules", points=1,
                symbols=("exercise_4_1_parameter_counts",), depends=("ch04.TransformerBlock",))
@@ -53,7 +54,7 @@ def test_ex41_book_config_counts(student, ref):
 def test_ex41_counts_follow_the_config(student, ref):
     got, expected = call_function(student, ref, "ch04", "exercise_4_1_parameter_counts", [TINY], swap=SWAP_41,
                                   what="exercise_4_1_parameter_counts(emb_dim=16 config)")
-    expect_equal(got, expected, "exercise_4_1_parameter_counts with emb_dim 16, 2 heads")
+    expect_equal(got, expected, phrase("what.exercise_parameter_counts_with_emb"))
 
 
 @EX41
@@ -61,7 +62,7 @@ def test_ex41_qkv_bias_counts(student, ref):
     cfg = {**GPT_CONFIG_124M, "qkv_bias": True}
     got, expected = call_function(student, ref, "ch04", "exercise_4_1_parameter_counts", [cfg], swap=SWAP_41,
                                   what="exercise_4_1_parameter_counts(qkv_bias=True)", time_limit_s=30)
-    expect_equal(got, expected, "exercise_4_1_parameter_counts with qkv_bias=True")
+    expect_equal(got, expected, phrase("what.exercise_parameter_counts_with_qkv"))
 
 
 @EX41
@@ -82,11 +83,11 @@ def test_ex42_model_configs(student, ref):
                                   what="exercise_4_2_model_configs()")
     if not isinstance(got, dict):
         expect_equal(got, expected, "exercise_4_2_model_configs()")
-    expect_equal(sorted(got), sorted(expected), "the model names returned by exercise_4_2_model_configs()")
+    expect_equal(sorted(got), sorted(expected), phrase("what.model_names_returned_by_exercise"))
     for name, cfg in expected.items():
         if not isinstance(got[name], dict):
             expect_equal(got[name], cfg, f"exercise_4_2_model_configs()['{name}']")
-        expect_equal(sorted(got[name]), sorted(cfg), f"the keys of exercise_4_2_model_configs()['{name}']")
+        expect_equal(sorted(got[name]), sorted(cfg), phrase("what.keys_exercise_model_configs", name=name))
         for key, value in cfg.items():
             expect_equal(got[name][key], value, f"exercise_4_2_model_configs()['{name}']['{key}']")
 
@@ -103,7 +104,7 @@ def _sizes(student, ref, configs: dict[str, dict[str, Any]], swap: tuple[str, ..
         what = f"exercise_4_2_model_size({name} config)"
         if not isinstance(have, dict):
             expect_equal(have, want, what)
-        expect_equal(sorted(have), sorted(want), f"the keys returned by {what}")
+        expect_equal(sorted(have), sorted(want), phrase("what.keys_returned_by", what=what))
         for key in ("total_params", "params_without_out_head"):
             expect_equal(have[key], want[key], f"{what}['{key}']")
         size = have["size_mb"]
@@ -168,7 +169,7 @@ def test_ex43_state_dict_interchangeable_with_gpt_model(student, ref):
         expected = ref.run("module.info", module="ch04", name=base, args=[cfg_base], kwargs={})
         got = student.run("module.info", swap=SWAP_43, what=name, module="ch04", name=name, args=[TINY3],
                           kwargs={})
-        expect_state_keys(got["state"], expected["state"], f"{name} (compared with {base})")
+        expect_state_keys(got["state"], expected["state"], phrase("what.compared_with", name=name, base=base))
 
 
 @EX43

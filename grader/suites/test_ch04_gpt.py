@@ -15,6 +15,7 @@ from grader.checking.compare import expect_equal, expect_state_keys, expect_tens
 from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.gpt import block_dropout_mistakes, block_mistakes, gpt, gpt_mistakes, greedy
+from grader.messages import phrase
 
 BLOCK = component("ch04", "TransformerBlock", section="4.5", title="The transformer block", points=4,
                   depends=("ch03.MultiHeadAttention", "ch04.FeedForward", "ch04.LayerNorm"))
@@ -112,8 +113,8 @@ def test_gpt_book_size_parameter_count(student, ref):
     """GPTModel(GPT_CONFIG_124M) built on the meta device, with the book's config given by us."""
     got = student.run("ch04.book_model_meta", swap=GPT_SWAP, what="GPTModel(GPT_CONFIG_124M)",
                       cfg=dict(ref_ch04.GPT_CONFIG_124M), time_limit_s=30)
-    expect_equal(got["total_params"], BOOK_TOTAL_PARAMS, "parameters of GPTModel(GPT_CONFIG_124M)")
-    expect_equal(got["state_entries"], BOOK_STATE_ENTRIES, "state_dict entries of GPTModel(GPT_CONFIG_124M)")
+    expect_equal(got["total_params"], BOOK_TOTAL_PARAMS, phrase("what.parameters_gptmodel_gpt_config_m"))
+    expect_equal(got["state_entries"], BOOK_STATE_ENTRIES, phrase("what.state_dict_entries_gptmodel_gpt"))
 
 
 @GPT
@@ -140,7 +141,7 @@ def test_gpt_different_lengths_and_batch_sizes(student, ref):
     for batch, tokens, seed in ((1, 8, 2), (3, 1, 3), (4, 3, 4)):
         module_forward(student, Perturbed(ref), "ch04", "GPTModel", [CFG], [_ids(batch, tokens, seed=seed)],
                        swap=GPT_SWAP, mistakes=gpt_mistakes(2), backward=False,
-                       what=f"GPTModel on a batch of {batch} x {tokens} tokens")
+                       what=phrase("what.gptmodel_on_batch_x_tokens", batch=batch, tokens=tokens))
 
 
 @GPT

@@ -14,6 +14,7 @@ from grader.checking.declare import component
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.gpt import (deep_network_mistakes, feed_forward_mistakes, gelu_mistakes,
                                           layernorm_mistakes)
+from grader.messages import phrase
 
 LN = component("ch04", "LayerNorm", section="4.2", title="Layer normalization", points=2)
 GELU = component("ch04", "GELU", section="4.3", title="The GELU activation (tanh approximation)", points=1)
@@ -49,7 +50,7 @@ def test_layernorm_initial_scale_ones_shift_zeros(student, ref):
     expect_state_keys({k: list(v.shape) for k, v in got.items()}, {k: list(v.shape) for k, v in expected.items()},
                       "LayerNorm(16)")
     for name, value in expected.items():
-        expect_tensor(got[name], value, what=f"LayerNorm(16) initial {name}")
+        expect_tensor(got[name], value, what=phrase("what.layernorm_initial", name=name))
 
 
 @LN
@@ -77,7 +78,7 @@ def test_layernorm_constant_rows_stay_finite(student, ref):
     if isinstance(out, torch.Tensor) and out.is_floating_point() and not bool(torch.isfinite(out).all()):
         bad = ~torch.isfinite(out)
         index = [int(i) for i in bad.nonzero()[0].tolist()]
-        raise GradeFailure("compare.nonfinite", what="LayerNorm output for rows that are constant",
+        raise GradeFailure("compare.nonfinite", what=phrase("what.layernorm_output_for_rows_that"),
                            count=int(bad.sum()), index=index, diagnosis="ch04_layernorm_missing_eps")
     module_forward(student, ref, "ch04", "LayerNorm", [16], [x], mistakes=layernorm_mistakes())
 

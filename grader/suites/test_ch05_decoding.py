@@ -21,6 +21,7 @@ from grader.checking.compare import expect_equal, expect_ids, expect_tensor
 from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch05 import generate_mistakes, softmax_mistakes
+from grader.messages import phrase
 
 SOFTMAX_WITH_TEMPERATURE = component("ch05", "softmax_with_temperature", section="5.3.1", title="Temperature scaling",
                                      points=1)
@@ -250,7 +251,7 @@ def _diverse_and_conservative(student: Any) -> dict[str, dict[str, Any]]:
 def _distinct_tokens(student: Any, ref: Any, settings: list[dict[str, Any]], swap: tuple[str, ...]) -> list[int]:
     request = dict(cfg=CFG, state_dict=ref.run("ch05.gpt_state", cfg=CFG, seed=21, logit_scale=3.0),
                    idx=_prompt(1, 3, seed=21), max_new_tokens=9, settings=settings, seeds=[1, 2, 3, 4, 5, 6])
-    outputs = student.run("ch05.generate_with_settings", swap=swap, what="generate with your 5.2 settings",
+    outputs = student.run("ch05.generate_with_settings", swap=swap, what=phrase("what.generate_with_your_settings"),
                           **request)
     return [len({t for ids in row for t in ids[0, 3:].tolist()}) for row in outputs]
 
@@ -260,14 +261,13 @@ def test_settings_and_their_ranges(student, ref):
     got = _diverse_and_conservative(student)
     diverse, conservative = got["diverse"], got["conservative"]
     if not diverse["temperature"] > 1.0:
-        raise GradeFailure("ch05.ex52_range", which="diverse", rule="a temperature above 1",
+        raise GradeFailure("ch05.ex52_range", which="diverse", rule=phrase("rule.temperature_above"),
                            got=repr(diverse))
     if not (conservative["temperature"] < 1.0 and conservative.get("top_k") is not None):
-        raise GradeFailure("ch05.ex52_range", which="conservative", rule="a temperature below 1 and a top_k",
+        raise GradeFailure("ch05.ex52_range", which="conservative", rule=phrase("rule.temperature_below_and_top_k"),
                            got=repr(conservative))
     if diverse.get("top_k") is not None and diverse["top_k"] <= conservative["top_k"]:
-        raise GradeFailure("ch05.ex52_range", which="diverse", rule="a larger top_k than the conservative one "
-                           "(or None)", got=repr(diverse))
+        raise GradeFailure("ch05.ex52_range", which="diverse", rule=phrase("rule.larger_top_k_than_conservative"), got=repr(diverse))
 
 
 def _more_diverse(student: Any, ref: Any, swap: tuple[str, ...]) -> None:
@@ -300,7 +300,7 @@ def _all_greedy(student: Any, ref: Any, swap: tuple[str, ...]) -> None:
     request = dict(cfg=CFG, state_dict=ref.run("ch05.gpt_state", cfg=CFG, seed=22, logit_scale=2.0),
                    idx=_prompt(1, 3, seed=22), max_new_tokens=8, seeds=[1, 2, 3])
     greedy = ref.run("ch05.generate_with_settings", settings=[{"temperature": 0.0, "top_k": None}], **request)[0][0]
-    outputs = student.run("ch05.generate_with_settings", swap=swap, what="generate with your 5.3 settings",
+    outputs = student.run("ch05.generate_with_settings", swap=swap, what=phrase("what.generate_with_your_settings_2"),
                           settings=settings, **request)
     for setting, row in zip(settings, outputs):
         for seed, ids in zip(request["seeds"], row):

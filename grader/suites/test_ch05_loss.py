@@ -17,6 +17,7 @@ from grader.checking.compare import expect_equal, expect_grads, expect_number, r
 from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch05 import loader_mistakes, loss_error_diagnosis, loss_mistakes
+from grader.messages import phrase
 
 TEXT_TO_TOKEN_IDS = component("ch05", "text_to_token_ids", section="5.1.1", title="Text to a batch of token ids",
                               points=1)
@@ -63,7 +64,7 @@ def _encode(student: Any, ref: Any, text: str, tokenizer: str = "gpt2") -> None:
         raise GradeFailure("compare.shape", what=what, expected=list(want.shape), got=list(value.shape),
                            diagnosis="ch05_missing_batch_dimension")
     expect_equal(value, want, what)
-    expect_equal(str(value.dtype), str(want.dtype), f"dtype of {what}")
+    expect_equal(str(value.dtype), str(want.dtype), phrase("what.dtype", what=what))
 
 
 @TEXT_TO_TOKEN_IDS
@@ -131,14 +132,14 @@ def _loss_batch(student: Any, ref: Any, inputs: torch.Tensor, targets: torch.Ten
         raise GradeFailure("ch05.loss_changed_mode", what="calc_loss_batch")
     loss = got["loss"]
     if loss.dim() != 0:
-        raise GradeFailure("compare.shape", what=f"the loss of {what}", expected=[], got=list(loss.shape))
+        raise GradeFailure("compare.shape", what=phrase("what.loss", what=what), expected=[], got=list(loss.shape))
 
     def wrong() -> dict[str, float]:
         logits = ref.run("ch05.logits", cfg=cfg, state_dict=request["state_dict"], inputs=inputs)
         return {k: float(v) for k, v in loss_mistakes(logits, inputs, targets).items()}
 
     if not math.isclose(float(loss), float(expected["loss"]), rel_tol=1e-6, abs_tol=1e-8):
-        expect_number(float(loss), float(expected["loss"]), f"the loss of {what}", wrong())
+        expect_number(float(loss), float(expected["loss"]), phrase("what.loss", what=what), wrong())
     if not got.get("requires_grad"):
         raise GradeFailure("ch05.loss_no_grad", what=what)
     return got, expected
@@ -152,7 +153,7 @@ def test_loss_value(student, ref):
 @CALC_LOSS_BATCH
 def test_gradients_of_every_parameter(student, ref):
     got, expected = _loss_batch(student, ref, _ids(3, 5, seed=3), _ids(3, 5, seed=4))
-    expect_grads(got.get("grads", {}), expected["grads"], "calc_loss_batch(...).backward(): parameter")
+    expect_grads(got.get("grads", {}), expected["grads"], phrase("what.calc_loss_batch_backward_parameter"))
 
 
 @CALC_LOSS_BATCH
@@ -177,7 +178,7 @@ def _loss_loader(student: Any, ref: Any, num_batches: int | None, swap: tuple[st
     request = dict(cfg=CFG, state_dict=state, inputs=inputs, targets=targets, batch_size=2,
                    num_batches=num_batches, pass_num_batches=num_batches is not None)
     shown = "" if num_batches is None else f", num_batches={num_batches}"
-    what = f"calc_loss_loader(loader of {(len(inputs) + 1) // 2} batches{shown})"
+    what = phrase("what.calc_loss_loader_loader_batches", batches=(len(inputs) + 1) // 2, shown=shown)
     expected = ref.run("ch05.loss_loader", **request)
     got = student.run("ch05.loss_loader", swap=swap, what=what, **request)
     if isinstance(expected["value"], float) and math.isnan(expected["value"]):
@@ -312,7 +313,7 @@ def _ex55(student: Any, ref: Any, swap: tuple[str, ...] = EX55_DEPS, train: bool
     wrong = ref.run("ch05.losses_of_text", val_drop_last=True, **request)["losses"]
     for i, part in enumerate(("training", "validation")):
         mistakes = {"ch05_ex55_val_drop_last": wrong[1]} if i == 1 else {}
-        expect_number(got["losses"][i], expected["losses"][i], f"the {part} loss of {what}", mistakes)
+        expect_number(got["losses"][i], expected["losses"][i], phrase("what.loss_2", part=part, what=what), mistakes)
     return dict(got)
 
 

@@ -19,6 +19,7 @@ from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch05 import train_mistakes
 from grader.checking.pictures import losses_pair, pictures_on_failure
+from grader.messages import phrase
 
 TRAIN_MODEL_SIMPLE = component("ch05", "train_model_simple", section="5.2", title="The pretraining loop", points=4,
                                depends=("ch05.calc_loss_batch", "ch05.evaluate_model"))
@@ -135,8 +136,7 @@ CKPT_BATCHES = [[_ids(2, 8, 31), _ids(2, 8, 32)], [_ids(2, 8, 33), _ids(2, 8, 34
 def _checkpoint(student: Any, ref: Any, saver: str, loader_side: str) -> tuple[dict[str, Any], dict[str, Any]]:
     request = dict(cfg=NO_DROPOUT, state_dict=_state(ref, NO_DROPOUT), batches=CKPT_BATCHES, saver=saver,
                    loader_side=loader_side)
-    roles = {"impl": "your", "reference": "the reference's", "none": "no"}
-    what = f"{roles[saver]} save_checkpoint and {roles[loader_side]} load_checkpoint"
+    what = phrase(f"what.checkpoint_saved_by_{saver}_loaded_by_{loader_side}")
     got = student.run("ch05.checkpoint", what=what, time_limit_s=OPTIMIZER_TIME_LIMIT_S, **request)
     expected = ref.run("ch05.checkpoint", **{**request, "saver": "reference",
                                              "loader_side": "none" if loader_side == "none" else "reference"})
@@ -197,7 +197,7 @@ def test_resumed_step_equals_continued_step(student, ref):
     got, _ = _checkpoint(student, ref, "impl", "impl")
     for name, value in got["continued"].items():
         expect_tensor(got["resumed"].get(name), value,
-                      f"after save, load and one more step, the weight {name} (versus training on)")
+                      phrase("what.after_save_load_and_one", name=name))
 
 
 # ---- exercise 5.4 ---------------------------------------------------------------------------------
@@ -216,7 +216,7 @@ def _resume(student: Any, ref: Any, split: int, cfg: dict[str, Any] = NO_DROPOUT
     expected = ref.run("ch05.train_uninterrupted", **request)
     final = got["final"]
     if not isinstance(final, dict):
-        raise GradeFailure("ch05.checkpoint_entry", what=f"the value {what} returns", got=type(final).__name__)
+        raise GradeFailure("ch05.checkpoint_entry", what=phrase("what.value_returns", what=what), got=type(final).__name__)
     for name, want in expected.items():
         have = final.get(name)
         if not values_close(have, want, 1e-4, 1e-6):
@@ -240,7 +240,7 @@ def test_checkpoint_file_written(student, ref):
     if got["file_error"] is not None:
         raise GradeFailure("ch05.resume_file", error=got["file_error"])
     expect_equal(sorted(k for k in got["file_keys"] if k in ("model_state_dict", "optimizer_state_dict")),
-                 ["model_state_dict", "optimizer_state_dict"], "the entries of the checkpoint file")
+                 ["model_state_dict", "optimizer_state_dict"], phrase("what.entries_checkpoint_file"))
 
 
 @EX54

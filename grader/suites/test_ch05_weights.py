@@ -19,6 +19,7 @@ from grader.checking.compare import expect_equal, expect_tensor, raise_student_e
 from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch05 import weight_slip
+from grader.messages import phrase
 
 EX56 = problem("5.6", "ch05", section="5.5", title="Loading larger GPT-2 models", points=1,
                symbols=("exercise_5_6_build_and_load",), depends=("ch05.load_weights_into_gpt",))
@@ -53,7 +54,7 @@ def _expect_loaded(got: dict[str, torch.Tensor], expected: dict[str, torch.Tenso
                    wanted: Any) -> None:
     for name in sorted(n for n in expected if wanted(n)):
         if name not in got:
-            raise GradeFailure("compare.keys_missing", what="the model after load_weights_into_gpt", names=name)
+            raise GradeFailure("compare.keys_missing", what=phrase("what.model_after_load_weights_into"), names=name)
         value, want = got[name], expected[name]
         if isinstance(value, torch.Tensor) and value.shape == want.shape and values_close(value, want, 1e-6, 1e-7):
             continue
@@ -79,7 +80,7 @@ def test_assign_returns_a_parameter_with_the_values(student, ref):
     if "error" in got:
         raise_student_error(got, "assign(left, right) with matching shapes")
     expect_equal(got["is_parameter"], True, f"assign(...) returns a torch.nn.Parameter (got a {got['type']})")
-    expect_tensor(got["value"], right, "the values assign(...) returns", check_dtype=True)
+    expect_tensor(got["value"], right, phrase("what.values_assign_returns"), check_dtype=True)
     expect_equal(got["requires_grad"], True, "assign(...) returns a trainable parameter (requires_grad)")
 
 
@@ -114,7 +115,7 @@ def test_output_head_tied_to_token_embedding(student, ref):
 def test_three_block_model_logits(student, ref):
     cfg = {**CFG, "n_layers": 3}
     got, _, _, expected = _load(student, ref, cfg)
-    expect_tensor(got["logits"], expected["logits"], "logits of the loaded 3-block model", token_dim=1)
+    expect_tensor(got["logits"], expected["logits"], phrase("what.logits_loaded_block_model"), token_dim=1)
 
 
 @pytest.mark.extension
@@ -147,9 +148,8 @@ def _tiny(student: Any, ref: Any, swap: tuple[str, ...]) -> None:
     request = dict(size=TINY, seed=SEED, x=_ids(2, 10, vocab=50257, seed=4))
     got = student.run("ch05.build_and_load_tiny", swap=swap, what="exercise_5_6_build_and_load", **request)
     expected = ref.run("ch05.build_and_load_tiny", **request)
-    expect_equal(got["training"], False, "the model exercise_5_6_build_and_load returns is in eval mode "
-                 "(model.training)")
-    expect_tensor(got["logits"], expected["logits"], "logits of the model exercise_5_6_build_and_load loaded",
+    expect_equal(got["training"], False, phrase("what.model_exercise_build_and_load"))
+    expect_tensor(got["logits"], expected["logits"], phrase("what.logits_model_exercise_build_and"),
                   token_dim=1)
 
 

@@ -16,6 +16,7 @@ from grader.checking.compare import expect_equal, expect_grads, expect_state_key
 from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch06 import Lazy, accuracy_mistakes, all_logits, expect_number, loss_mistakes
+from grader.messages import phrase
 
 PREPARE_CLASSIFIER = component("ch06", "prepare_classifier", section="6.5", title="Adding a classification head",
                                points=2)
@@ -84,9 +85,9 @@ def _surgery(student: Any, ref: Any, num_classes: int = 2, seed: int = 123,
 @PREPARE_CLASSIFIER
 def test_new_head_layout(student, ref):
     got, expected = _surgery(student, ref)
-    expect_equal(got["head_type"], "Linear", "type of model.out_head after the surgery")
-    expect_state_keys(got["state"], expected["state"], "the classifier's state_dict")
-    expect_equal(got["same_object"], True, "prepare_classifier returns the model it changed (in place)")
+    expect_equal(got["head_type"], "Linear", phrase("what.type_model_out_head_after"))
+    expect_state_keys(got["state"], expected["state"], phrase("what.classifier_state_dict"))
+    expect_equal(got["same_object"], True, phrase("what.prepare_classifier_returns_model_it"))
 
 
 @PREPARE_CLASSIFIER
@@ -108,21 +109,21 @@ def test_head_initialised_from_the_callers_seed(student, ref):
                      and torch.equal(g, seeded_inside[name]) and not torch.equal(g, value) else None)
         if diagnosis:
             raise GradeFailure("ch06.head_init", what=f"out_head.{name}", diagnosis=diagnosis)
-        expect_tensor(g, value, f"out_head.{name} right after prepare_classifier (caller seeded 7)")
+        expect_tensor(g, value, phrase("what.out_head_right_after_prepare", name=name))
 
 
 @PREPARE_CLASSIFIER
 def test_three_class_outputs(student, ref):
     got, expected = _surgery(student, ref, num_classes=3, x=_ids(2, 7))
-    expect_tensor(got.get("output"), expected["output"], "classifier logits with num_classes=3", token_dim=1)
+    expect_tensor(got.get("output"), expected["output"], phrase("what.classifier_logits_with_num_classes"), token_dim=1)
 
 
 @PREPARE_CLASSIFIER
 def test_gpt2_small_trainable_count(student, ref):
     """The book: 7,090,946 trainable parameters after the surgery on GPT-2 124M (meta device)."""
-    got = student.run("ch06.prepare_classifier", what="prepare_classifier(GPT-2 124M on the meta device)",
+    got = student.run("ch06.prepare_classifier", what=phrase("what.prepare_classifier_gpt_m_on"),
                       time_limit_s=20, cfg=GPT2_124M, meta=True)
-    expect_equal(got["trainable"], 7_090_946, "trainable parameters of the GPT-2 124M classifier")
+    expect_equal(got["trainable"], 7_090_946, phrase("what.trainable_parameters_gpt_m_classifier"))
 
 
 # ---- 6.2 --------------------------------------------------------------------------------------
@@ -140,15 +141,15 @@ def _all_trainable(student: Any, ref: Any, own: bool) -> tuple[dict[str, Any], d
 @EX62
 def test_every_parameter_trainable(student, ref):
     got, expected = _all_trainable(student, ref, own=False)
-    expect_equal(got["frozen"], [], "parameters still frozen after exercise_6_2_make_all_trainable")
-    expect_equal(got["trainable"], expected["trainable"], "trainable parameters")
+    expect_equal(got["frozen"], [], phrase("what.parameters_still_frozen_after_exercise"))
+    expect_equal(got["trainable"], expected["trainable"], phrase("what.trainable_parameters"))
 
 
 @EX62
 def test_weights_and_object_unchanged(student, ref):
     got, _ = _all_trainable(student, ref, own=False)
-    expect_equal(got["changed"], [], "weights changed by exercise_6_2_make_all_trainable (only unfreeze)")
-    expect_equal(got["same_object"], True, "exercise_6_2_make_all_trainable returns the same model")
+    expect_equal(got["changed"], [], phrase("what.weights_changed_by_exercise_make"))
+    expect_equal(got["same_object"], True, phrase("what.exercise_make_all_trainable_returns"))
 
 
 @EX62
@@ -156,14 +157,14 @@ def test_gpt2_small_fully_trainable(student, ref):
     """GPT-2 124M classifier, all trainable: 124,441,346 parameters (meta device)."""
     got = student.run("ch06.make_all_trainable", swap=("ch06.prepare_classifier",), time_limit_s=20,
                       what="exercise_6_2_make_all_trainable(GPT-2 124M classifier)", cfg=GPT2_124M, meta=True)
-    expect_equal(got["trainable"], 124_441_346, "trainable parameters of the GPT-2 124M classifier")
+    expect_equal(got["trainable"], 124_441_346, phrase("what.trainable_parameters_gpt_m_classifier"))
 
 
 @EX62
 @pytest.mark.integration
 def test_after_your_prepare_classifier(student, ref):
     got, expected = _all_trainable(student, ref, own=True)
-    expect_equal(got["trainable"], expected["trainable"], "trainable parameters after your surgery + 6.2")
+    expect_equal(got["trainable"], expected["trainable"], phrase("what.trainable_parameters_after_your_surgery"))
 
 
 # ---- calc_accuracy_loader ----------------------------------------------------------------------
@@ -244,7 +245,7 @@ def _loss(student: Any, ref: Any, batch: int, tokens: int, *, fn: str = "calc_lo
     got = student.run("ch06.loss_batch", swap=swap, what=what, **inputs)
     wrong = Lazy(lambda: loss_mistakes(CFG, state, x, y, graded=graded) if tokens > 1 else {})
     expect_tensor(got["loss"], expected["loss"], f"{what} loss", mistakes=wrong)
-    expect_grads(got["grads"], expected["grads"], f"{what}: gradient of")
+    expect_grads(got["grads"], expected["grads"], phrase("what.gradient", what=what))
 
 
 @CALC_LOSS_BATCH

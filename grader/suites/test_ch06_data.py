@@ -14,7 +14,7 @@ from grader.checking.compare import expect_equal, expect_tensor
 from grader.checking.book_forms import book_balanced, book_split
 from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
-from grader.messages import t
+from grader.messages import phrase
 
 CREATE_BALANCED_DATASET = component("ch06", "create_balanced_dataset", section="6.2",
                                     title="Balancing and splitting the spam data", points=1,
@@ -66,7 +66,7 @@ def _rows_call(student: Any, ref: Any, name: str, rows: list[dict[str, str]], *a
     if "error" in got and expected is not None:
         message = got["message"]
         if "frame_error" in got:
-            message = t("ch06.raised_in_both_forms", message=message, frame_type=got["frame_error"]["error"],
+            message = phrase("ch06.raised_in_both_forms", message=message, frame_type=got["frame_error"]["error"],
                         frame_message=got["frame_error"]["message"])
         raise GradeFailure("ch06.raised", what=name, type=got["error"], message=message)
     if form == "dataframe" and got.get("value") is None and "error" not in got:
@@ -82,13 +82,13 @@ def test_balanced_class_counts(student, ref):
         raise GradeFailure("ch06.not_list", what="create_balanced_dataset(rows)", got=type(rows).__name__)
     labels = [r.get("Label") if isinstance(r, dict) else None for r in rows]
     counts = {"ham": labels.count("ham"), "spam": labels.count("spam")}
-    expect_equal(counts, {"ham": 5, "spam": 5}, "create_balanced_dataset(rows): rows per label")
+    expect_equal(counts, {"ham": 5, "spam": 5}, phrase("what.create_balanced_dataset_rows_rows"))
     spam = [r for r in ROWS if r["Label"] == "spam"]
     expect_equal([r for r in rows if r["Label"] == "spam"], spam,
                  "create_balanced_dataset(rows): the spam rows (all kept, in order)")
     ham_texts = {r["Text"] for r in ROWS if r["Label"] == "ham"}
     strange = [r for r in rows if r["Label"] == "ham" and r["Text"] not in ham_texts]
-    expect_equal(strange, [], "create_balanced_dataset(rows): ham rows that are not in the input")
+    expect_equal(strange, [], phrase("what.create_balanced_dataset_rows_ham"))
 
 
 def _expect_same_rows(student: Any, ref: Any, name: str, rows: list[dict[str, str]], args: list[float],
@@ -132,7 +132,7 @@ def test_random_split_sizes(student, ref):
     expect_equal([len(part) for part in value], [16, 2, 5],
                  "random_split(23 rows, 0.7, 0.1): sizes of (train, validation, test)")
     flat = sorted(r["Text"] for part in value for r in part)
-    expect_equal(flat, sorted(r["Text"] for r in rows), "random_split: every row exactly once")
+    expect_equal(flat, sorted(r["Text"] for r in rows), phrase("what.random_split_every_row_exactly"))
 
 
 @CREATE_BALANCED_DATASET
@@ -154,7 +154,7 @@ def test_random_split_takes_a_seed(student, ref):
 def test_random_split_leaves_input_untouched(student, ref):
     rows = _rows(6, 6)
     got, _ = _rows_call(student, ref, "random_split", rows, 0.5, 0.25)
-    expect_equal(got["rows_after"], rows, "the rows given to random_split, after the call (shuffle a copy)")
+    expect_equal(got["rows_after"], rows, phrase("what.rows_given_to_random_split"))
 
 
 # ---- SpamDataset ---------------------------------------------------------------------------
@@ -224,9 +224,9 @@ def test_batches_stack_with_the_default_collate(student, ref):
     expected = ref.run("ch06.spam_dataset", **inputs)
     got = student.run("ch06.spam_dataset", what="DataLoader(SpamDataset(...), batch_size=5)", **inputs)
     if not (isinstance(got["batch"], list) and len(got["batch"]) == 2):
-        raise GradeFailure("ch06.item_format", what="a DataLoader batch of SpamDataset", index=0)
-    expect_tensor(got["batch"][0], expected["batch"][0], "a batch of token ids (all 5 texts)", token_dim=1)
-    expect_tensor(got["batch"][1], expected["batch"][1], "a batch of labels")
+        raise GradeFailure("ch06.item_format", what=phrase("what.dataloader_batch_spamdataset"), index=0)
+    expect_tensor(got["batch"][0], expected["batch"][0], phrase("what.batch_token_ids_all_texts"), token_dim=1)
+    expect_tensor(got["batch"][1], expected["batch"][1], phrase("what.batch_labels"))
 
 
 # ---- 6.1 --------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from grader.checking.failures import GradeFailure, NotStarted
 from grader.checking.mistakes.ch06 import expect_number, expect_numbers, labels_by_position, train_variant
 from grader.recipes.ch06 import char_ids
 from grader.checking.pictures import losses_pair, pictures_on_failure
+from grader.messages import phrase
 
 TRAIN_CLASSIFIER_SIMPLE = component("ch06", "train_classifier_simple", section="6.7",
                                     title="The classification fine-tuning loop", points=3,
@@ -113,7 +114,7 @@ def test_examples_seen(student, ref):
     got, expected, _ = _train(student, ref)
     value, exp = got["results"][4], expected["results"][4]
     diagnosis = "ch06_examples_seen_counts_tokens" if value == exp * TOKENS else None
-    expect_equal(value, exp, "examples_seen (2 epochs of 9 examples)", diagnosis=diagnosis)
+    expect_equal(value, exp, phrase("what.examples_seen_epochs_examples"), diagnosis=diagnosis)
 
 
 @TRAIN_CLASSIFIER_SIMPLE
@@ -152,7 +153,7 @@ def test_evaluate_model_in_eval_mode(student, ref):
 def test_with_your_loss_and_accuracy(student, ref):
     got, expected, inputs = _train(student, ref, swap=())
     for part, what in enumerate(("train_losses", "val_losses", "train_accs", "val_accs")):
-        expect_numbers(got["results"][part], expected["results"][part], f"{what} with your loss and accuracy")
+        expect_numbers(got["results"][part], expected["results"][part], phrase("what.with_your_loss_and_accuracy", what=what))
 
 
 # ---- classify_review ---------------------------------------------------------------------------
@@ -185,7 +186,7 @@ def _expect_model_inputs(got: dict[str, Any], expected: dict[str, Any], cases: l
         if alternatives is not None and isinstance(ids, torch.Tensor) and ids.dim() == 2 \
                 and ids.tolist()[0] in alternatives[i]:
             continue  # the printed book's convention (pos_emb.weight.shape[1]): accepted
-        expect_tensor(ids, exp_calls[0]["input"], f"{what}: the token ids given to the model", token_dim=1)
+        expect_tensor(ids, exp_calls[0]["input"], phrase("what.token_ids_given_to_model", what=what), token_dim=1)
 
 
 def _expect_inputs_and_labels(student: Any, ref: Any, cases: list[dict[str, Any]], what: str) -> None:
@@ -202,14 +203,14 @@ def test_labels_match_the_reference(student, ref):
     if got["labels"] != expected["labels"]:
         first = labels_by_position(CLS_CFG, state, [char_ids(t)[:16] for t in TEXTS], 0)
         diagnosis = "ch06_logits_first_token" if got["labels"] == first else None
-    expect_equal(got["labels"], expected["labels"], "labels of 8 texts (max_length=16)", diagnosis=diagnosis)
+    expect_equal(got["labels"], expected["labels"], phrase("what.labels_texts_max_length"), diagnosis=diagnosis)
 
 
 @CLASSIFY_REVIEW
 def test_class_one_means_spam(student, ref):
     for bias, label in (([-20.0, 20.0], "spam"), ([20.0, -20.0], "not spam")):
         got, _, _ = _classify(student, ref, [{"text": "ok", **BOOK_CALL}], head_bias=bias)
-        expect_equal(got["labels"], [label], f"the label when class {1 if label == 'spam' else 0} wins")
+        expect_equal(got["labels"], [label], phrase("what.label_when_class_wins", index=1 if label == 'spam' else 0))
 
 
 @CLASSIFY_REVIEW
@@ -246,7 +247,7 @@ def test_eval_mode(student, ref):
     got, expected, _ = _classify(student, ref, cases, cfg={**CLS_CFG, "drop_rate": 0.5}, train=True)
     if any(call["training"] for calls in got["calls"] for call in calls):
         raise GradeFailure("ch06.forward_in_train_mode", what="classify_review")
-    expect_equal(got["labels"], expected["labels"], "labels of a model given in training mode")
+    expect_equal(got["labels"], expected["labels"], phrase("what.labels_model_given_in_training"))
 
 
 @CLASSIFY_REVIEW

@@ -12,6 +12,7 @@ from grader.checking.compare import expect_equal, expect_tensor
 from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch07 import collate_mistakes
+from grader.messages import phrase
 
 INSTRUCTION_DATASET = component("ch07", "InstructionDataset", section="7.3", title="Pre-tokenized instruction data",
                                 points=2, depends=("ch07.format_input",))
@@ -40,7 +41,7 @@ def _dataset(student: Any, ref: Any, data: list[dict[str, str]], *, tokenizer: s
     got = student.run("ch07.instruction_dataset", swap=swap, what=what, **inputs)
     expect_equal(got["len"], expected["len"], f"len({what})")
     for i, (g, e) in enumerate(zip(got["items"], expected["items"])):
-        expect_equal(g, e, f"{what}[{i}] (token ids of prompt + '\\n\\n### Response:\\n' + output)"
+        expect_equal(g, e, phrase("what.token_ids_prompt_n_n", what=what, i=i)
                      if not masked else f"{what}[{i}] (instruction_length, token ids)")
 
 
@@ -157,17 +158,17 @@ def test_masked_pipeline(student, ref):
     expected = ref.run("ch07.masked_pipeline", data=DATA)
     got = student.run("ch07.masked_pipeline", swap=("ch07.custom_collate_fn", "ch07.format_input"),
                       what="custom_collate_fn_masked(InstructionDatasetMasked items)", data=DATA)
-    expect_tensor(got[1], expected[1], "masked targets of the 4 example entries", token_dim=1)
+    expect_tensor(got[1], expected[1], phrase("what.masked_targets_example_entries"), token_dim=1)
 
 
 @EX72
 @pytest.mark.integration
 def test_masked_with_your_collate(student, ref):
     expected = ref.run("ch07.masked_pipeline", data=DATA, allowed_max_length=40)
-    got = student.run("ch07.masked_pipeline", what="the masked pipeline with your code", data=DATA,
+    got = student.run("ch07.masked_pipeline", what=phrase("what.masked_pipeline_with_your_code"), data=DATA,
                       allowed_max_length=40)
-    expect_tensor(got[0], expected[0], "masked pipeline inputs", token_dim=1)
-    expect_tensor(got[1], expected[1], "masked pipeline targets", token_dim=1)
+    expect_tensor(got[0], expected[0], phrase("what.masked_pipeline_inputs"), token_dim=1)
+    expect_tensor(got[1], expected[1], phrase("what.masked_pipeline_targets"), token_dim=1)
 
 
 # ---- 7.3 ---------------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ def _loaders(student: Any, ref: Any, swap: tuple[str, ...] = SWAP_73) -> tuple[d
 
 
 def _batches(got: dict[str, Any], expected: dict[str, Any], name: str) -> None:
-    expect_equal(len(got[name]["batches"]), len(expected[name]["batches"]), f"number of {name} batches")
+    expect_equal(len(got[name]["batches"]), len(expected[name]["batches"]), phrase("what.number_batches_2", name=name))
     for b, (g, e) in enumerate(zip(got[name]["batches"], expected[name]["batches"])):
         expect_tensor(g[0], e[0], f"{name} batch {b} inputs", token_dim=1)
         expect_tensor(g[1], e[1], f"{name} batch {b} targets", token_dim=1)
@@ -199,7 +200,7 @@ def test_split_sizes(student, ref):
     got, expected = _loaders(student, ref)
     sizes = [got[k]["dataset_len"] for k in ("train", "val", "test")]
     expect_equal(sizes, [expected[k]["dataset_len"] for k in ("train", "val", "test")],
-                 "data set sizes of (train, validation, test) loaders")
+                 phrase("what.data_set_sizes_train_validation"))
 
 
 @EX73
@@ -213,10 +214,10 @@ def test_validation_and_test_batches(student, ref):
 @EX73
 def test_training_loader_shuffles_and_drops_last(student, ref):
     got, expected = _loaders(student, ref)
-    expect_equal(got["train"]["sampler"], "RandomSampler", "the training loader's sampler (shuffle=True)")
-    expect_equal(got["train"]["drop_last"], True, "the training loader's drop_last")
-    expect_equal(got["train"]["batch_size"], 4, "the training loader's batch_size")
-    expect_equal(len(got["train"]["batches"]), len(expected["train"]["batches"]), "number of training batches")
+    expect_equal(got["train"]["sampler"], "RandomSampler", phrase("what.training_loader_sampler_shuffle_true"))
+    expect_equal(got["train"]["drop_last"], True, phrase("what.training_loader_drop_last"))
+    expect_equal(got["train"]["batch_size"], 4, phrase("what.training_loader_batch_size"))
+    expect_equal(len(got["train"]["batches"]), len(expected["train"]["batches"]), phrase("what.number_training_batches"))
 
 
 @EX73

@@ -13,6 +13,7 @@ from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch06 import expect_numbers
 from grader.checking.pictures import loss_curve, pictures_on_failure
+from grader.messages import phrase
 
 MAJORITY_VOTE = component("ch07", "majority_vote", section="7.8", title="Inference-time scaling by majority vote",
                           points=2, symbols=("sample_answers", "majority_vote"))
@@ -53,7 +54,7 @@ def test_token_id_lists(student, ref):
 def test_tie_goes_to_the_first_seen(student, ref):
     answers = ["b", "a", "a", "b", "c"]
     got, expected = _vote(student, ref, answers)
-    expect_equal(got.get("value"), expected["value"], f"majority_vote({answers}) (a tie: the answer seen first)",
+    expect_equal(got.get("value"), expected["value"], phrase("what.majority_vote_tie_answer_seen", answers=answers),
                  diagnosis="ch07_vote_tie_not_first_seen" if got.get("value") == "a" else None)
 
 
@@ -73,7 +74,7 @@ def _samples(student: Any, ref: Any, swap: tuple[str, ...] = ("ch05.generate",),
     what = "sample_answers(model, prompt, num_samples=4, ...)"
     expected = ref.run("ch07.sample_answers", **inputs)
     got = student.run("ch07.sample_answers", swap=swap, what=what, **inputs)
-    expect_equal(got, expected, f"{what}: the new token ids of each sample (seeded)")
+    expect_equal(got, expected, phrase("what.new_token_ids_each_sample", what=what))
 
 
 @MAJORITY_VOTE
@@ -112,7 +113,7 @@ def _lora(student: Any, ref: Any, swap: tuple[str, ...] = ("appendix_e.replace_l
 @EX74
 def test_trainable_counts_before_and_after(student, ref):
     got, expected = _lora(student, ref)
-    expect_equal(got["counts"], expected["counts"], "(trainable before, trainable after) of a tiny GPT")
+    expect_equal(got["counts"], expected["counts"], phrase("what.trainable_before_trainable_after_tiny"))
 
 
 @EX74
@@ -128,7 +129,7 @@ def test_only_lora_matrices_trainable(student, ref):
 @EX74
 def test_output_unchanged_by_lora(student, ref):
     got, expected = _lora(student, ref)
-    expect_tensor(got["after"], expected["before"], "model output right after adding LoRA (B is zero)",
+    expect_tensor(got["after"], expected["before"], phrase("what.model_output_right_after_adding"),
                   tol=None, token_dim=1)
 
 
@@ -138,7 +139,7 @@ def test_gpt2_medium_counts(student, ref):
     got = student.run("ch07.add_lora", swap=("appendix_e.replace_linear_with_lora",), time_limit_s=20,
                       what="exercise_7_4_add_lora(GPT-2 355M on the meta device, rank=16)",
                       cfg=GPT2_355M, rank=16, alpha=16, meta=True)
-    expect_equal(got["counts"], [406_286_336, 7_898_384], "(trainable before, trainable after) of GPT-2 355M")
+    expect_equal(got["counts"], [406_286_336, 7_898_384], phrase("what.trainable_before_trainable_after_gpt"))
 
 
 def _steps(student: Any, ref: Any, swap: tuple[str, ...], own: bool = False) -> None:
@@ -152,7 +153,7 @@ def _steps(student: Any, ref: Any, swap: tuple[str, ...], own: bool = False) -> 
     expected = ref.run("ch07.lora_steps", **inputs)
     got = student.run("ch07.lora_steps", swap=swap, what="exercise_7_4_training_step (3 steps)", **inputs)
     with pictures_on_failure(loss_curve=loss_curve(got["losses"], expected["losses"])):
-        expect_numbers(got["losses"], expected["losses"], "losses of 3 LoRA training steps")
+        expect_numbers(got["losses"], expected["losses"], phrase("what.losses_lora_training_steps"))
     if not got["training"]:
         raise GradeFailure("ch07.step_not_training", what="exercise_7_4_training_step")
     for name, value in expected["final"].items():

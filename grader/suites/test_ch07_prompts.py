@@ -11,6 +11,7 @@ from grader.checking.compare import expect_equal
 from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
 from grader.checking.mistakes.ch07 import expect_text
+from grader.messages import phrase
 
 WITH_INPUT = {"instruction": "Rewrite the sentence in the passive voice.", "input": "The chef cooks the meal.",
               "output": "The meal is cooked by the chef."}
@@ -89,7 +90,7 @@ def _data(n: int) -> list[dict[str, str]]:
 def _partition(student: Any, ref: Any, n: int, *fractions: float) -> None:
     data = _data(n)
     inputs = dict(module="ch07", name="partition_data", args=[data, *fractions], kwargs={})
-    what = f"partition_data({n} entries{''.join(', ' + str(f) for f in fractions)})"
+    what = phrase("what.partition_data_entries", n=n, fractions=''.join(', ' + str(f) for f in fractions))
     expected = ref.run("call", **inputs)
     got = student.run("call", what=what, **inputs)
     if not (isinstance(got, list) and len(got) == 3):
@@ -98,9 +99,9 @@ def _partition(student: Any, ref: Any, n: int, *fractions: float) -> None:
     exp_sizes = [len(part) for part in expected]
     diagnosis = ("ch07_partition_test_val_swapped" if sizes == [exp_sizes[0], exp_sizes[2], exp_sizes[1]]
                  and exp_sizes[1] != exp_sizes[2] else None)
-    expect_equal(sizes, exp_sizes, f"{what}: sizes of (train, test, validation)", diagnosis=diagnosis)
+    expect_equal(sizes, exp_sizes, phrase("what.sizes_train_test_validation", what=what), diagnosis=diagnosis)
     for name, part, exp in zip(("train", "test", "validation"), got, expected):
-        expect_equal(part, exp, f"{what}: the {name} entries (in order, no shuffling)")
+        expect_equal(part, exp, phrase("what.entries_in_order_no_shuffling", what=what, name=name))
 
 
 @PARTITION_DATA
@@ -136,7 +137,7 @@ def test_answer_after_the_response_header(student, ref):
 def test_whitespace_stripped(student, ref):
     got, expected = _call(student, ref, "extract_response", PROMPT + "\n\n### Response:\n  Red, yellow and blue.\n\n ",
                           PROMPT)
-    expect_text(got, expected, "extract_response(...) with surrounding whitespace")
+    expect_text(got, expected, phrase("what.extract_response_with_surrounding_whitespace"))
 
 
 @EXTRACT_RESPONSE
@@ -150,4 +151,4 @@ def test_prompt_is_cut_by_length(student, ref):
     """The prompt is cut off by its length, even when the model output repeats it."""
     text = PROMPT + "\n\n### Response:\n" + PROMPT[-21:]
     got, expected = _call(student, ref, "extract_response", text, PROMPT)
-    expect_text(got, expected, "extract_response(...) whose answer repeats the end of the prompt")
+    expect_text(got, expected, phrase("what.extract_response_whose_answer_repeats"))

@@ -1,0 +1,121 @@
+"""No English sentence fragment reaches a message from the hidden suites' own text.
+
+The suites and check bodies describe what they compare (``what``: "LayerNorm output for rows that
+are constant") in message parameters. Such a description is a catalog fragment
+(``phrase("what.layernorm_output_for_rows_that")``, ``grader/locales/<lang>/fragments.json``), so
+a Chinese run says it in Chinese and a report can say it again in another language. A static check
+reads every suite: a string that contains English words (the untranslated-English detector of
+``test_translations``) may not be given to a parameter that a message renders.
+"""
+
+from __future__ import annotations
+
+import ast
+import pickle
+import re
+import string
+from pathlib import Path
+
+from grader.checking.failures import GradeFailure
+from grader.messages import Phrase, _load, decode_params, encode_params, phrase, render_stored, t_in
+from tests.grader.test_translations import untranslated_words
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = [*sorted(ROOT.glob("grader/suites/*.py")), *sorted(ROOT.glob("grader/checking/**/*.py")),
+           ROOT / "grader/sandbox/parent.py"]
+NOT_RENDERED = {"title", "status"}  # declarations' titles are translated by item id; statuses are ids
+
+
+def rendered_names() -> set[str]:
+    """Every placeholder name of the English catalog: a keyword argument so named is rendered."""
+    names = {name.split(".")[0].split("[")[0] for text in _load("en").values()
+             for _, name, _, _ in string.Formatter().parse(text) if name}
+    return names - NOT_RENDERED
+
+
+def _strings(node: ast.expr) -> list[str]:
+    """The literal text of a string expression (an f-string's fields as blanks), through ``a if c else b``
+    and ``a + b``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.JoinedStr):
+        return [" ".join(v.value if isinstance(v, ast.Constant) else " " for v in node.values)]
+    if isinstance(node, ast.IfExp):
+        return _strings(node.body) + _strings(node.orelse)
+    if isinstance(node, ast.BinOp):
+        return _strings(node.left) + _strings(node.right)
+    return []
+
+
+def english_arguments(source: str) -> list[tuple[int, str, str]]:
+    """``(line, parameter, text)`` for each English literal given where a message renders it: a keyword
+    argument named like a placeholder, the ``what`` of an ``expect_*`` comparison (third positional)
+    and an assignment to ``what``."""
+    names = rendered_names()
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        targets: list[tuple[str, ast.expr]] = []
+        if isinstance(node, ast.Call):
+            targets += [(k.arg, k.value) for k in node.keywords if k.arg in names]
+            func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if func.startswith("expect_") and len(node.args) >= 3:
+                targets.append(("what", node.args[2]))
+        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "what" for t in node.targets):
+            targets.append(("what", node.value))
+        for name, value in targets:
+            found += [(value.lineno, name, text) for text in _strings(value) if untranslated_words(text)]
+    return found
+
+
+def test_suites_give_messages_no_english_text() -> None:
+    found = {f"{path.relative_to(ROOT)}:{line}": f"{name}={text!r}" for path in SOURCES
+             for line, name, text in english_arguments(path.read_text("utf-8"))}
+    assert found == {}, "describe these with phrase(...) and a fragment in grader/locales/*/fragments.json"
+
+
+def test_the_static_check_finds_english_arguments() -> None:
+    """It is not blind: free English in each kind of place is found, code and phrases are not."""
+    source = '''
+raise GradeFailure("compare.value", what="the keys of the model", expected=1, got=2)
+expect_tensor(got, want, f"features of batch {b}")
+what = "train_ddp in " + str(n) + " processes"
+student.run("x", what="exercise_4_1_parameter_counts(GPT_CONFIG_124M)")
+expect_equal(got, want, phrase("what.keys", what=what))
+declare(title="A custom Dataset")
+'''
+    assert sorted((line, name) for line, name, _ in english_arguments(source)) == [(2, "what"), (3, "what"), (4, "what")]
+
+
+def test_every_phrase_the_code_names_is_in_the_catalog() -> None:
+    english = _load("en")
+    named = {m.group(1) for path in SOURCES for m in re.finditer(r'phrase\(\s*"([^"{]+)"', path.read_text("utf-8"))}
+    assert named and sorted(named - english.keys()) == []
+
+
+def test_a_phrase_is_rendered_in_the_language_of_the_message_that_holds_it() -> None:
+    what = phrase("what.layernorm_output_for_rows_that")
+    assert isinstance(what, str) and str(what) == "LayerNorm output for rows that are constant"
+    assert t_in("zh-CN", "compare.nonfinite", what=what, count=2, index=[0, 1]).startswith("LayerNorm对取值全部相同的行的输出")
+    nested = phrase("check.what.output", what=phrase("what.multiheadattention_in_training_mode"))
+    assert "训练模式下的MultiHeadAttention" in t_in("zh-CN", "compare.dtype", what=nested, expected="a", got="b")
+
+
+def test_stored_parameters_render_again_in_either_language() -> None:
+    failure = GradeFailure("compare.value", what=phrase("what.batch", what="create_dataloader_v1(txt)", b=3),
+                           expected="[1]", got="[2]")
+    stored = encode_params(failure.params)
+    assert stored["what"] == {"$phrase": "what.batch", "params": {"what": "create_dataloader_v1(txt)", "b": 3}}
+    assert render_stored("en", failure.message_id, stored) == str(failure)
+    chinese = render_stored("zh-CN", failure.message_id, stored)
+    assert chinese is not None and "create_dataloader_v1(txt)的第3个批次" in chinese and not untranslated_words(chinese)
+    assert isinstance(decode_params(stored)["what"], Phrase)
+    # A catalog that no longer fits the stored parameters gives None (the caller keeps the text).
+    assert render_stored("zh-CN", "compare.value", {"what": "x"}) is None
+    assert render_stored("zh-CN", "no.such.id", {}) is None
+
+
+def test_a_failure_with_phrases_survives_pickling() -> None:
+    """pytest may pickle an exception: the phrase stays a phrase."""
+    failure = GradeFailure("compare.value", what=phrase("what.keys", what="ds"), expected="1", got="2")
+    again = pickle.loads(pickle.dumps(failure.params))
+    assert isinstance(again["what"], Phrase) and again["what"].key == "what.keys"
