@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -25,6 +25,7 @@ from grader.classroom.progress import Changes
 from grader.feedback import failure_groups, item_location
 from grader.messages import t
 from grader.results import STATUSES, GradeRun, ItemResult
+from grader.retranslate import in_language
 
 from .charts import histogram, line_chart, percent
 from .pictures import Pictures, pictures_for
@@ -133,7 +134,9 @@ def chapters(run: GradeRun) -> list[ChapterView]:
 
 def render_student_report(run: GradeRun, history: History, student: str | None = None,
                           back_link: str | None = None, changes: Changes | None = None) -> str:
-    """The student's report as HTML text (hidden items show pass/fail only)."""
+    """The student's report as HTML text (hidden items show pass/fail only), its messages in the
+    page's language where the run kept what they need (``grader.retranslate``)."""
+    run = in_language(run, messages.current_lang())[0]
     view = run.student_view()
     name = student if student is not None else Path(run.submission).name
     parts = chapters(view)
@@ -166,7 +169,11 @@ def write_progress_report(runs: list[GradeRun], path: Path, student: str | None 
                           back_link: str | None = None) -> Path:
     """The report of every run so far (oldest first): the latest result of each item, the history
     as shares of the whole catalog, and what the last run changed (``grader.classroom.progress``)."""
-    return write_student_report(progress.combined(runs), progress.progress_history(runs), path, student,
+    lang = messages.current_lang()
+    said = [in_language(run, lang)[0] for run in runs]
+    # A run whose messages could not all be said in the page's language gives the page its note.
+    picture = replace(progress.combined(said), lang=next((r.lang for r in said if r.lang != lang), lang))
+    return write_student_report(picture, progress.progress_history(runs), path, student,
                                 back_link, progress.changes(runs))
 
 

@@ -17,6 +17,7 @@ from grader.errors import SetupError
 from grader.feedback import failure_groups
 from grader.classroom.gradebook import DEFAULT_DB, Gradebook
 from grader.messages import t
+from grader.retranslate import in_language
 from grader.results import GradeRun, ItemResult
 
 Format = Literal["csv", "gradescope"]
@@ -66,7 +67,9 @@ def _test_output(item: ItemResult) -> str:
 
 
 def gradescope_results(run: GradeRun) -> dict[str, Any]:
-    """A run in Gradescope's autograder ``results.json`` format."""
+    """A run in Gradescope's autograder ``results.json`` format, its messages in the current language
+    where the run kept what they need (``grader.retranslate``)."""
+    run = in_language(run, messages.current_lang())[0]
     tests = [{
         "name": f"{item.id} {messages.item_title(item.id, item.title)}",
         "number": item.id,

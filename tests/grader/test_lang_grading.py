@@ -18,6 +18,10 @@ from typing import Any
 import pytest
 
 from grader.authoring.workspace import init_workspace
+from grader.messages import render_stored
+from grader.results import GradeRun
+from grader.retranslate import in_language
+from tests.grader.test_translations import untranslated_words
 from tests.grader.test_variants import all_variants, apply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +33,7 @@ MISTAKES = ("causal-mask-missing", "mha-no-scaling", "ln-unbiased-variance")
 TEXT_KEYS = {"message", "title", "error", "output_tail", "source_line"}  # human-readable, translated
 RUN_KEYS = {"started_at", "duration_s", "lang", "submission"}  # different on every run
 CJK = re.compile(r"[\u4e00-\u9fff]")
+RAW_PARAMS = {"error", "message", "stub", "detail", "source_line", "type"}  # Python's or the student's text
 
 
 def grade_both(submission: Path, folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -82,10 +87,16 @@ def mixed_submission(folder: Path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The mixed submission graded once in each language (shared by the tests of this file)."""
+    folder = tmp_path_factory.mktemp("lang")
+    return grade_both(mixed_submission(folder / "sub"), folder)
+
+
 @pytest.mark.slow
-def test_grading_in_chinese_changes_only_the_texts(tmp_path: Path) -> None:
-    submission = mixed_submission(tmp_path / "sub")
-    english, chinese = grade_both(submission, tmp_path)
+def test_grading_in_chinese_changes_only_the_texts(graded: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    english, chinese = graded
     assert (english["lang"], chinese["lang"]) == ("en", "zh-CN")
     assert language_free(chinese) == language_free(english)
     assert {item["id"]: item["status"] for item in chinese["items"]} == EXPECTED
@@ -98,3 +109,32 @@ def test_grading_in_chinese_changes_only_the_texts(tmp_path: Path) -> None:
     assert any("可能的错误：在softmax之前，注意力分数没有除以sqrt(head_dim)。" in t for t in zh_texts)
     assert any("语法错误" in t for t in zh_texts)
     assert any("尚未开始：练习ch05.text_to_token_ids：" in t for t in zh_texts)
+
+
+def said(document: dict[str, Any]) -> list[str]:
+    """Every message of a results document: load errors, items, checks."""
+    run = GradeRun.from_dict(document)
+    return [e.message for e in run.load_errors] + [text for item in run.items
+                                                  for text in [item.message, *(c.message for c in item.checks)]]
+
+
+@pytest.mark.slow
+def test_a_run_graded_in_one_language_is_reported_in_the_other(graded: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """Rendered again from what the run stored, every message is the one the other language's run
+    wrote: the check messages, the diagnoses they end with, the item messages and the load errors."""
+    english, chinese = graded
+    as_chinese, complete = in_language(GradeRun.from_dict(english), "zh-CN")
+    assert complete and said(as_chinese.to_dict()) == said(chinese)
+    as_english, complete = in_language(GradeRun.from_dict(chinese), "en")
+    assert complete and said(as_english.to_dict()) == said(english)
+    assert any("可能的错误：在softmax之前，注意力分数没有除以sqrt(head_dim)。" in t for t in said(as_chinese.to_dict()))
+    # No English is left in the Chinese messages, apart from what Python or the student's code said
+    # (an exception's text, the stub's task): those parameters are left out here.
+    run = GradeRun.from_dict(chinese)
+    stored = [(e.message_id, e.message_params) for e in run.load_errors] + \
+        [(c.message_id, c.message_params) for item in run.items for c in item.checks if c.message]
+    assert stored and all(params is not None for _, params in stored)
+    rendered = [render_stored("zh-CN", key, {k: "" if k in RAW_PARAMS else v for k, v in (params or {}).items()})
+                for key, params in stored]
+    assert None not in rendered
+    assert {t: untranslated_words(t) for t in rendered if t and untranslated_words(t)} == {}
