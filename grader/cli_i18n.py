@@ -4,7 +4,8 @@ Click reads help texts when the commands are defined, before the command line sa
 use. So commands and options here take their help from the catalog when it is shown: a command's
 from ``help.<command>``, an option's from ``help.<command>.<option>`` or the shared
 ``help.option.<option>`` (``help.main`` and ``help.main.<option>`` for the group itself), and the headings from ``help.usage``, ``help.options``
-and ``help.commands``. ``--lang`` is read before anything else (``LocalizedGroup.main``), wherever it
+and ``help.commands``. Click's own sentences (parser errors, ``Error:``, ``Try ... for help.``) come
+from ``click.*`` in the catalog (:func:`localize_click`). ``--lang`` is read before anything else (``LocalizedGroup.main``), wherever it
 stands on the command line, so ``llmgrade grade --help --lang zh-CN`` is Chinese too.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 import click
 
-from grader.messages import available_langs, has, normalize_lang, set_lang, t
+from grader.messages import DEFAULT_LANG, _load, available_langs, has, normalize_lang, set_lang, t, template
 from grader.textwidth import char_width, wrap_columns
 
 
@@ -62,6 +63,16 @@ class _Localized(click.Command):
         if rows:
             _section(formatter, t("help.options"), rows)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Click's "Missing argument 'ITEM'." as one sentence of the catalog (click joins its parts)."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.MissingParameter as exc:
+            if exc.param is None:
+                raise
+            kind = exc.param.param_type_name if exc.param.param_type_name in ("argument", "option") else "parameter"
+            raise click.UsageError(t(f"click.missing_{kind}", name=exc.param.get_error_hint(ctx)), ctx=ctx) from None
+
     def get_help_option(self, ctx: click.Context) -> click.Option | None:
         option = super().get_help_option(ctx)
         if option is not None:
@@ -94,6 +105,7 @@ class LocalizedGroup(_Localized, click.Group):
         wanted = lang_from_argv(argv)
         if wanted is not None and normalize_lang(wanted) is not None:
             set_lang(wanted)  # a bad value is reported by the option's own check, in English
+        localize_click()
         return super().main(argv, *extra, **kwargs)
 
 
@@ -155,3 +167,36 @@ def lang_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``--lang``: the language of everything this command prints and writes (not a parameter)."""
     return click.option("--lang", default=None, expose_value=False, is_eager=True,
                          callback=_apply_lang, metavar="LANG")(fn)
+
+
+def _click_ids() -> dict[str, str]:
+    """Click's English sentences (its gettext message ids) -> our catalog ids."""
+    english = _load(DEFAULT_LANG)
+    return {"Usage:": "help.usage", **{text: key for key, text in english.items() if key.startswith("click.")}}
+
+
+def _click_gettext(message: str) -> str:
+    key = _click_ids().get(message)
+    return template(key) if key is not None else message
+
+
+def _click_ngettext(singular: str, plural: str, count: int) -> str:
+    return _click_gettext(singular if count == 1 else plural)
+
+
+def localize_click() -> None:
+    """Point click's translation look-ups (``gettext``/``ngettext``, bound in each of its modules at
+    import) at the message catalog, so its parser errors are in the current language. Sentences the
+    catalog lacks stay click's English."""
+    import click.core
+    import click.decorators
+    import click.exceptions
+    import click.formatting
+    import click.parser
+    import click.types
+
+    for module in (click.core, click.decorators, click.exceptions, click.formatting, click.parser, click.types):
+        if hasattr(module, "_"):
+            setattr(module, "_", _click_gettext)
+        if hasattr(module, "ngettext"):
+            setattr(module, "ngettext", _click_ngettext)

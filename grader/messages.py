@@ -203,6 +203,14 @@ def render_stored(lang: str, key: str, params: dict[str, Any]) -> str | None:
         return None
 
 
+def template(key: str) -> str:
+    """The unfilled sentence for ``key`` in the current language (for a library that fills it in
+    itself, such as click's ``_("No such option {name!r}.").format(...)``)."""
+    lang = current_lang()
+    found = _load(lang).get(key) if lang != DEFAULT_LANG else None
+    return found if found is not None else _load(DEFAULT_LANG)[key]
+
+
 def item_title(item_id: str, english: str) -> str:
     """The title of a catalog item in the current language (English when not translated)."""
     return translated(f"item.{item_id}", english)
