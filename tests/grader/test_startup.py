@@ -1,0 +1,70 @@
+"""Start-up of a grading run (issue 12's speed targets): the worker starts before the trusted
+process imports torch only when the device is certain without torch, and nothing on the trusted
+side's start-up path imports torch before that."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader.checking.early_device import DEVICE_ENV_VAR, certain_device, torch_build_is_cpu_only
+from grader.runner.contract import AUTO_DEVICE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CPU_BUILD = "__version__ = '2.13.0+cpu'\ncuda: Optional[str] = None\nhip: Optional[str] = None\n"
+CUDA_BUILD = "__version__ = '2.13.0+cu121'\ncuda: Optional[str] = '12.1'\nhip: Optional[str] = None\n"
+ROCM_BUILD = "__version__ = '2.13.0+rocm6.1'\ncuda: Optional[str] = None\nhip: Optional[str] = '6.1'\n"
+
+
+def version_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "version.py"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def test_only_a_cpu_only_build_is_certain(tmp_path: Path) -> None:
+    assert torch_build_is_cpu_only(version_file(tmp_path, CPU_BUILD))
+    assert not torch_build_is_cpu_only(version_file(tmp_path, CUDA_BUILD))
+    assert not torch_build_is_cpu_only(version_file(tmp_path, ROCM_BUILD))  # ROCm is torch.cuda too
+    # anything unreadable or unusual: not certain (the device is then resolved with torch)
+    assert not torch_build_is_cpu_only(tmp_path / "missing.py")
+    assert not torch_build_is_cpu_only(version_file(tmp_path, "cuda = None\n"))  # hip not stated
+    assert not torch_build_is_cpu_only(version_file(tmp_path, "cuda = None\nhip = find_hip()\n"))
+    assert not torch_build_is_cpu_only(version_file(tmp_path, "cuda = (\n"))
+
+
+def test_a_named_device_other_than_cpu_is_left_to_torch() -> None:
+    assert certain_device("cpu", {}) == "cpu"
+    assert certain_device("cpu", {DEVICE_ENV_VAR: "cuda"}) == "cpu"  # --device wins over the variable
+    for name in ("cuda", "cuda:0", "mps", "CPU", "nosuchdevice"):
+        assert certain_device(name, {}) is None
+        assert certain_device(AUTO_DEVICE, {DEVICE_ENV_VAR: name}) is None
+    assert certain_device(AUTO_DEVICE, {DEVICE_ENV_VAR: "cpu"}) == "cpu"
+
+
+def test_the_guess_agrees_with_torch_on_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the guess is certain, torch's own choice (``resolve_device``) is the same device."""
+    from grader.checking.fixtures import resolve_device
+
+    monkeypatch.delenv(DEVICE_ENV_VAR, raising=False)
+    guess = certain_device(AUTO_DEVICE, {})
+    import torch
+
+    assert torch_build_is_cpu_only() == (torch.version.cuda is None and torch.version.hip is None)
+    if guess is not None:
+        assert resolve_device(AUTO_DEVICE) == guess
+
+
+def test_the_trusted_start_up_path_imports_no_torch() -> None:
+    """pytest and our two plugins load without torch, so the worker can start before torch is imported."""
+    code = ("import sys, pytest, grader.checking.plugin, grader.checking.fixtures, grader.sandbox.parent\n"
+            "heavy = [m for m in ('torch', 'numpy', 'reference.ch02', 'jinja2') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
