@@ -125,8 +125,8 @@ def _loader(student: Any, ref: Any, txt: str, kwargs: dict[str, Any], *, seed: i
     for b, (g, e) in enumerate(zip(got["batches"], expected["batches"])):
         if not (isinstance(g, list) and len(g) == 2):
             raise GradeFailure("ch02.batch_format", what=what, index=b)
-        expect_tensor(g[0], e[0], f"{what} batch {b} inputs", token_dim=None)
-        expect_tensor(g[1], e[1], f"{what} batch {b} targets", token_dim=None)
+        expect_tensor(g[0], e[0], phrase("what.batch_inputs", what=what, b=b), token_dim=None)
+        expect_tensor(g[1], e[1], phrase("what.batch_targets", what=what, b=b), token_dim=None)
     return got, expected
 
 
@@ -155,8 +155,8 @@ def test_shuffled_batches(student, ref):
     expect_equal(got["sampler"], expected["sampler"], phrase("what.create_dataloader_v_shuffle_true"))
     expect_equal(len(got["batches"]), len(expected["batches"]), phrase("what.create_dataloader_v_shuffle_true_2"))
     for b, (g, e) in enumerate(zip(got["batches"], expected["batches"])):
-        expect_tensor(g[0], e[0], f"create_dataloader_v1(shuffle=True, seed 5) batch {b} inputs", token_dim=None)
-        expect_tensor(g[1], e[1], f"create_dataloader_v1(shuffle=True, seed 5) batch {b} targets", token_dim=None)
+        expect_tensor(g[0], e[0], phrase("what.batch_inputs", what="create_dataloader_v1(shuffle=True, seed=5)", b=b), token_dim=None)
+        expect_tensor(g[1], e[1], phrase("what.batch_targets", what="create_dataloader_v1(shuffle=True, seed=5)", b=b), token_dim=None)
 
 
 @CREATE_DATALOADER_V1

@@ -38,7 +38,7 @@ def _module(student: Any, ref: Any, function: str, args: list[Any], x: torch.Ten
 def _expect_outputs(got: dict[str, Any], expected: dict[str, Any], what: str) -> None:
     if got.get("load_failed"):
         expect_state_keys(got["state"], expected["state"], what)
-    expect_tensor(got["eval_output"], expected["eval_output"], f"{what} output (eval mode)")
+    expect_tensor(got["eval_output"], expected["eval_output"], phrase("what.output_in_eval_mode", what=what))
     for k, out in enumerate(got["train_outputs"]):
         expect_tensor(out, expected["eval_output"], phrase("what.output_in_training_mode_call", what=what, call=k + 1))
 
@@ -85,7 +85,7 @@ def test_forward_with_the_same_weights(student, ref):
 @pytest.mark.integration
 def test_with_your_wrapper(student, ref):
     got, expected = _module(student, ref, F32, [3, 6], BATCH, (), weights=W32)
-    _expect_outputs(got, expected, "exercise_3_2_wrapper(3, 6) with your MultiHeadAttentionWrapper")
+    _expect_outputs(got, expected, phrase("what.call_with_your", call="exercise_3_2_wrapper(3, 6)", name="MultiHeadAttentionWrapper"))
 
 
 # ---- Exercise 3.3 -------------------------------------------------------------------------
@@ -122,4 +122,4 @@ def test_gpt2_forward_with_the_same_weights(student, ref):
 @pytest.mark.integration
 def test_gpt2_with_your_multihead_attention(student, ref):
     got, expected = _module(student, ref, F33, [], X33, (), weights=W33)
-    _expect_outputs(got, expected, "exercise_3_3_gpt2_attention() with your MultiHeadAttention")
+    _expect_outputs(got, expected, phrase("what.call_with_your", call="exercise_3_3_gpt2_attention()", name="MultiHeadAttention"))

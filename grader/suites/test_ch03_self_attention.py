@@ -43,7 +43,7 @@ def _initial_weights(student: Any, ref: Any, name: str, args: list[Any]) -> None
     for key, value in expected.items():
         if key not in got:
             raise GradeFailure("compare.keys_missing", what=name, names=key)
-        expect_tensor(got[key], value, f"{name}{tuple(args)} {key} right after torch.manual_seed(123)",
+        expect_tensor(got[key], value, phrase("what.right_after_seed", module=f"{name}{tuple(args)}", key=key),
                       token_dim=None)
 
 

@@ -175,20 +175,20 @@ def test_file_holds_model_and_optimizer_state(student, ref):
         raise GradeFailure("ch05.checkpoint_keys", got=keys)
     if "optimizer_state_dict" not in keys:
         raise GradeFailure("ch05.checkpoint_keys", got=keys, diagnosis="ch05_checkpoint_missing_optimizer")
-    _expect_state(file["model"], got["saved_model"], "model_state_dict in the file")
-    _expect_optimizer(file["optimizer"], got["saved_optimizer"], "optimizer_state_dict in the file")
+    _expect_state(file["model"], got["saved_model"], phrase("what.entry_in_file", name="model_state_dict"))
+    _expect_optimizer(file["optimizer"], got["saved_optimizer"], phrase("what.entry_in_file", name="optimizer_state_dict"))
 
 
 @SAVE_CHECKPOINT
 def test_restores_the_model_weights(student, ref):
     got, _ = _checkpoint(student, ref, "reference", "impl")
-    _expect_state(got["restored_model"], got["saved_model"], "the model after load_checkpoint")
+    _expect_state(got["restored_model"], got["saved_model"], phrase("what.model_after", what="load_checkpoint"))
 
 
 @SAVE_CHECKPOINT
 def test_restores_the_optimizer_state(student, ref):
     got, _ = _checkpoint(student, ref, "reference", "impl")
-    _expect_optimizer(got["restored_optimizer"], got["saved_optimizer"], "the optimizer after load_checkpoint",
+    _expect_optimizer(got["restored_optimizer"], got["saved_optimizer"], phrase("what.optimizer_after", what="load_checkpoint"),
                       diagnosis="ch05_checkpoint_optimizer_not_restored")
 
 

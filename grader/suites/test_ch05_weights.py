@@ -78,7 +78,7 @@ def test_assign_returns_a_parameter_with_the_values(student, ref):
     right = torch.randn(3, 5, generator=torch.Generator().manual_seed(3))
     got = student.run("ch05.assign", what="assign(left, right)", left_shape=[3, 5], right=right)
     if "error" in got:
-        raise_student_error(got, "assign(left, right) with matching shapes")
+        raise_student_error(got, phrase("what.call_with_matching_shapes", call="assign(left, right)"))
     expect_equal(got["is_parameter"], True, f"assign(...) returns a torch.nn.Parameter (got a {got['type']})")
     expect_tensor(got["value"], right, phrase("what.values_assign_returns"), check_dtype=True)
     expect_equal(got["requires_grad"], True, "assign(...) returns a trainable parameter (requires_grad)")

@@ -186,10 +186,10 @@ def _check_dataset(student: Any, ref: Any, what: str, diagnose_truncation: bool 
     eids, elabels = _stack_items(expected["items"], what)
     for i, (g, e) in enumerate(zip(ids, eids)):
         if diagnose_truncation and g.dim() == 1 and g.shape[0] > e.shape[0]:
-            raise GradeFailure("compare.shape", what=f"{what}[{i}] token ids", expected=list(e.shape),
+            raise GradeFailure("compare.shape", what=phrase("what.item_token_ids", what=what, i=i), expected=list(e.shape),
                                got=list(g.shape), diagnosis="ch06_dataset_not_truncated")
-        expect_tensor(g, e, f"{what}[{i}] token ids", token_dim=0)
-        expect_tensor(labels[i], elabels[i], f"{what}[{i}] label")
+        expect_tensor(g, e, phrase("what.item_token_ids", what=what, i=i), token_dim=0)
+        expect_tensor(labels[i], elabels[i], phrase("what.item_label", what=what, i=i))
     expect_equal(got["max_length"], expected["max_length"], f"{what}.max_length")
 
 
@@ -242,8 +242,8 @@ def _check_full_context(student: Any, ref: Any, context_length: int, swap: tuple
     ids, labels = _stack_items(got["items"], what)
     eids, elabels = _stack_items(expected["items"], what)
     for i, (g, e) in enumerate(zip(ids, eids)):
-        expect_tensor(g, e, f"{what}[{i}] token ids", token_dim=0)
-        expect_tensor(labels[i], elabels[i], f"{what}[{i}] label")
+        expect_tensor(g, e, phrase("what.item_token_ids", what=what, i=i), token_dim=0)
+        expect_tensor(labels[i], elabels[i], phrase("what.item_label", what=what, i=i))
 
 
 @EX61

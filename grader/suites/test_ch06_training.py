@@ -105,8 +105,8 @@ def test_losses_every_eval_freq_steps(student, ref):
 @TRAIN_CLASSIFIER_SIMPLE
 def test_accuracies_after_each_epoch(student, ref):
     got, expected, inputs = _train(student, ref)
-    _expect_list(got, expected, inputs, 2, "train_accs (one per epoch)")
-    _expect_list(got, expected, inputs, 3, "val_accs (one per epoch)")
+    _expect_list(got, expected, inputs, 2, phrase("what.one_per_epoch", name="train_accs"))
+    _expect_list(got, expected, inputs, 3, phrase("what.one_per_epoch", name="val_accs"))
 
 
 @TRAIN_CLASSIFIER_SIMPLE
@@ -122,7 +122,7 @@ def test_final_weights(student, ref):
     got, expected, inputs = _train(student, ref)
     for name, value in expected["final"].items():
         try:
-            expect_tensor(got["final"].get(name), value, f"weight {name} after fine-tuning")
+            expect_tensor(got["final"].get(name), value, phrase("what.weight_after_fine_tuning", name=name))
         except GradeFailure as failure:
             diagnosis = _variant_diagnosis(got, inputs, None)
             if diagnosis is None:
@@ -216,13 +216,13 @@ def test_class_one_means_spam(student, ref):
 @CLASSIFY_REVIEW
 def test_pads_to_max_length(student, ref):
     cases = [{"text": t, "max_length": 12, "pad_token_id": 0} for t in ("ok", "Call me", "URGENT! claim your prize")]
-    _expect_inputs_and_labels(student, ref, cases, "labels with max_length=12")
+    _expect_inputs_and_labels(student, ref, cases, phrase("what.labels_with_max_length", max_length=12))
 
 
 @CLASSIFY_REVIEW
 def test_truncates_to_max_length(student, ref):
     cases = [{"text": TEXTS[0], **BOOK_CALL}, {"text": TEXTS[1], "max_length": 10, "pad_token_id": 0}]
-    _expect_inputs_and_labels(student, ref, cases, "labels of texts longer than max_length")
+    _expect_inputs_and_labels(student, ref, cases, phrase("what.labels_of_long_texts"))
 
 
 @CLASSIFY_REVIEW
@@ -230,7 +230,7 @@ def test_truncates_to_max_length(student, ref):
 def test_without_max_length(student, ref):
     """Beyond the book, which always passes max_length (its ``min(max_length, ...)`` fails on None)."""
     cases = [{"text": t} for t in TEXTS]
-    _expect_inputs_and_labels(student, ref, cases, "labels of 8 texts (no max_length, no padding)")
+    _expect_inputs_and_labels(student, ref, cases, phrase("what.labels_without_max_length"))
 
 
 @CLASSIFY_REVIEW
@@ -238,7 +238,7 @@ def test_without_max_length(student, ref):
 def test_max_length_beyond_the_context(student, ref):
     """Beyond the book, which pads to max_length even past the model's context length."""
     cases = [{"text": TEXTS[1], "max_length": 40, "pad_token_id": 0}]
-    _expect_inputs_and_labels(student, ref, cases, "labels with max_length=40 on a model with context 16")
+    _expect_inputs_and_labels(student, ref, cases, phrase("what.labels_beyond_context"))
 
 
 @CLASSIFY_REVIEW

@@ -191,8 +191,8 @@ def _loaders(student: Any, ref: Any, swap: tuple[str, ...] = SWAP_73) -> tuple[d
 def _batches(got: dict[str, Any], expected: dict[str, Any], name: str) -> None:
     expect_equal(len(got[name]["batches"]), len(expected[name]["batches"]), phrase("what.number_batches_2", name=name))
     for b, (g, e) in enumerate(zip(got[name]["batches"], expected[name]["batches"])):
-        expect_tensor(g[0], e[0], f"{name} batch {b} inputs", token_dim=1)
-        expect_tensor(g[1], e[1], f"{name} batch {b} targets", token_dim=1)
+        expect_tensor(g[0], e[0], phrase("what.batch_inputs", what=name, b=b), token_dim=1)
+        expect_tensor(g[1], e[1], phrase("what.batch_targets", what=name, b=b), token_dim=1)
 
 
 @EX73

@@ -157,7 +157,7 @@ def _steps(student: Any, ref: Any, swap: tuple[str, ...], own: bool = False) -> 
     if not got["training"]:
         raise GradeFailure("ch07.step_not_training", what="exercise_7_4_training_step")
     for name, value in expected["final"].items():
-        expect_tensor(got["final"].get(name), value, f"LoRA weight {name} after 3 steps")
+        expect_tensor(got["final"].get(name), value, phrase("what.lora_weight_after_steps", name=name))
 
 
 @EX74

@@ -18,12 +18,14 @@ from pathlib import Path
 
 from grader.checking.failures import GradeFailure
 from grader.messages import Phrase, _load, decode_params, encode_params, phrase, render_stored, t_in
-from tests.grader.test_translations import untranslated_words
+from tests.grader.test_translations import prose, untranslated_words
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [*sorted(ROOT.glob("grader/suites/*.py")), *sorted(ROOT.glob("grader/checking/**/*.py")),
            ROOT / "grader/sandbox/parent.py"]
-NOT_RENDERED = {"title", "status"}  # declarations' titles are translated by item id; statuses are ids
+# Declarations' titles are translated by item id; statuses are ids; ``text`` is the input text a check
+# gave the student's code, quoted back as data ("Every effort moves you").
+NOT_RENDERED = {"title", "status", "text"}
 
 
 def rendered_names() -> set[str]:
@@ -47,23 +49,49 @@ def _strings(node: ast.expr) -> list[str]:
     return []
 
 
+def parameters(tree: ast.Module) -> dict[str, list[str]]:
+    """The positional parameter names of each function defined in ``tree``."""
+    return {node.name: [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
+            for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+SHARED = {name: params for path in ("grader/checking/compare.py", "grader/checking/checks.py")
+          for name, params in parameters(ast.parse((ROOT / path).read_text("utf-8"))).items()}
+
+
+def english(text: str) -> list[str]:
+    """The detector of ``test_translations``, and also two or more plain words even where each is a
+    name from the code or a kept term ("batch inputs", "token ids"). A name or a list of names
+    ("val", "att, ff, norm1") is code: a split's key, a module's attributes."""
+    if re.fullmatch(r"\s*\w+(\s*,\s*\w+)*\s*", text):
+        return []
+    found = untranslated_words(text)
+    if found:
+        return found
+    words = [w for w in re.findall(r"[A-Za-z]+", prose(text)) if len(w) > 1 and not w.isupper()
+             and not re.search(r"[a-z][A-Z]", w)]
+    return words if len(words) >= 2 else []
+
+
 def english_arguments(source: str) -> list[tuple[int, str, str]]:
     """``(line, parameter, text)`` for each English literal given where a message renders it: a keyword
-    argument named like a placeholder, the ``what`` of an ``expect_*`` comparison (third positional)
-    and an assignment to ``what``."""
+    argument named like a placeholder, a positional argument whose parameter is so named (functions of
+    the same file and of ``compare.py``/``checks.py``: ``expect_tensor(got, want, "...")``) and an
+    assignment to ``what``."""
     names = rendered_names()
+    tree = ast.parse(source)
+    known = {**SHARED, **parameters(tree)}
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         targets: list[tuple[str, ast.expr]] = []
         if isinstance(node, ast.Call):
             targets += [(k.arg, k.value) for k in node.keywords if k.arg in names]
             func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-            if func.startswith("expect_") and len(node.args) >= 3:
-                targets.append(("what", node.args[2]))
+            targets += [(param, arg) for param, arg in zip(known.get(func, []), node.args) if param in names]
         elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "what" for t in node.targets):
             targets.append(("what", node.value))
         for name, value in targets:
-            found += [(value.lineno, name, text) for text in _strings(value) if untranslated_words(text)]
+            found += [(value.lineno, name, text) for text in _strings(value) if english(text)]
     return found
 
 
@@ -78,18 +106,33 @@ def test_the_static_check_finds_english_arguments() -> None:
     source = '''
 raise GradeFailure("compare.value", what="the keys of the model", expected=1, got=2)
 expect_tensor(got, want, f"features of batch {b}")
-what = "train_ddp in " + str(n) + " processes"
+what = "the loss of " + str(n) + " batches"
 student.run("x", what="exercise_4_1_parameter_counts(GPT_CONFIG_124M)")
 expect_equal(got, want, phrase("what.keys", what=what))
 declare(title="A custom Dataset")
+def _expect_list(got, want, what): pass
+_expect_list(got, want, "train_accs (one per epoch)")
+_expect_list(got, want, "train_accs")
+expect_tensor(g, e, f"{name} batch {b} inputs")
+raise GradeFailure("ch04.init_order", what=name, order="att, ff, norm1, norm2")
 '''
-    assert sorted((line, name) for line, name, _ in english_arguments(source)) == [(2, "what"), (3, "what"), (4, "what")]
+    assert sorted((line, name) for line, name, _ in english_arguments(source)) == [
+        (2, "what"), (3, "what"), (4, "what"), (9, "what"), (11, "what")]
 
 
-def test_every_phrase_the_code_names_is_in_the_catalog() -> None:
+def test_every_phrase_the_code_names_is_in_the_catalog_with_its_parameters() -> None:
+    """Each ``phrase("id", ...)`` names an id of the catalog and gives exactly its placeholders (a
+    mistake here would only show when a check fails, as a KeyError instead of the message)."""
     english = _load("en")
-    named = {m.group(1) for path in SOURCES for m in re.finditer(r'phrase\(\s*"([^"{]+)"', path.read_text("utf-8"))}
-    assert named and sorted(named - english.keys()) == []
+    calls = [node for path in SOURCES for node in ast.walk(ast.parse(path.read_text("utf-8")))
+             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "phrase"]
+    named = [(c.args[0].value, sorted(k.arg or "" for k in c.keywords)) for c in calls
+             if c.args and isinstance(c.args[0], ast.Constant)]
+    assert len(named) > 100
+    assert sorted({key for key, _ in named} - english.keys()) == []
+    wrong = {key: (given, fields) for key, given in named
+             if given != (fields := sorted({f for _, f, _, _ in string.Formatter().parse(english[key]) if f}))}
+    assert wrong == {}
 
 
 def test_a_phrase_is_rendered_in_the_language_of_the_message_that_holds_it() -> None:
