@@ -64,9 +64,18 @@ class _Localized(click.Command):
             _section(formatter, t("help.options"), rows)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        """Click's "Missing argument 'ITEM'." as one sentence of the catalog (click joins its parts)."""
+        """Click's "Missing argument 'ITEM'." and "No such option ... Did you mean ...?" as sentences of
+        the catalog (click joins their parts itself, with English spacing)."""
         try:
             return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            if not exc.possibilities:
+                raise
+            shown = ", ".join(repr(p) for p in sorted(exc.possibilities))
+            suggestion = _click_ngettext("Did you mean {possibility}?", "(Did you mean one of: {possibilities}?)",
+                                         len(exc.possibilities)).format(possibility=shown, possibilities=shown)
+            raise click.UsageError(t("click.with_suggestion", message=exc.message, suggestion=suggestion),
+                                   ctx=ctx) from None
         except click.MissingParameter as exc:
             if exc.param is None:
                 raise

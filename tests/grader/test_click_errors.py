@@ -29,6 +29,8 @@ CASES = {  # arguments -> (the Chinese error line, click's English error line)
                                     "Error: Invalid value for '--format': 'xml' is not one of 'csv', 'gradescope'."),
     ("nosuch",): ("错误：没有'nosuch'这个命令。", "Error: No such command 'nosuch'."),
     ("grade", "--json"): ("错误：选项'--json'需要一个值。", "Error: Option '--json' requires an argument."),
+    ("grade", "--jsn"): ("错误：没有'--jsn'这个选项。你是不是想用'--json'？",
+                         "Error: No such option '--jsn'. Did you mean '--json'?"),
 }
 
 
@@ -67,7 +69,8 @@ def test_every_click_sentence_has_both_languages_and_english_is_clicks_own() -> 
     sources = "".join(Path(module.__file__ or "").read_text("utf-8")
                       for module in (click.core, click.exceptions, click.parser, click.types))
     english = {key: text for key, text in _load("en").items() if key.startswith("click.")}
-    ours = {"click.missing_argument", "click.missing_option", "click.missing_parameter"}  # joined by us
+    ours = {"click.missing_argument", "click.missing_option", "click.missing_parameter",  # joined by us
+            "click.with_suggestion"}
     assert len(english) > 20
     stale = [key for key, text in english.items() if key not in ours and f'"{text}"' not in sources]
     assert stale == []
