@@ -30,6 +30,7 @@ from grader.checking.failures import GradeFailure, NotStarted
 from grader.messages import phrase, t
 from grader.notebooks.locations import describe
 from grader.checking.pace import Pace
+from grader.runner.contract import OMP_WAIT_POLICY, PASSIVE
 
 GRADER_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TIME_LIMIT_S = 5.0
@@ -73,6 +74,7 @@ def sandbox_env(home: Path | str, tiktoken_cache: Path | None, sandboxed: bool =
         "PYTHONHASHSEED": "0",
         "PYTHONWARNINGS": "ignore",
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+        OMP_WAIT_POLICY: os.environ.get(OMP_WAIT_POLICY, PASSIVE),  # see grader/runner/contract.py
         "NO_PROXY": "*",
     })
     if tiktoken_cache is not None:

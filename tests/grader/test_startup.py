@@ -68,3 +68,20 @@ def test_the_trusted_start_up_path_imports_no_torch() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_openmp_threads_sleep_when_idle_in_both_grading_processes(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both processes take turns on the same cores: neither one's idle threads may spin (contract.py)."""
+    from grader.runner import contract
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    from grader.sandbox.parent import sandbox_env
+
+    assert contract.pytest_environment({})["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert contract.pytest_environment({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"  # asked for
+    assert sandbox_env(tmp_path, None)["OMP_WAIT_POLICY"] == "PASSIVE"
+    code = "import torch, os; print(os.environ['OMP_WAIT_POLICY'], torch.get_num_threads())"
+    env = {**contract.pytest_environment(os.environ), "OMP_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["PASSIVE", "2"]  # the thread count, and so every result, is unchanged
