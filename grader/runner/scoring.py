@@ -19,6 +19,7 @@ from grader.catalog import BY_ID, Item
 from grader.messages import encode_params, item_title, t
 from grader.notebooks.locations import notebook_location
 from grader.results import CheckResult, ItemResult, LoadError, Status
+from grader.sandbox import key_uses
 
 ANSWER_KEY_CHECK = "check.uses_answer_key"
 _LOAD_KINDS = ("missing_file", "syntax_error", "import_error", "answer_key")
@@ -38,16 +39,17 @@ def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = 
         line = info.get("line")
         source_line = str(info.get("source_line", ""))
         cell = notebook_location(file, line, folder) if kind != "missing_file" else None
+        how = key_uses.how(str(info.get("use", "import")), str(info.get("message", ""))) if kind == "answer_key" else ""
         if cell is not None:
             said = _said(f"load.{kind}_notebook", module=module, where=str(cell), source_line=source_line,
-                         error=info.get("message", ""))
+                         error=info.get("message", ""), how=how)
             errors.append(LoadError(module=module, kind=kind, file=cell.source, line=cell.line,
                                     source_line=source_line, cell=cell.cell, **said))
             continue
         key = "load.import_timeout" if info.get("timeout_s") else f"load.{kind}"
         said = _said(key, module=module, file=Path(file).name or module,
                      line=line if line is not None else "?", source_line=source_line,
-                     error=info.get("message", ""), seconds=f"{float(info.get('timeout_s') or 0):.0f}")
+                     error=info.get("message", ""), seconds=f"{float(info.get('timeout_s') or 0):.0f}", how=how)
         errors.append(LoadError(module=module, kind=kind, file=file, line=line, source_line=source_line, **said))
     for item_id, names in sorted(report.get("missing", {}).items()):
         item = BY_ID.get(item_id)

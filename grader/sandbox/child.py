@@ -29,8 +29,6 @@ from typing import Any
 GiB = 1024**3
 STACK_DUMP_NAME = "stack.txt"  # next to the output file; read by grader.sandbox.stack_dump
 PACKAGE = "submission"
-# Importing these from the student's code is using the answer key (grader/checking/answer_key.py).
-ANSWER_KEY_PACKAGES = ("reference", "solutions", "grader", "llms_from_scratch")
 
 
 class ImportTimeout(BaseException):
@@ -74,38 +72,11 @@ def _apply_limits(memory_bytes: int, file_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-class AnswerKeyWatch:
-    """An audit hook: imports of the answer key made while the student's code is on the stack.
-
-    Installed before any student code runs (audit hooks cannot be removed). It sees every module
-    loaded for the first time, whatever built its name; the trusted side's static scan
-    (grader/checking/answer_key.py) sees the imports written out in the files.
-    """
-
-    def __init__(self, prefixes: list[str]) -> None:
-        self.prefixes = tuple(prefixes)
-        self.uses: list[dict[str, Any]] = []
-
-    def __call__(self, event: str, args: tuple[Any, ...]) -> None:
-        if event != "import" or not args or not isinstance(args[0], str):
-            return
-        if args[0].split(".", 1)[0] not in ANSWER_KEY_PACKAGES:
-            return
-        frame = sys._getframe(1)
-        while frame is not None:
-            if frame.f_code.co_filename.startswith(self.prefixes):
-                self.uses.append({"name": args[0], "file": frame.f_code.co_filename, "line": frame.f_lineno})
-                return
-            frame = frame.f_back  # type: ignore[assignment]
-
-
 class Submission:
     """The student's folder, imported as the package ``submission``."""
 
-    def __init__(self, root: Path, package_root: Path | None = None,
-                 watch: AnswerKeyWatch | None = None) -> None:
+    def __init__(self, root: Path, package_root: Path | None = None) -> None:
         self.root = root.resolve()
-        self.watch = watch
         self.modules: dict[str, types.ModuleType] = {}
         self.load_errors: dict[str, dict[str, Any]] = {}
         self.stand_ins: dict[str, list[str]] = {}
@@ -145,12 +116,6 @@ class Submission:
             absent = [symbol for symbol in item.symbols if not hasattr(module, symbol)]
             if absent:
                 missing[item.id] = absent
-        for use in self.watch.uses if self.watch is not None else []:
-            user = Path(use["file"]).stem
-            if user in MODULES and self.load_errors.get(user, {}).get("kind") != "answer_key":
-                self.load_errors[user] = {"kind": "answer_key", "file": use["file"], "line": use["line"],
-                                            "source_line": _source_line(use["file"], use["line"]),
-                                            "message": use["name"]}
         return {"modules": self.load_errors, "missing": missing, "stand_ins": self.stand_ins}
 
     def _stand_in_for_failed(self) -> None:
@@ -166,8 +131,7 @@ class Submission:
             culprit = Path(str(info.get("file", ""))).stem
             if culprit == name or culprit not in failed or info["kind"] == "missing_file":
                 continue
-            stand_in = importlib.import_module(f"reference.{culprit}")
-            sys.modules[f"{PACKAGE}.{culprit}"] = stand_in
+            sys.modules[f"{PACKAGE}.{culprit}"] = _reference_copy(culprit)
             sys.modules.pop(f"{PACKAGE}.{name}", None)
             del self.load_errors[name]
             self._load(name)
@@ -178,7 +142,7 @@ class Submission:
         """For importing only: the reference's module in place of the student's (whose items stay
         ungraded, reported once)."""
         try:
-            sys.modules[f"{PACKAGE}.{name}"] = importlib.import_module(f"reference.{name}")
+            sys.modules[f"{PACKAGE}.{name}"] = _reference_copy(name)
         except ImportError:
             sys.modules.pop(f"{PACKAGE}.{name}", None)
 
@@ -214,11 +178,14 @@ class Submission:
         return self.modules[name]
 
 
-def _source_line(file: str, line: int) -> str:
-    try:
-        return Path(file).read_text("utf-8", "replace").splitlines()[line - 1].strip()
-    except (OSError, IndexError):
-        return ""
+def _reference_copy(name: str) -> types.ModuleType:
+    """A stand-in: a new module holding the reference module's names. The reference module itself
+    is guarded against the student's code (grader/sandbox/key_watch.py); what a failed module's
+    dependants import from it is theirs to use (that module's own items score 0)."""
+    reference = importlib.import_module(f"reference.{name}")
+    copy = types.ModuleType(f"{PACKAGE}.{name}", reference.__doc__)
+    copy.__dict__.update({k: v for k, v in vars(reference).items() if k not in ("__name__", "__spec__", "__loader__")})
+    return copy
 
 
 class ModuleNotLoaded(Exception):
@@ -260,7 +227,6 @@ def serve(read_fd: int, write_fd: int, submission: Submission, output_path: Path
     from grader.sandbox import protocol
     from grader.recipes import run_recipe
 
-    seen_uses = 0
     while True:
         try:
             request = protocol.receive(read_fd)
@@ -287,13 +253,6 @@ def serve(read_fd: int, write_fd: int, submission: Submission, output_path: Path
         except BaseException as exc:  # noqa: BLE001 - report anything student code raises
             reply = {"ok": False, "error": describe_exception(exc, submission.root)}
         reply["output_bytes"] = (output_path.stat().st_size if output_path.exists() else 0) - output_start
-        watch = submission.watch
-        if op == "run" and watch is not None and len(watch.uses) > seen_uses:
-            use = watch.uses[seen_uses]
-            reply = {"ok": False, "error": {"kind": "answer_key", "type": "ImportError", "message": use["name"],
-                                            "file": use["file"], "line": use["line"],
-                                            "source_line": _source_line(use["file"], use["line"])}}
-        seen_uses = len(watch.uses) if watch is not None else 0
         try:
             protocol.send(write_fd, reply)
         except protocol.ProtocolError as exc:
@@ -301,10 +260,25 @@ def serve(read_fd: int, write_fd: int, submission: Submission, output_path: Path
                                                             "message": str(exc)}})
 
 
+def _watch_answer_key(fd: int, submission: Path, package_root: Path | None) -> None:
+    """Install the tripwire (:mod:`grader.sandbox.key_watch`); nothing here keeps a reference to it."""
+    from grader.sandbox import key_watch
+
+    grader_root = Path(key_watch.__file__).resolve().parents[2]
+    student = [str(submission.resolve()) + os.sep]
+    if package_root is not None:
+        student.append(str(package_root / PACKAGE) + os.sep)
+    roots = tuple(student)
+    key_watch.install(fd, roots, key_watch.trusted_roots(grader_root), key_watch.stdlib_roots(),
+                      key_watch.answer_key_files(key_watch.key_folders(grader_root), roots),
+                      tuple(str(grader_root / part) + os.sep for part in ("grader", "reference")))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="grader.sandbox.child")
     parser.add_argument("--read-fd", type=int, required=True)
     parser.add_argument("--write-fd", type=int, required=True)
+    parser.add_argument("--key-fd", type=int, default=-1, help="where the answer-key tripwire reports")
     parser.add_argument("--submission", type=Path, required=True)
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--package-root", type=Path, default=None,
@@ -348,13 +322,10 @@ def main(argv: list[str] | None = None) -> None:
         cov = coverage.Coverage(data_file=args.coverage, data_suffix=True,
                                 include=[str(args.submission.resolve() / "*")])
         cov.start()
-    prefixes = [str(args.submission.resolve()) + os.sep]
-    if args.package_root is not None:
-        prefixes.append(str(args.package_root / PACKAGE) + os.sep)
-    watch = AnswerKeyWatch(prefixes)
-    sys.addaudithook(watch)  # before any student code runs
+    if args.key_fd >= 0:
+        _watch_answer_key(args.key_fd, args.submission, args.package_root)  # before any student code runs
     try:
-        serve(args.read_fd, args.write_fd, Submission(args.submission, args.package_root, watch), args.output,
+        serve(args.read_fd, args.write_fd, Submission(args.submission, args.package_root), args.output,
               args.device)
     finally:
         if cov is not None:

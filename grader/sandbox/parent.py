@@ -22,7 +22,7 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
-from grader.sandbox import policy, protocol, seccomp
+from grader.sandbox import key_uses, key_watch, policy, protocol, seccomp
 from grader.sandbox.child import STACK_DUMP_NAME
 from grader.sandbox.stack_dump import request_dump, stuck_at
 from grader.sandbox.cgroup import TreeGroup
@@ -106,6 +106,8 @@ class Worker:
         self.output = self.home / "output.log"
         self._to_worker = -1
         self._from_worker = -1
+        self._key_uses_fd = -1  # the answer-key tripwire's pipe (grader/sandbox/key_watch.py)
+        self.key_uses_seen: list[key_uses.KeyUse] = []  # what it reported during the last call
         self.load_report: dict[str, Any] | None = None
         self.restarts = 0
         self.broken_items: dict[str, WorkerError] = {}
@@ -121,6 +123,8 @@ class Worker:
         self._remove_group()
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
+        key_r, key_w = os.pipe()
+        os.set_blocking(key_r, False)
         sandboxed = self.isolation.sandboxed
         # The importable link to the submission (read-only /llmgrade/pkg in the sandbox; a stack
         # dump's paths are mapped back to it in _locate).
@@ -139,14 +143,14 @@ class Worker:
         inside = self._inside_paths(package_root) if sandboxed else {}
         bootstrap = f"import sys; sys.path.insert(0, {str(GRADER_ROOT)!r}); from grader.sandbox.child import main; main()"
         cmd = [sys.executable, "-I", "-c", bootstrap,
-               "--read-fd", str(req_r), "--write-fd", str(rep_w),
+               "--read-fd", str(req_r), "--write-fd", str(rep_w), "--key-fd", str(key_w),
                "--submission", str(self.submission), "--output", inside.get("output", str(self.output)),
                "--package-root", inside.get("pkg", str(package_root)), "--memory-gib", str(self.memory_gib),
                "--device", self.device]
         coverage_file = os.environ.get(COVERAGE_ENV)
         if coverage_file:
             cmd += ["--coverage", coverage_file]
-        fds = [req_r, rep_w]
+        fds = [req_r, rep_w, key_w]
         filter_fd = None
         if sandboxed:
             filter_fd = seccomp.filter_fd() if self.isolation.seccomp else None
@@ -169,10 +173,10 @@ class Worker:
                 pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=err_fd, start_new_session=True)
         finally:
-            for fd in (req_r, rep_w, filter_fd, err_fd):
+            for fd in (req_r, rep_w, key_w, filter_fd, err_fd):
                 if fd is not None:
                     os.close(fd)
-        self._to_worker, self._from_worker = req_w, rep_r
+        self._to_worker, self._from_worker, self._key_uses_fd = req_w, rep_r, key_r
 
     def _bwrap(self, package_root: Path, inside: dict[str, str], coverage_file: str | None,
                filter_fd: int | None) -> list[str]:
@@ -216,13 +220,13 @@ class Worker:
         shutil.rmtree(self.home, ignore_errors=True)
 
     def _close_pipes(self) -> None:
-        for fd in (self._to_worker, self._from_worker):
+        for fd in (self._to_worker, self._from_worker, self._key_uses_fd):
             if fd >= 0:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        self._to_worker = self._from_worker = -1
+        self._to_worker = self._from_worker = self._key_uses_fd = -1
 
     # -- calls ----------------------------------------------------------------------------------
     def load(self) -> dict[str, Any]:
@@ -238,6 +242,12 @@ class Worker:
             message["skip"] = sorted(name for name, info in modules.items()
                                      if isinstance(info, dict) and info.get("timeout_s"))
         report = self.request(message, LOAD_TIME_LIMIT_S * scale)
+        if isinstance(report, dict) and self.key_uses_seen:  # the tripwire outranks what the worker said
+            from grader.catalog import MODULES
+
+            modules = dict(report.get("modules") or {})
+            modules.update(key_uses.load_errors(self.key_uses_seen, self.submission, list(MODULES)))
+            report = {**report, "modules": modules}
         if self.load_report is None:
             self.load_report = report if isinstance(report, dict) else {"modules": {}, "missing": {}}
         return self.load_report
@@ -250,16 +260,27 @@ class Worker:
             if message.get("op") != "load":
                 self.load()
         output_start = self.output.stat().st_size if self.output.exists() else 0
+        self.key_uses_seen = []
         try:
             protocol.send(self._to_worker, message)
             reply = self._receive(time_limit_s)
+            used = self._answer_key_use(message)
+            if used is not None:
+                raise used
         except WorkerError as err:
+            if err.kind != "answer_key":  # a use of the key outranks how the call ended
+                err = self._answer_key_use(message) or err
             err.output_tail = self._output_tail(output_start)
             if err.kind == "timeout" and self.proc is not None:
                 self._locate(err)
             self.stop()
             raise
         except (BrokenPipeError, EOFError, OSError) as exc:
+            used = self._answer_key_use(message) or self._tampered(message)
+            if used is not None:
+                used.output_tail = self._output_tail(output_start)
+                self.stop()
+                raise used from None
             tail = self._output_tail(output_start)
             detail = self._death_detail(exc)
             # Killed by the tree's memory cap (a child, or tmpfs pages, took the memory).
@@ -276,6 +297,32 @@ class Worker:
             kind=str(error.get("kind", "exception")), message=str(error.get("message", "")),
             type=str(error.get("type", "")), file=error.get("file"), line=error.get("line"),
             source_line=str(error.get("source_line", "")), output_tail=self._output_tail(output_start))
+
+    def _answer_key_use(self, message: dict[str, Any]) -> WorkerError | None:
+        """Read what the tripwire reported during this call; a use during a recipe call fails it."""
+        if self._key_uses_fd < 0:
+            return None
+        inside = self._inside_paths(self.home / "pkg")["pkg"] if self.isolation.sandboxed else str(self.home / "pkg")
+        uses = key_uses.parse(key_uses.drain(self._key_uses_fd), self.submission, inside)
+        self.key_uses_seen = uses
+        if not uses or message.get("op") != "run":
+            return None
+        error = uses[0].error(self.submission)
+        return WorkerError("answer_key", str(error["message"]), type=str(error["type"]), file=error["file"],
+                           line=error["line"], source_line=str(error["source_line"]))
+
+    def _tampered(self, message: dict[str, Any]) -> WorkerError | None:
+        """The worker ended because its tripwire could no longer report (its pipe was closed or
+        replaced by the student's code): that counts as using the answer key."""
+        if self.proc is None or message.get("op") != "run":
+            return None
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return None
+        if code != key_watch.TAMPER_EXIT:
+            return None
+        return WorkerError("answer_key", "tamper", type="tamper")
 
     @staticmethod
     def _inside_paths(package_root: Path) -> dict[str, str]:
@@ -439,5 +486,5 @@ def failure_from_worker_error(err: WorkerError, what: str, item: str | None = No
         return GradeFailure("check.student_timeout_paced", details=details, what=what, seconds=_seconds(err),
                             reference_s=f"{float(err.extra['reference_s']):.2f}")
     return GradeFailure(ids.get(err.kind, "check.student_raised"), details=details, what=what,
-                        type=err.type, message=err.message, where=where,
-                        source_line=err.source_line or "?")
+                        type=err.type, message=err.message, where=where, source_line=err.source_line or "?",
+                        how=key_uses.how(err.type, err.message) if err.kind == "answer_key" else "")

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 TRUSTED = ("grader.checking", "grader.runner", "grader.classroom", "grader.cli", "grader.suites", "grader.notebooks",
            "reports")
-CHILD_SIDE = [ROOT / "grader/sandbox/child.py", ROOT / "grader/sandbox/protocol.py",
+CHILD_SIDE = [ROOT / "grader/sandbox/child.py", ROOT / "grader/sandbox/protocol.py", ROOT / "grader/sandbox/key_watch.py",
               *sorted((ROOT / "grader/recipes").glob("*.py"))]
 
 

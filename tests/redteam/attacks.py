@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ATTACK = r'''
 
 def _redteam_attack(config):
-    import ctypes, glob, os, signal, socket, subprocess, sys, time
+    import ctypes, glob, os, signal, socket, sys, time
     found = []
     marker = config["marker"]
 
@@ -91,12 +91,25 @@ def _redteam_attack(config):
               "time.sleep(3)\n"
               "open(sys.argv[1], 'w').write('daemon was here')\n"
               "open(sys.argv[2], 'wb').write(b'not a database')\n")
-    subprocess.Popen([sys.executable, "-c", daemon, config["outside"] + "/daemon", config["gradebook"], marker],
-                     start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def launch(argv, executable):
+        # The answer-key tripwire refuses (and reports) subprocess from graded code; an attacker who
+        # knows forks and execs through libc instead, which no audit hook sees: the OS walls remain.
+        if os.fork() == 0:
+            try:
+                os.setsid()
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                args = (ctypes.c_char_p * (len(argv) + 1))(*[a.encode() for a in argv], None)
+                libc.execv(executable.encode(), args)
+            finally:
+                os._exit(127)
+    launch([sys.executable, "-c", daemon, config["outside"] + "/daemon", config["gradebook"], marker],
+           sys.executable)
     sleepers = 0
     try:
         for _ in range(300):
-            subprocess.Popen([marker, "600"], executable="/bin/sleep", start_new_session=True)
+            launch([marker, "600"], "/bin/sleep")
             sleepers += 1
     except OSError:
         pass
