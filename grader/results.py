@@ -1,4 +1,4 @@
-"""Grading results and their JSON form (schema ``llmgrade.results``, version 1).
+"""Grading results and their JSON form (schema ``llmgrade.results``, version 2; version 1 still reads).
 
 This is the one machine-readable record of a grading run: ``llmgrade grade --json PATH`` writes it,
 the gradebook stores it and the reports read it. The schema is documented in
@@ -9,6 +9,8 @@ Item statuses:
 - ``failed``: at least one check failed; points are the share of checks that passed.
 - ``not_started``: every check reached a stub's ``NotImplementedError``.
 - ``error``: the item could not be graded because its module did not load (see ``load_errors``).
+- ``answer_key``: the student's code used the answer key (grader/checking/answer_key.py,
+  grader/sandbox/key_watch.py): 0 points; its message says where and how (new in version 2).
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 SCHEMA = "llmgrade.results"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 is version 2 without the ``answer_key`` status
 
-Status = Literal["passed", "failed", "not_started", "error"]
+Status = Literal["passed", "failed", "not_started", "error", "answer_key"]
 CheckStatus = Literal["passed", "failed", "not_started", "error"]
 LoadErrorKind = Literal["missing_file", "syntax_error", "import_error", "missing_name", "answer_key"]
 RunStatus = Literal["complete", "interrupted", "setup_error"]
 
-STATUSES: tuple[str, ...] = ("passed", "failed", "not_started", "error")
+STATUSES: tuple[str, ...] = ("passed", "failed", "not_started", "error", "answer_key")
 
 
 def installed_torch_version() -> str:
@@ -174,11 +177,12 @@ class GradeRun:
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise SchemaError("not an llmgrade results document")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise SchemaError(f"results schema version {version!r} is not supported "
-                              f"(this llmgrade reads version {SCHEMA_VERSION})")
+                              f"(this llmgrade reads versions {', '.join(map(str, READABLE_VERSIONS))})")
         try:
             fields = {k: v for k, v in data.items() if k not in ("score", "max_score")}
+            fields["schema_version"] = SCHEMA_VERSION  # read as the current version (a superset)
             fields["items"] = [
                 ItemResult(**{**it, "checks": [CheckResult(**c) for c in it.get("checks", [])]})
                 for it in data["items"]

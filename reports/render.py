@@ -140,7 +140,8 @@ def render_student_report(run: GradeRun, history: History, student: str | None =
     view = run.student_view()
     name = student if student is not None else Path(run.submission).name
     parts = chapters(view)
-    fix_next = [i for ch in parts for i in ch.items if i.status == "failed" and not i.hidden]
+    fix_next = [i for ch in parts for i in ch.items
+                if (i.status == "failed" or i.status == "answer_key" and i.messages) and not i.hidden]
     return _ENV.get_template("student.html.j2").render(
         student=name, run=view, counts=view.counts(), chapters=parts, fix_next=fix_next,
         percent=percent(view.score, view.max_score), chart=line_chart(history),
@@ -213,7 +214,7 @@ class ItemStats:
 
     @property
     def not_passed(self) -> int:
-        return self.counts["failed"] + self.counts["error"]
+        return self.counts["failed"] + self.counts["error"] + self.counts["answer_key"]
 
 
 @dataclass
@@ -230,8 +231,8 @@ def answer_key_users(runs: dict[str, GradeRun], pages: dict[str, str]) -> list[t
     found = []
     for sid, run in runs.items():
         where = [f"{Path(e.file).name}:{e.line}" for e in run.load_errors if e.kind == "answer_key"]
-        where += [item.id for item in run.items
-                  if any(c.message_id == "check.uses_answer_key" for c in item.checks)]
+        where += [item.id for item in run.items if item.checks and (item.status == "answer_key" or any(
+            c.message_id == "check.uses_answer_key" for c in item.checks))]
         if where:
             found.append((sid, pages[sid], where))
     return found

@@ -35,7 +35,8 @@ def _points(value: float) -> str:
 
 
 def export_csv(gradebook: Gradebook, path: Path) -> int:
-    """One row per student: id, one column per catalog item (points; empty if not graded), total.
+    """One row per student: id, one column per catalog item (points; empty if not graded), total,
+    the run's status and the items that used the answer key (space-separated ids; empty if none).
 
     Returns the number of students written.
     """
@@ -45,12 +46,13 @@ def export_csv(gradebook: Gradebook, path: Path) -> int:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", *ids, "total", "max_score", "status"])
+        writer.writerow(["student", *ids, "total", "max_score", "status", "answer_key"])
         for student, run in runs.items():
             points = {item.id: item.points for item in run.items}
+            key = " ".join(item.id for item in run.items if item.status == "answer_key")
             writer.writerow([_cell(student),
                              *(_points(points[i]) if i in points else "" for i in ids),
-                             _points(run.score), _points(run.max_score), run.status])
+                             _points(run.score), _points(run.max_score), run.status, key])
     tmp.replace(path)
     return len(runs)
 
@@ -59,6 +61,8 @@ def _test_output(item: ItemResult) -> str:
     if item.hidden:
         return t("export.hidden_output", status=t(f"report.status.{item.status}"))
     lines = [t("export.output", score=_points(item.points), max_score=_points(item.max_points))]
+    if item.status == "answer_key" and not item.checks:  # the module's use of the key, said once per item
+        lines.append(item.message)
     if item.diagnosis:
         key = f"diagnosis.{item.diagnosis}"
         lines.append(t(key) if messages.has(key) else item.diagnosis)

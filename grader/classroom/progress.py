@@ -61,7 +61,7 @@ class Changes:
     first_run: bool = False
 
 
-_BAD = ("failed", "error")
+_BAD = ("failed", "error", "answer_key")
 
 
 def changes(runs: Sequence[GradeRun]) -> Changes:

@@ -8,6 +8,9 @@
   marked ``details["extension"]``, but never counted: it cannot cost or earn points.
 - Items whose module failed to load, or whose names are missing, get status ``error`` and point
   at the one load problem, reported once per module.
+- Items whose module uses the answer key (the static scan or the tripwire at load), or one of
+  whose checks caught it at run time, get status ``answer_key`` and 0 points: never charged to
+  another item, never shown as merely not started.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from grader.results import CheckResult, ItemResult, LoadError, Status
 from grader.sandbox import key_uses
 
 ANSWER_KEY_CHECK = "check.uses_answer_key"
+_ANSWER_KEY_IDS = (ANSWER_KEY_CHECK, "check.skipped_after_answer_key")
 _LOAD_KINDS = ("missing_file", "syntax_error", "import_error", "answer_key")
 
 
@@ -173,7 +177,7 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
         or next((e for e in load_errors if e.kind == "missing_name" and e.module == item.module
                  and set(e.names) & set(item.symbols)), None)
     if problem is not None:
-        return result(0.0, "error", problem.message)
+        return result(0.0, "answer_key" if problem.kind == "answer_key" else "error", problem.message)
     if not raw:
         return result(0.0, "error", t("item.no_checks", item=item.id))
 
@@ -190,7 +194,8 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
         swapped = sorted({dep for swap in c.get("student_swaps") or [] for dep in swap})
         if swapped:  # the items this check ran with the reference's code instead of the student's
             check.details = {**check.details, "swapped": swapped}
-        culprit = _culprit(item, c, roots, failed_deps) if check.status not in ("passed", "not_started") else None
+        culprit = _culprit(item, c, roots, failed_deps) \
+            if check.status not in ("passed", "not_started") and check.message_id not in _ANSWER_KEY_IDS else None
         if c.get("extension"):
             check.details = {**check.details, "extension": True}
             if check.status == "failed":
@@ -214,8 +219,8 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
     first = next((c for c in counted if c.status == "failed"), None) \
         or next((c for c in counted if c.status != "passed"), None)
     key = next((c for c in checks if c.message_id == ANSWER_KEY_CHECK), None)
-    if key is not None:  # using the answer key in any check costs the whole item
-        status, points, first = "failed", 0.0, key
+    if key is not None:  # using the answer key in any check costs the whole item, whatever else it did
+        status, points, first = "answer_key", 0.0, key
     message = first.message if first is not None else ""
     diagnosis = first.diagnosis if first is not None else None
     if status == "passed":

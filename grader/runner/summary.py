@@ -17,7 +17,8 @@ from grader.textwidth import char_width as _columns
 from grader.textwidth import ljust, wrap_columns
 from grader.results import GradeRun, ItemResult
 
-_STATUS_COLOURS = {"passed": "green", "failed": "red", "not_started": "yellow", "error": "magenta"}
+_STATUS_COLOURS = {"passed": "green", "failed": "red", "not_started": "yellow", "error": "magenta",
+                   "answer_key": "red"}
 MIN_WIDTH = 40
 
 
@@ -52,12 +53,19 @@ def _points(item: ItemResult) -> str:
 
 
 def needs_fixing(run: GradeRun) -> list[ItemResult]:
-    return [item for item in run.items if item.status in ("failed", "error")]
+    return [item for item in run.items if item.status in ("failed", "error", "answer_key")]
+
+
+def _fix_next_items(run: GradeRun) -> list[ItemResult]:
+    """Failed items, and items whose own checks caught the answer key (a module that uses it is
+    said once, among the load errors)."""
+    return [item for item in needs_fixing(run) if item.status == "failed"
+            or item.status == "answer_key" and item.checks]
 
 
 def format_fix_next(run: GradeRun, width: int, colour: bool = False, report: Path | None = None) -> list[str]:
     """The "Fix next" block: load errors once, then every failed item with its full diagnosis."""
-    todo = [item for item in needs_fixing(run) if item.status == "failed"]
+    todo = _fix_next_items(run)
     if not todo and not run.load_errors:
         return []
     lines = [_style(t("feedback.fix_next.title", count=len(todo) + len(run.load_errors)), "failed", colour)]
@@ -82,8 +90,7 @@ def format_table(run: GradeRun, colour: bool = False, width: int | None = None,
     """"Fix next", then one table per chapter (not-started items on one line), then the total."""
     width = width or terminal_width()
     lines = format_fix_next(run, width, colour, report)
-    fix_numbers = {item.id: n for n, item in enumerate(
-        (i for i in needs_fixing(run) if i.status == "failed"), 1)}
+    fix_numbers = {item.id: n for n, item in enumerate(_fix_next_items(run), 1)}
     chapters: dict[str, list[ItemResult]] = {}
     for item in run.items:
         chapters.setdefault(item.module, []).append(item)
@@ -100,6 +107,8 @@ def format_table(run: GradeRun, colour: bool = False, width: int | None = None,
                 reason = t("feedback.row.see_fix_next", number=fix_numbers[item.id])
             elif item.status == "error":
                 reason = t("feedback.row.load_error")
+            elif item.status == "answer_key":
+                reason = t("feedback.row.answer_key")
             lines.append(t("summary.row", id=item.id, points=_points(item), status=status,
                            reason=reason).rstrip())
         if waiting:
@@ -114,6 +123,8 @@ def format_table(run: GradeRun, colour: bool = False, width: int | None = None,
     lines.extend(wrap(t("summary.total", score=f"{run.score:g}", max_score=f"{run.max_score:g}",
                         passed=counts["passed"], failed=counts["failed"],
                         not_started=counts["not_started"], error=counts["error"]), width))
+    if counts["answer_key"]:
+        lines.extend(wrap(t("summary.answer_key_total", count=counts["answer_key"]), width))
     if run.status != "complete":
         lines.extend(wrap(t("grade.interrupted" if run.status == "interrupted" else "grade.setup_failed",
                             error=" ".join(run.error.split())), width))

@@ -35,12 +35,14 @@ def test_imports_of_the_answer_key_score_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     run = GradeRun.read(out)
     items = {item.id: item for item in run.items}
-    assert items["ch04.GELU"].status == "error" and items["ch04.GELU"].points == 0
+    assert items["ch04.GELU"].status == "answer_key" and items["ch04.GELU"].points == 0
     error = next(e for e in run.load_errors if e.module == "ch04")
     assert error.kind == "answer_key" and error.line == line
     assert f"ch04.py line {line} imports reference.ch04" in error.message
+    assert items["ch04.GELU"].message == error.message  # the item says where and how
+    assert f"ch04.py line {line} imports reference.ch04" in result.output  # and so does the terminal
     peek = items["ch03.SelfAttention_v1"]
-    assert peek.status == "failed" and peek.points == 0
+    assert peek.status == "answer_key" and peek.points == 0
     assert any(c.message_id == "check.uses_answer_key" and "reference/ch05.py" in c.message for c in peek.checks), \
         [(c.message_id, c.message) for c in peek.checks]
     assert items["ch03.MultiHeadAttention"].status == "passed"

@@ -39,6 +39,7 @@ def test_blinding_the_tripwire_scores_nothing(tmp_path: Path) -> None:
         summary = [(c.name, c.status, c.message_id, c.message[:200]) for c in item.checks]
         assert item.points == 0 and item.status != "passed", (item_id, summary)
         if reported:
+            assert item.status == "answer_key", (item_id, summary)
             assert any(c.message_id == "check.uses_answer_key" for c in item.checks), (item_id, summary)
     block = [c.message for c in items["ch04.TransformerBlock"].checks if c.message_id == "check.uses_answer_key"]
     assert "reference.ch04.TransformerBlock" in block[0], block  # the module's guard saw it, not a file read
