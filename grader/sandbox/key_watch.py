@@ -300,7 +300,9 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
         found = nearest_owner(getframe(2))
         if found is not None:
             name = text(module_get(module, "__name__")) or "reference"
-            refuse("import", name + "." + (text(attr) or "?"), found)
+            wanted = text(attr) or "?"
+            # The import system's own look-ups (``__path__``, ``__spec__``) name the module alone.
+            refuse("import", name if startswith(wanted, "__") else name + "." + wanted, found)
 
     class Guarded(types.ModuleType):
         """A reference module: the student's code may not read or change it."""
