@@ -117,12 +117,15 @@ def t_in(lang: str, key: str, /, **params: Any) -> str:
 def _in_lang(value: Any, lang: str) -> Any:
     if isinstance(value, Phrase):
         return t_in(lang, value.key, **value.params)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Phrase) for v in value):
+        return t_in(lang, "list.separator").join(_in_lang(v, lang) for v in value)
     return value
 
 
 class Phrase(str):
     """A part of a sentence from the catalog, given as a parameter of another message (what a check
-    compared: ``phrase("what.ln_constant_rows")``). It reads as its text in the current language, and
+    compared: ``phrase("what.layernorm_output_for_rows_that")``). A list of phrases as a parameter reads
+    as the phrases joined by the language's ``list.separator``. A phrase reads as its text in the current language, and
     keeps its id and parameters, so the message that holds it can be rendered again in another
     language (a report in the other language, ``encode_params``)."""
 
@@ -187,6 +190,12 @@ class _Stored(Phrase):
         self.key = key
         self.params = params
         return self
+
+
+def message_fields(message_id: str, /, **params: Any) -> dict[str, Any]:
+    """A recorded message: its text in the current language, its id and its parameters
+    (``message``, ``message_id``, ``message_params``), so a report can say it in another language."""
+    return {"message": t(message_id, **params), "message_id": message_id, "message_params": encode_params(params)}
 
 
 def decode_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -106,6 +106,8 @@ class NotebookNote:
     used: bool
     message: str
     left_out: list[dict[str, Any]] = field(default_factory=list)
+    message_id: str = ""  # with its parameters: ``message`` in another language (None in older documents)
+    message_params: dict[str, Any] | None = None
 
 
 @dataclass

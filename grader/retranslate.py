@@ -1,6 +1,6 @@
 """A recorded run's messages said again in another language (a report in the other language).
 
-A check and a load error keep their message id and parameters (``message_id``, ``message_params``:
+A check, a load error and a notebook note keep their message id and parameters (``message_id``, ``message_params``:
 ``grader.messages.encode_params``), so their sentences, the diagnoses they end with and the item
 messages made of them can be rendered in any language from the same gradebook. Messages recorded
 without them (older runs) keep their stored text; :func:`in_language` says whether any did.
@@ -29,6 +29,11 @@ def in_language(run: GradeRun, lang: str) -> tuple[GradeRun, bool]:
         if text is not None:
             said[error.message] = text
         errors.append(replace(error, message=text or error.message))
+    notes = []
+    for note in run.notebooks:
+        text = None if note.message_params is None else render_stored(lang, note.message_id, note.message_params)
+        complete = complete and text is not None
+        notes.append(replace(note, message=text or note.message))
     items = []
     for item in run.items:
         checks = []
@@ -43,7 +48,8 @@ def in_language(run: GradeRun, lang: str) -> tuple[GradeRun, bool]:
             message = _item_message(item, checks, run.lang, lang)
         complete = complete and (message is not None or not item.message)
         items.append(replace(item, checks=checks, message=message or item.message))
-    return replace(run, items=items, load_errors=errors, lang=lang if complete else run.lang), complete
+    return replace(run, items=items, load_errors=errors, notebooks=notes,
+                   lang=lang if complete else run.lang), complete
 
 
 def _check_message(check: CheckResult, item: ItemResult, lang: str) -> str | None:

@@ -25,7 +25,7 @@ import pytest
 
 from grader.catalog import BY_ID
 from grader.checking.failures import GradeFailure, NotStarted
-from grader.messages import Phrase, encode_params, t
+from grader.messages import Phrase, encode_params, message_fields
 from grader.runner.contract import (RESULTS_FORMAT, SPEC_OPTION, RunSpec, done_line, read_key, slowdown_line,
                                     total_line, write_signed)
 
@@ -198,7 +198,7 @@ class Collector:
 
 def _message(check: dict[str, Any], message_id: str, **params: Any) -> None:
     """The check's message, its id and its parameters (so a report can render it in another language)."""
-    check.update(message_id=message_id, message=t(message_id, **params), message_params=encode_params(params))
+    check.update(message_fields(message_id, **params))
 
 
 def _jsonable(value: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 from grader import catalog
 from grader.authoring.workspace import hashed_files
 from grader.errors import SetupError
-from grader.messages import t
+from grader.messages import message_fields, phrase, t
 from grader.notebooks.convert import Converted, cells_from_notebook, convert_cells
 from grader.results import NotebookNote
 
@@ -113,13 +113,13 @@ def _build(python_files: list[tuple[str, Path]], notebooks: dict[str, Path], roo
         (folder / f"{module}.py").write_text(converted.code, encoding="utf-8")
     for module, path in notebooks.items():
         if (folder / f"{module}.py").exists():
-            staged.notes.append(NotebookNote(module=module, file=str(path), used=False, left_out=[], message=t(
-                "notebooks.py_wins", py=f"{module}.py", notebook=path.name)))
+            staged.notes.append(NotebookNote(module=module, file=str(path), used=False, left_out=[],
+                                             **message_fields("notebooks.py_wins", py=f"{module}.py", notebook=path.name)))
             continue
         converted = read_notebook(path)
         (folder / f"{module}.py").write_text(converted.code, encoding="utf-8")
         staged.notes.append(NotebookNote(module=module, file=str(path), used=True,
-                                         left_out=converted.left_out_dicts(), message=summary(converted)))
+                                         left_out=converted.left_out_dicts(), **_summary_fields(converted)))
     if not (folder / "__init__.py").exists():
         (folder / "__init__.py").write_text("", encoding="utf-8")
     return staged
@@ -127,14 +127,25 @@ def _build(python_files: list[tuple[str, Path]], notebooks: dict[str, Path], roo
 
 def summary(converted: Converted) -> str:
     """One sentence: which notebook was graded and what was left out (cell number and first line)."""
+    key, params = summary_message(converted)
+    return t(key, **params)
+
+
+def _summary_fields(converted: Converted) -> dict[str, Any]:
+    key, params = summary_message(converted)
+    return message_fields(key, **params)
+
+
+def summary_message(converted: Converted) -> tuple[str, dict[str, Any]]:
+    """:func:`summary` as a message id and its parameters (the entries are phrases)."""
     kernel = converted.label == "In"
-    name = t("notebooks.kernel_name") if kernel else converted.source_name
+    name = phrase("notebooks.kernel_name") if kernel else converted.source_name
     if not converted.left_out:
-        return t("notebooks.graded_all", notebook=name)
+        return "notebooks.graded_all", {"notebook": name}
     entry_id = "notebooks.left_out_entry_kernel" if kernel else "notebooks.left_out_entry"
-    shown = "; ".join(t(entry_id, cell=entry.cell, line=entry.line, first_line=_short(entry.first_line))
-                      for entry in converted.left_out)
-    return t("notebooks.graded_left_out", notebook=name, count=len(converted.left_out), entries=shown)
+    entries = [phrase(entry_id, cell=entry.cell, line=entry.line, first_line=_short(entry.first_line))
+               for entry in converted.left_out]
+    return "notebooks.graded_left_out", {"notebook": name, "count": len(converted.left_out), "entries": entries}
 
 
 def _short(text: str, limit: int = 60) -> str:

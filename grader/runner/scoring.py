@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.catalog import BY_ID, Item
-from grader.messages import encode_params, item_title, t
+from grader.messages import item_title, message_fields, t
 from grader.notebooks.locations import notebook_location
 from grader.results import CheckResult, ItemResult, LoadError, Status
 from grader.sandbox import key_uses
@@ -45,15 +45,16 @@ def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = 
         cell = notebook_location(file, line, folder) if kind != "missing_file" else None
         how = key_uses.how(str(info.get("use", "import")), str(info.get("message", ""))) if kind == "answer_key" else ""
         if cell is not None:
-            said = _said(f"load.{kind}_notebook", module=module, where=str(cell), source_line=source_line,
-                         error=info.get("message", ""), how=how)
+            said = message_fields(f"load.{kind}_notebook", module=module, where=str(cell), source_line=source_line,
+                                  error=info.get("message", ""), how=how)
             errors.append(LoadError(module=module, kind=kind, file=cell.source, line=cell.line,
                                     source_line=source_line, cell=cell.cell, **said))
             continue
         key = "load.import_timeout" if info.get("timeout_s") else f"load.{kind}"
-        said = _said(key, module=module, file=Path(file).name or module,
-                     line=line if line is not None else "?", source_line=source_line,
-                     error=info.get("message", ""), seconds=f"{float(info.get('timeout_s') or 0):.0f}", how=how)
+        said = message_fields(key, module=module, file=Path(file).name or module,
+                              line=line if line is not None else "?", source_line=source_line,
+                              error=info.get("message", ""), seconds=f"{float(info.get('timeout_s') or 0):.0f}",
+                              how=how)
         errors.append(LoadError(module=module, kind=kind, file=file, line=line, source_line=source_line, **said))
     for item_id, names in sorted(report.get("missing", {}).items()):
         item = BY_ID.get(item_id)
@@ -62,14 +63,9 @@ def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = 
         file = notebook or f"{module}.py"
         errors.append(LoadError(
             module=module, kind="missing_name", file=file, names=list(names),
-            **_said("load.missing_name_notebook" if notebook else "load.missing_name", module=module,
+            **message_fields("load.missing_name_notebook" if notebook else "load.missing_name", module=module,
                     file=file, names=", ".join(names), item=item_id)))
     return errors
-
-
-def _said(message_id: str, **params: Any) -> dict[str, Any]:
-    """A load error's message with its id and parameters (a report may say it in another language)."""
-    return {"message": t(message_id, **params), "message_id": message_id, "message_params": encode_params(params)}
 
 
 def _transitive_deps(item: Item) -> list[str]:

@@ -5,6 +5,7 @@ Runs recorded before messages kept their parameters keep their text, and the pag
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 import re
 from typing import Any
 
@@ -138,3 +139,32 @@ def test_messages_recorded_without_parameters_keep_their_text(monkeypatch: pytes
     assert messages_of(said) == messages_of(old)
     monkeypatch.setenv("LLMGRADE_LANG", "zh-CN")
     assert "本页中的检查消息是英语的" in render_student_report(old, [])
+
+
+def test_a_notebook_note_is_said_again_in_the_other_language(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The note on a graded notebook (what was left out, cell by cell) is staged in one language and
+    reads as the other language writes it, list separator included."""
+    import nbformat
+
+    from grader.notebooks.staging import stage
+    from tests.grader.notebook_factory import notebook_with_cells
+
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    nbformat.write(notebook_with_cells("def f():\n    return 1", "print(f())", "x = f() + 1"),
+                   str(folder / "ch02.ipynb"))
+    notes = {}
+    for lang in ("en", "zh-CN"):
+        monkeypatch.setenv("LLMGRADE_LANG", lang)
+        staged = stage(folder)
+        notes[lang] = staged.notes
+        staged.cleanup()
+    assert notes["en"][0].message_params is not None and "; " in notes["en"][0].message
+    run = dataclasses.replace(fake_run(statuses={item.id: "passed" for item in catalog.ITEMS}, lang="en"),
+                              notebooks=notes["en"])
+    said, complete = in_language(run, "zh-CN")
+    assert complete and said.notebooks[0].message == notes["zh-CN"][0].message
+    assert "；" in said.notebooks[0].message and CJK.search(said.notebooks[0].message)
+    back, complete = in_language(dataclasses.replace(run, notebooks=notes["zh-CN"], lang="zh-CN"), "en")
+    assert complete and back.notebooks[0].message == notes["en"][0].message
