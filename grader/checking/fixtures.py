@@ -16,8 +16,9 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from grader.checking.plugin import collector_of, spec_of
 from grader.messages import t
 from grader.checking.pace import Pace
 from grader.checking.early_device import certain_device
-from grader.recipes import run_reference
+from grader.recipes import load_all as load_all_recipes, run_reference
 from grader.runner.contract import AUTO_DEVICE
 from grader.sandbox.parent import DEFAULT_TIME_LIMIT_S, Student, Worker
 
@@ -51,6 +52,7 @@ class Grading:
 
 GRADING = pytest.StashKey[Grading]()
 EXIT_STATUS = pytest.StashKey[int]()  # the session's exit status, once the results are written
+READY_PING_S = 120.0  # llmgrade watch: how long a standby waits for its worker to answer before saying "ready"
 TRUSTED_MEMORY_GIB = 16.0  # address-space cap of this (trusted) process on the CPU
 
 
@@ -123,11 +125,39 @@ def _start_worker(submission: str, device: str, tiktoken_cache: Path) -> Worker:
     return worker
 
 
-def wait_for_go(fds: tuple[int, int] | None) -> None:
-    """``llmgrade watch``: everything is warm (pytest, the suites, the reference, a started worker
-    that has not imported the student's code): say so, then wait until the student saves."""
+class _Meanwhile:
+    """``scan()`` in a thread, with every recipe module imported after it; :meth:`result` waits."""
+
+    def __init__(self, scan: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        self._found: dict[str, dict[str, Any]] = {}
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._found = scan()
+                load_all_recipes()
+            except BaseException as exc:  # noqa: BLE001 - raised again in result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="llmgrade-meanwhile", daemon=True)
+        self._thread.start()
+
+    def result(self) -> dict[str, dict[str, Any]]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._found
+
+
+def wait_for_go(fds: tuple[int, int] | None, worker: Worker | None = None) -> None:
+    """``llmgrade watch``: get everything warm (pytest, the suites, the reference and the recipes in
+    this process; a worker that has imported torch and answers, and has not imported the student's
+    code), say so, then wait until the student saves."""
     if fds is None:
         return
+    load_all_recipes()
+    if worker is not None:
+        worker.ping(READY_PING_S)  # a worker that does not answer is started again by the load
     ready, go = fds
     try:
         os.write(ready, b"1")
@@ -184,16 +214,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     collector = collector_of(config)
     if grading is None or collector is None:
         return
-    wait_for_go(grading.gate_fds)
     worker = grading.worker
+    wait_for_go(grading.gate_fds, worker)
+    worker.load_time_scale = _pace(config).slowdown() * grading.time_scale  # probed before the thread starts
+    # While the worker imports the student's modules, this process reads the same files for the
+    # answer key and imports the recipes (otherwise both happen later, one after the other).
+    meanwhile = _Meanwhile(lambda: scan_for_answer_key(worker.submission))
     try:
-        worker.load_time_scale = _pace(config).slowdown() * grading.time_scale
         report = worker.load()
     except Exception as exc:  # noqa: BLE001 - a worker that cannot even start is reported once
         report = {"modules": {"*": {"kind": "import_error", "file": str(worker.submission),
                                     "message": f"{type(exc).__name__}: {exc}"}}, "missing": {}}
     modules = dict(report.get("modules", {}))
-    for module, use in scan_for_answer_key(worker.submission).items():  # imports written in the files
+    for module, use in meanwhile.result().items():  # imports written in the files
         if modules.get(module, {}).get("kind") in (None, "import_error"):
             modules[module] = use
     collector.record_load_errors(modules, report.get("missing", {}))

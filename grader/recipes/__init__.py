@@ -35,12 +35,17 @@ def recipe(name: str) -> Callable[[RecipeFn], RecipeFn]:
 _loaded = False
 
 
-def get(name: str) -> RecipeFn:
+def load_all() -> None:
+    """Import every recipe module (once): what the first :func:`get` does."""
     global _loaded
     if not _loaded:
         for info in pkgutil.iter_modules(__path__):
             importlib.import_module(f"{__name__}.{info.name}")
         _loaded = True
+
+
+def get(name: str) -> RecipeFn:
+    load_all()
     return _REGISTRY[name]
 
 

@@ -229,6 +229,20 @@ class Worker:
         self._to_worker = self._from_worker = self._key_uses_fd = -1
 
     # -- calls ----------------------------------------------------------------------------------
+    def ping(self, time_limit_s: float) -> bool:
+        """Wait until the started worker answers (it has imported torch). Never starts a worker and
+        never imports the student's code; one that does not answer in time is stopped (the next
+        request starts it again). True when it answered."""
+        if self.proc is None or self.proc.poll() is not None:
+            return False
+        try:
+            protocol.send(self._to_worker, {"op": "ping"})
+            reply = self._receive(time_limit_s)
+        except (WorkerError, OSError, EOFError, protocol.ProtocolError):
+            self.stop()
+            return False
+        return isinstance(reply, dict) and reply.get("value") == "pong"
+
     def load(self) -> dict[str, Any]:
         """Import every chapter module (again after a restart).
 

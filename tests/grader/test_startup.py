@@ -85,3 +85,33 @@ def test_openmp_threads_sleep_when_idle_in_both_grading_processes(tmp_path: Path
     env = {**contract.pytest_environment(os.environ), "OMP_NUM_THREADS": "2"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["PASSIVE", "2"]  # the thread count, and so every result, is unchanged
+
+
+def test_a_ping_waits_for_the_worker_and_never_imports_the_students_code(tmp_path: Path) -> None:
+    """The watch's standby says "ready" only once its worker answers; a ping never starts a worker
+    and never loads the submission (only the load after the save does)."""
+    from grader.sandbox.parent import Worker
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "ch02.py").write_text("while True:\n    pass\n", "utf-8")  # importing it never ends
+    worker = Worker(work)
+    try:
+        assert not worker.ping(60) and worker.proc is None  # not started: nothing is started for it
+        worker.start()
+        assert worker.ping(120)  # answered: the hanging module was not imported
+        assert worker.proc is not None and worker.proc.poll() is None
+    finally:
+        worker.close()
+
+
+def test_a_worker_that_does_not_answer_a_ping_is_stopped(tmp_path: Path) -> None:
+    from grader.sandbox.parent import Worker
+
+    worker = Worker(tmp_path)
+    try:
+        worker.start()
+        assert not worker.ping(0.001)  # still importing torch: no answer in a millisecond
+        assert worker.proc is None
+    finally:
+        worker.close()
