@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import select
 import shutil
 import signal
 import subprocess
@@ -212,16 +213,37 @@ def _wait_paced(proc: subprocess.Popen[bytes], time_limit_s: float, slowdown: li
     machine stretches the whole-submission limit as it stretches every per-call limit. Returns the
     limit in force; raises ``TimeoutExpired`` when it passes."""
     started = time.monotonic()
-    while True:
-        allowed = time_limit_s * min(max(slowdown[0], 1.0), contract.MAX_SUBMISSION_SLOWDOWN)
-        remaining = started + allowed - time.monotonic()
-        if remaining <= 0:
-            raise subprocess.TimeoutExpired(proc.args, allowed)
-        try:
-            proc.wait(timeout=min(remaining, 1.0))
-            return allowed
-        except subprocess.TimeoutExpired:
-            continue
+    exited = _exit_fd(proc)
+    try:
+        while True:
+            allowed = time_limit_s * min(max(slowdown[0], 1.0), contract.MAX_SUBMISSION_SLOWDOWN)
+            remaining = started + allowed - time.monotonic()
+            if remaining <= 0:
+                raise subprocess.TimeoutExpired(proc.args, allowed)
+            if exited is not None:  # wakes the moment the process ends
+                select.select([exited], [], [], min(remaining, 1.0))
+                if proc.poll() is not None:
+                    return allowed
+                continue
+            try:  # Popen.wait polls, up to 50 ms late
+                proc.wait(timeout=min(remaining, 1.0))
+                return allowed
+            except subprocess.TimeoutExpired:
+                continue
+    finally:
+        if exited is not None:
+            os.close(exited)
+
+
+def _exit_fd(proc: subprocess.Popen[bytes]) -> int | None:
+    """A descriptor that becomes readable when ``proc`` ends (Linux pidfd), or None where there is none."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return None
+    try:
+        return int(pidfd_open(proc.pid))
+    except OSError:  # an older kernel, or the process is already gone
+        return None
 
 
 def _read_progress(fd: int, progress: Progress | None, slowdown: list[float] | None = None) -> None:

@@ -115,3 +115,28 @@ def test_a_worker_that_does_not_answer_a_ping_is_stopped(tmp_path: Path) -> None
         assert worker.proc is None
     finally:
         worker.close()
+
+
+def test_the_runner_is_woken_by_the_end_of_the_grading_process() -> None:
+    """The runner waits on a descriptor that becomes readable when pytest ends (not a polling loop)."""
+    import select
+
+    from grader.runner import run as run_module
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    fd = run_module._exit_fd(proc)
+    try:
+        if fd is None:
+            pytest.skip("no pidfd on this system: the runner falls back to Popen.wait (test_pace covers it)")
+        assert select.select([fd], [], [], 0)[0] == []  # still running
+        assert proc.stdin is not None
+        proc.stdin.close()  # now it ends
+        assert select.select([fd], [], [], 60)[0] == [fd]
+        assert proc.wait(5) == 0
+    finally:
+        if fd is not None:
+            os.close(fd)
+        proc.kill()
+        proc.wait()
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert run_module._wait_paced(done, 60.0, [1.0]) == 60.0 and done.returncode == 0
