@@ -1,7 +1,10 @@
 """Grading a whole class: ``llmgrade grade-class SUBMISSIONS``.
 
-Each entry of SUBMISSIONS is one student's submission, a folder or a ``.zip`` (extracted safely into a
-temporary folder); the entry's name without ``.zip`` is the student id. Submissions are graded in
+Each entry of SUBMISSIONS is one student's submission, a folder or a ``.zip``; the entry's name
+without ``.zip`` is the student id. A zip is extracted (safely) just before it is graded, into a
+private folder of its own that only its worker is shown, and removed right after: no extracted
+submission waits on disk for a neighbour to edit. The content hash recorded is the engine's hash of
+the files it graded. Submissions are graded in
 parallel by a thread pool (every grade call starts its own worker subprocesses), each with a time
 limit, and every outcome is recorded in the gradebook from the main thread. A submission whose
 content hash equals its latest recorded one is skipped unless ``force`` (a run that timed out is
@@ -11,14 +14,16 @@ clear status and never stops the others.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
 import platform
 import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -139,6 +144,30 @@ def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _is_zip(path: Path) -> bool:
+    return path.suffix.lower() == ".zip" and path.is_file()
+
+
+@contextlib.contextmanager
+def graded_copy(source: Path, scratch: Path) -> Iterator[Path]:
+    """The folder to grade for ``source``: a zip extracted now into a new private folder (mode 0700,
+    removed on leaving), or a folder's submission root as it is."""
+    if not _is_zip(source):
+        yield submission_root(source)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="zip-", dir=scratch))
+    try:
+        yield submission_root(extract_zip(source, folder / "submission"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _digest(source: Path, scratch: Path) -> str:
+    """The content hash of ``source`` as it is now (a zip is extracted for it and removed again)."""
+    with graded_copy(source, scratch) as root:
+        return _content_hash(root)
+
+
 class _Progress:
     """One line per finished submission: count, outcome, failures so far and an estimate of the time left."""
 
@@ -175,6 +204,13 @@ class _Progress:
         print(line, file=self.stream, flush=True)
 
 
+def _content_hash(root: Path) -> str:
+    """The engine's content hash (imported when first needed)."""
+    from grader.authoring.workspace import content_hash as hash_of
+
+    return hash_of(root)
+
+
 def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force: bool = False,
                 time_limit_s: float = DEFAULT_TIME_LIMIT_S, grade_fn: GradeFn | None = None,
                 progress: TextIO | None = sys.stderr, grace_s: float = GRACE_S,
@@ -188,8 +224,6 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
     local thread pool (:mod:`grader.classroom.cluster`); every result is still recorded here. Each
     Dask worker refuses to grade without its OS sandbox unless ``allow_unisolated``.
     """
-    from grader.authoring.workspace import content_hash
-
     started = time.monotonic()
     entries = find_entries(submissions_dir)
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
@@ -219,36 +253,41 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
                 report(outcome)
                 continue
             seen.add(student)
-            folder = path
-            if path.suffix.lower() == ".zip" and path.is_file():
-                try:
-                    folder = extract_zip(path, Path(tmp) / f"{len(seen)}-{student}")
-                except UnsafeZip as exc:
-                    digest = _file_hash(path)
-                    if not force and book.latest_hash(student) == digest:
-                        summary.outcomes.append(Outcome(student, "skipped"))
-                        report(summary.outcomes[-1])
-                        continue
-                    finish(student, broken_run(path, digest, "setup_error", str(exc)), digest,
-                           "broken", str(exc))
+            try:
+                digest = _digest(path, Path(tmp))
+            except UnsafeZip as exc:
+                digest = _file_hash(path)
+                if not force and book.latest_hash(student) == digest:
+                    summary.outcomes.append(Outcome(student, "skipped"))
+                    report(summary.outcomes[-1])
                     continue
-            root = submission_root(folder)
-            digest = content_hash(root)
+                finish(student, broken_run(path, digest, "setup_error", str(exc)), digest,
+                       "broken", str(exc))
+                continue
             if (not force and book.latest_hash(student) == digest
                     and book.latest_status(student) != "interrupted"):
                 summary.outcomes.append(Outcome(student, "skipped"))
                 report(summary.outcomes[-1])
                 continue
-            todo.append((student, root, digest))
+            todo.append((student, path if _is_zip(path) else submission_root(path), digest))
 
         starts: dict[str, float] = {}
         # The engine stretches its own limit on a busy machine (grader.checking.pace); the watchdog,
         # there for a grade function that never returns, must not cut it short.
         watchdog_s = time_limit_s * (MAX_SUBMISSION_SLOWDOWN if grade_fn is None else 1.0) + grace_s
 
-        def job(student: str, root: Path) -> GradeRun:
+        graded_hashes: dict[str, str] = {}  # the hash of the very files each student was graded on
+
+        def job(student: str, source: Path) -> GradeRun:
             starts[student] = time.monotonic()
-            return grade(root, items=items, time_limit_s=time_limit_s)
+            with graded_copy(source, Path(tmp)) as root:  # a zip: extracted now, removed after
+                graded_hashes[student] = _content_hash(root)
+                return grade(root, items=items, time_limit_s=time_limit_s)
+
+        def packed(student: str, source: Path) -> Any:
+            with graded_copy(source, Path(tmp)) as root:  # the Dask worker grades this archive
+                graded_hashes[student] = _content_hash(root)
+                return pack(root)
 
         dask_pool = open_cluster(cluster) if cluster is not None and todo else None
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmgrade-class")
@@ -256,7 +295,8 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
         for student, root, digest in todo:
             if dask_pool is not None:
                 # The engine on each Dask worker enforces the time limit itself.
-                pending[dask_pool.submit(pack(root), items, time_limit_s, allow_unisolated)] = (student, root, digest)
+                pending[dask_pool.submit(packed(student, root), items, time_limit_s,
+                                         allow_unisolated)] = (student, root, digest)
             else:
                 pending[pool.submit(job, student, root)] = (student, root, digest)
         try:
@@ -284,7 +324,8 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
                                "broken", message)
                         continue
                     state: State = "graded" if run.status == "complete" else "broken"
-                    finish(student, run, digest, state, run.error)
+                    # The hash of what was graded (the zip may have changed since the scan).
+                    finish(student, run, graded_hashes.get(student, digest), state, run.error)
                 now = time.monotonic()
                 for future, (student, root, digest) in list(pending.items()):
                     began = starts.get(student)
