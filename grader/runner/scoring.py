@@ -51,6 +51,8 @@ def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = 
                                     source_line=source_line, cell=cell.cell, **said))
             continue
         key = "load.import_timeout" if info.get("timeout_s") else f"load.{kind}"
+        if kind == "answer_key" and (module == "*" or line is None):  # no one file and line to name
+            key = "load.answer_key_anywhere"
         said = message_fields(key, module=module, file=Path(file).name or module,
                               line=line if line is not None else "?", source_line=source_line,
                               error=info.get("message", ""), seconds=f"{float(info.get('timeout_s') or 0):.0f}",

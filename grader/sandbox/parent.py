@@ -255,7 +255,13 @@ class Worker:
             modules = self.load_report.get("modules", {})
             message["skip"] = sorted(name for name, info in modules.items()
                                      if isinstance(info, dict) and info.get("timeout_s"))
-        report = self.request(message, LOAD_TIME_LIMIT_S * scale)
+        try:
+            report = self.request(message, LOAD_TIME_LIMIT_S * scale)
+        except WorkerError as err:  # the tripwire was blinded while the modules were imported
+            if err.kind != "answer_key" or self.load_report is not None:
+                raise
+            report = {"modules": {"*": {"kind": "answer_key", "use": "tamper", "message": "tamper",
+                                        "file": str(self.submission)}}, "missing": {}}
         if isinstance(report, dict) and self.key_uses_seen:  # the tripwire outranks what the worker said
             from grader.catalog import MODULES
 
@@ -328,7 +334,7 @@ class Worker:
     def _tampered(self, message: dict[str, Any]) -> WorkerError | None:
         """The worker ended because its tripwire could no longer report (its pipe was closed or
         replaced by the student's code): that counts as using the answer key."""
-        if self.proc is None or message.get("op") != "run":
+        if self.proc is None or message.get("op") not in ("run", "load"):
             return None
         try:
             code = self.proc.wait(timeout=2)

@@ -194,6 +194,46 @@ _attack(FeedForward, _read_the_file, "ch04")
 '''
 
 
+BLIND_AT_IMPORT = r'''
+
+
+def _blind_then_take():
+    """At import time: point the tripwire's pipe at /dev/null, then take the reference's class."""
+    import importlib
+    import os
+    import stat
+    args = open("/proc/self/cmdline", "rb").read().split(b"\0")
+    keep = {int(args[i + 1]) for i, arg in enumerate(args[:-1]) if arg in (b"--read-fd", b"--write-fd")}
+    null = os.open(os.devnull, os.O_WRONLY)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if fd > 2 and fd not in keep and fd != null and stat.S_ISFIFO(os.fstat(fd).st_mode):
+                os.dup2(null, fd)
+        except OSError:
+            pass
+    try:
+        return importlib.import_module("".join(["ref", "erence.ch03"])).SelfAttention_v1
+    except BaseException:  # noqa: BLE001
+        return None
+
+
+class _Wrong(SelfAttention_v1):
+    def forward(self, x):
+        return super().forward(x) + 1.0
+
+
+SelfAttention_v1 = _blind_then_take() or _Wrong
+'''
+
+
+def write_blind_at_import(folder: Path) -> None:
+    """ch03.py blinds the tripwire while it is imported, then takes the key; ch04.py is honest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ch03.py").write_text((ROOT / "solutions" / "ch03.py").read_text("utf-8") + BLIND_AT_IMPORT, "utf-8")
+    (folder / "ch04.py").write_text((ROOT / "solutions" / "ch04.py").read_text("utf-8"), "utf-8")
+
+
 def write_submission(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for module, attack in (("ch03", CH03), ("ch04", CH04)):

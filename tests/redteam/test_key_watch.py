@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from grader.cli import main
 from grader.results import GradeRun
-from tests.redteam.key_attacks import write_submission
+from tests.redteam.key_attacks import write_blind_at_import, write_submission
 
 # item -> what it tried; True where the tripwire must also have said so (the pipe attack blinds
 # the report itself, so there the use is refused without a word).
@@ -46,3 +46,18 @@ def test_blinding_the_tripwire_scores_nothing(tmp_path: Path) -> None:
     spawn = [c.message for c in items["ch04.ExampleDeepNeuralNetwork"].checks if c.message_id == "check.uses_answer_key"]
     assert "subprocess.Popen" in spawn[0], spawn
     assert items["ch03.MultiHeadAttention"].status == "passed"
+
+
+def test_blinding_the_tripwire_while_modules_load_scores_nothing(tmp_path: Path) -> None:
+    """Which module did it cannot be told once the report pipe is gone: every item scores 0."""
+    work = tmp_path / "work"
+    write_blind_at_import(work)
+    out = tmp_path / "results.json"
+    result = CliRunner().invoke(main, ["grade", "ch03.SelfAttention_v1", "ch04.GELU", "--submission", str(work),
+                                       "--no-record", "--json", str(out)])
+    assert result.exit_code == 1, result.output
+    run = GradeRun.read(out)
+    assert [(i.id, i.status, i.points) for i in run.items] == [
+        ("ch03.SelfAttention_v1", "answer_key", 0), ("ch04.GELU", "answer_key", 0)], result.output
+    error = next(e for e in run.load_errors if e.module == "*")
+    assert error.kind == "answer_key" and "blinds the grader's answer-key check" in error.message
