@@ -44,6 +44,27 @@ def _attack(cls, blind, module):
     cls.forward = forward
 '''
 
+BLINDER = r'''
+
+def _blind_the_pipe():
+    """Point every pipe the worker holds, except its request and reply pipes, at /dev/null."""
+    import os
+    import stat
+    args = open("/proc/self/cmdline", "rb").read().split(b"\0")
+    keep = {int(args[i + 1]) for i, arg in enumerate(args[:-1]) if arg in (b"--read-fd", b"--write-fd")}
+    null = os.open(os.devnull, os.O_WRONLY)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd <= 2 or fd in keep or fd == null:
+            continue
+        try:
+            if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                os.dup2(null, fd)
+        except OSError:
+            pass
+    return None
+'''
+
 CH03 = COMMON + r'''
 
 def _blind_with_gc():
@@ -123,26 +144,7 @@ _attack(SelfAttention_v2, _blind_by_patching, "ch03")
 _attack(CausalAttention, _walk_frames, "ch03")
 '''
 
-CH04 = COMMON + r'''
-
-def _blind_the_pipe():
-    """Point every pipe the worker holds, except its request and reply pipes, at /dev/null."""
-    import os
-    import stat
-    args = open("/proc/self/cmdline", "rb").read().split(b"\0")
-    keep = {int(args[i + 1]) for i, arg in enumerate(args[:-1]) if arg in (b"--read-fd", b"--write-fd")}
-    null = os.open(os.devnull, os.O_WRONLY)
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd <= 2 or fd in keep or fd == null:
-            continue
-        try:
-            if stat.S_ISFIFO(os.fstat(fd).st_mode):
-                os.dup2(null, fd)
-        except OSError:
-            pass
-    return None
-
+CH04 = COMMON + BLINDER + r'''
 
 def _disguise():
     """Compile the import under the name of a file of the Python install: no student frame shows."""
@@ -194,24 +196,13 @@ _attack(FeedForward, _read_the_file, "ch04")
 '''
 
 
-BLIND_AT_IMPORT = r'''
+BLIND_AT_IMPORT = BLINDER + r'''
 
 
 def _blind_then_take():
     """At import time: point the tripwire's pipe at /dev/null, then take the reference's class."""
     import importlib
-    import os
-    import stat
-    args = open("/proc/self/cmdline", "rb").read().split(b"\0")
-    keep = {int(args[i + 1]) for i, arg in enumerate(args[:-1]) if arg in (b"--read-fd", b"--write-fd")}
-    null = os.open(os.devnull, os.O_WRONLY)
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        try:
-            if fd > 2 and fd not in keep and fd != null and stat.S_ISFIFO(os.fstat(fd).st_mode):
-                os.dup2(null, fd)
-        except OSError:
-            pass
+    _blind_the_pipe()
     try:
         return importlib.import_module("".join(["ref", "erence.ch03"])).SelfAttention_v1
     except BaseException:  # noqa: BLE001
