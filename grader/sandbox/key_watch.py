@@ -38,6 +38,12 @@ from typing import Any
 
 # Importing these from the student's code is using the answer key (grader/checking/answer_key.py).
 ANSWER_KEY_PACKAGES = ("reference", "solutions", "grader", "llms_from_scratch")
+# What any library may read of every loaded module without that being a use of the answer key:
+# ``inspect.getmodule`` reads ``__class__`` and ``__file__`` of each module in ``sys.modules`` (torch does so when it
+# registers its lazily imported operators, e.g. the first model built on the meta device). A name
+# and a path give nothing away (opening the file is watched on its own), and ``__class__`` is what
+# ``type(module)`` says without asking the module.
+READABLE = ("__class__", "__file__", "__name__")
 FIELD = "\x1f"  # between the fields of one reported use: kind, name, file, line
 MAX_LINE = 4000  # one write under PIPE_BUF: a line arrives whole or not at all
 # The worker's exit status when its report pipe was closed or replaced: the parent counts it as a
@@ -121,6 +127,8 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
     module_get = types.ModuleType.__getattribute__
     module_set = types.ModuleType.__setattr__
     module_del = types.ModuleType.__delattr__
+    exact_type = type
+    readable = frozenset(READABLE)
     modules = sys.modules  # the interpreter's own dict, even if ``sys.modules`` is rebound later
     guarded: set[str] = set()
     seen_count = [0]
@@ -308,7 +316,8 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
         """A reference module: the student's code may not read or change it."""
 
         def __getattribute__(self, attr: str) -> Any:
-            guard_check(self, attr)
+            if exact_type(attr) is not str or attr not in readable:
+                guard_check(self, attr)
             return module_get(self, attr)
 
         def __setattr__(self, attr: str, value: Any) -> None:

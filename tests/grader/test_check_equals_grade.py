@@ -47,6 +47,8 @@ def test_check_gives_what_grade_gives(bug: str, tmp_path: Path) -> None:
     graded = {item.id: item for item in grade_submission(sub, STACK).items}
     failing = [item for item in STACK if graded[item].status != "passed"]
     assert failing, f"{bug} should make at least one item fail"
+    # the dependants' own checks run with the reference's dependencies: one mistake, one charge
+    assert [graded[item].status for item in ("ch04.TransformerBlock", "ch04.GPTModel")] == ["passed"] * 2
     for item in ("ch04.TransformerBlock", "ch04.GPTModel", *failing[:1]):
         (checked,) = check_run(sub, item).items
         want = graded[item]
