@@ -144,7 +144,10 @@ def format_details(run: GradeRun, colour: bool = False, width: int | None = None
         lines.extend(_style(line, item.status, colour) for line in wrap(header, width, "  ", ""))
         for check in item.checks:
             lines.append(_style(f"  [{t('status.' + check.status)}] {check.name}", check.status, colour))
-            if check.status == "passed" and check.message_id == "check.convention_used":
+            if check.status == "passed" and check.message_id == "check.convention_used" \
+                    or check.status != "passed" and item.status == "passed" and check.message:
+                # a convention recognised, or a failure the item is not charged for (a dependency's,
+                # an extension's): its message says why, as ``grade``'s report does
                 lines.extend(wrap(check.message, width, "      "))
         groups = failure_groups(item) if item.status != "passed" else []
         if groups:

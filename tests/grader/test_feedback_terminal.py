@@ -17,6 +17,7 @@ from grader.classroom.export import gradescope_results
 from grader.cli import main
 from grader.messages import t
 from grader.results import CheckResult, GradeRun
+from grader.runner.summary import format_details
 from tests.grader.fake_runs import fake_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,3 +121,19 @@ def test_chinese_text_wraps_by_screen_columns_keeping_latin_words_whole() -> Non
     assert all(sum(_columns(ch) for ch in line) <= 40 for line in lines)
     assert "".join(line[2:] for line in lines).replace(" ", "") == text.replace(" ", "")  # nothing lost
     assert all("ch03.MultiHeadAttention" in line for line in lines if "MultiHead" in line)
+
+
+def test_check_says_why_a_failed_check_costs_a_passed_item_nothing() -> None:
+    # ``check ch04.GPTModel`` with a LayerNorm bug: 4/4, and its integration check fails; the line
+    # under that check says whose failure it is (issue 10), not a bare [failed]
+    run: GradeRun = fake_run(statuses={"ch04.GPTModel": "passed"})
+    item = next(i for i in run.items if i.id == "ch04.GPTModel")
+    blamed = t("check.used_failing_dependency", item=item.id, dependency="ch04.LayerNorm",
+               title="Layer normalization", message="GPTModel output differs")
+    item.checks = [CheckResult("gpt_logits_and_gradients", "passed"),
+                   CheckResult("gpt_with_your_blocks_and_layernorm", "failed", message=blamed,
+                               blamed_on="ch04.LayerNorm")]
+    run.items = [item]
+    text = flat(format_details(run, width=80))
+    assert "[failed] gpt_with_your_blocks_and_layernorm" in text
+    assert flat(blamed) in text and "Fix ch04.LayerNorm first" in text
