@@ -174,6 +174,11 @@ VARIANTS = [
             passes=True, extension="check.student_raised"),
     Variant("book-balanced-dataset-dataframes", "ch06", _CH06_SPLIT, _BOOK_SPLIT, "ch06.create_balanced_dataset",
             passes=True, extension="ch06.raised"),
+    # the book's ch05.py imports its plotting and progress-bar libraries at the top; matplotlib lists
+    # the system's fonts with a process (fc-list) the first time, which is not the student's doing
+    Variant("book-ch05-imports-plotting-libraries", "ch05", "import torch\nimport torch.nn as nn\n",
+            "import matplotlib.pyplot as plt\nfrom matplotlib.ticker import MaxNLocator\nimport torch\n"
+            "import torch.nn as nn\nfrom tqdm import tqdm\n", "ch05.text_to_token_ids", passes=True),
     Variant("book-lora-float32-parameters", "appendix_e",
             "        self.lora.to(device=linear.weight.device, dtype=linear.weight.dtype)\n", "",
             "appendix_e.LinearWithLoRA", passes=True, extension="check.student_raised"),
