@@ -55,8 +55,9 @@ _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
 _DISGUISE = frozenset({"compile", "code.__new__"})
 # Code objects from bytes, and trace or profile functions (they are handed every frame).
 _DIRECT = {"marshal.loads": "disguise", "sys.settrace": "frames", "sys.setprofile": "frames"}
-# A process the student's code starts would run without this hook. (multiprocessing's "spawn"
-# raises no audit event: docs/security.md.)
+# A process the student's code starts itself would run without this hook (one a library starts on
+# its own behalf, as matplotlib does on import, is the library's). multiprocessing's "spawn" raises
+# no audit event: docs/security.md.
 _SPAWN = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn"})
 # Frames of these stdlib modules hand frames on (inspect.currentframe, traceback.walk_stack).
 _FRAME_HELPERS = ("inspect.py", "traceback.py")
@@ -67,8 +68,10 @@ class AnswerKeyRefused(PermissionError):
 
 
 def stdlib_roots() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    return tuple(sorted({str(Path(paths[k]).resolve()) + os.sep for k in ("stdlib", "platstdlib")}))
+    """The standard library's folder (in a venv, ``platstdlib`` is the venv's own lib folder, which
+    holds site-packages: not used)."""
+    return tuple(sorted({str(Path(p).resolve()) + os.sep for p in (sysconfig.get_paths()["stdlib"],
+                                                                   os.path.dirname(os.__file__))}))
 
 
 def trusted_roots(grader_root: Path) -> tuple[str, ...]:
@@ -138,6 +141,7 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
     get_ident = _thread.get_ident
     startswith = str.startswith
     endswith = str.endswith
+    find = str.find
     split = str.split
     join = str.join
     replace = str.replace
@@ -169,7 +173,9 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
         return startswith(filename, student_roots) or not startswith(filename, trusted)
 
     def is_stdlib(filename: str) -> bool:
-        return startswith(filename, stdlib) or startswith(filename, "<frozen ")
+        if startswith(filename, "<frozen "):
+            return True
+        return startswith(filename, stdlib) and find(filename, "-packages" + os.sep) < 0  # not site-/dist-packages
 
     def student_on_stack(frame: Any) -> Any:
         """The innermost frame of the submission's files, else of any untrusted code, else None."""
@@ -253,12 +259,12 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
                         return
                     if (st.st_dev, st.st_ino) in key_files:
                         refuse("open", path, found)
-            elif event in _SPAWN:
-                found = nearest_owner(frame)
+            elif event in _SPAWN:  # the student's own call: libraries start helpers (matplotlib on import)
+                found = nearest_caller(frame, True)
                 if found is not None:
                     refuse("spawn", event, found)
-            elif event in _REACH:
-                found = nearest_owner(frame)
+            elif event in _REACH:  # the student's own call (a library's bookkeeping is the library's)
+                found = nearest_caller(frame, True)
                 if found is not None:
                     refuse("reach", event, found)
             elif event == "object.__setattr__":
