@@ -19,11 +19,12 @@ STACK = ["ch03.MultiHeadAttention", "ch04.GELU", "ch04.FeedForward", "ch04.Layer
          "ch04.TransformerBlock", "ch04.GPTModel"]
 BUGS = {
     # a LayerNorm bug: TransformerBlock and GPTModel run it in their integration checks
-    "layernorm-unbiased": ("ch04", "var = x.var(dim=-1, keepdim=True, unbiased=False)",
+    "layernorm-unbiased": ("ch04.LayerNorm", "ch04", "var = x.var(dim=-1, keepdim=True, unbiased=False)",
                            "var = x.var(dim=-1, keepdim=True, unbiased=True)"),
     # a causal mask built wrong in __init__, used by every model above it
-    "mha-mask-in-init": ("ch03", 'self.register_buffer("mask", torch.triu(torch.ones(context_length, '
-                                 'context_length), diagonal=1))',
+    "mha-mask-in-init": ("ch03.MultiHeadAttention", "ch03",
+                         'self.register_buffer("mask", torch.triu(torch.ones(context_length, '
+                         'context_length), diagonal=1))',
                          'self.register_buffer("mask", torch.tril(torch.ones(context_length, '
                          'context_length), diagonal=-1))'),
 }
@@ -43,12 +44,18 @@ def buggy(tmp_path: Path, module: str, find: str, replace: str, count: int = -1)
 @pytest.mark.slow
 @pytest.mark.parametrize("bug", sorted(BUGS))
 def test_check_gives_what_grade_gives(bug: str, tmp_path: Path) -> None:
-    sub = buggy(tmp_path, *BUGS[bug])
+    culprit, *edit = BUGS[bug]
+    sub = buggy(tmp_path, *edit)
     graded = {item.id: item for item in grade_submission(sub, STACK).items}
     failing = [item for item in STACK if graded[item].status != "passed"]
     assert failing, f"{bug} should make at least one item fail"
-    # the dependants' own checks run with the reference's dependencies: one mistake, one charge
-    assert [graded[item].status for item in ("ch04.TransformerBlock", "ch04.GPTModel")] == ["passed"] * 2
+    # the mistake is observed where the student's code runs it (a mask built in __init__ is kept, not
+    # overwritten by the reference's weights) and charged once, to the item that has it: the
+    # dependants' integration checks fail, blamed on it, and the dependants keep their points
+    assert graded[culprit].status == "failed" and graded[culprit].points < graded[culprit].max_points
+    for item in ("ch04.TransformerBlock", "ch04.GPTModel"):
+        failed = [(c.name, c.blamed_on) for c in graded[item].checks if c.status != "passed"]
+        assert graded[item].status == "passed" and failed and all(b == culprit for _, b in failed), (item, failed)
     for item in ("ch04.TransformerBlock", "ch04.GPTModel", *failing[:1]):
         (checked,) = check_run(sub, item).items
         want = graded[item]
