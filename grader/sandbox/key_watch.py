@@ -59,8 +59,14 @@ _DIRECT = {"marshal.loads": "disguise", "sys.settrace": "frames", "sys.setprofil
 # its own behalf, as matplotlib does on import, is the library's). multiprocessing's "spawn" raises
 # no audit event: docs/security.md.
 _SPAWN = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn"})
-# Frames of these stdlib modules hand frames on (inspect.currentframe, traceback.walk_stack).
-_FRAME_HELPERS = ("inspect.py", "traceback.py")
+# The stdlib functions that hand the student's code a frame, by file and function: called by the
+# student's code, they count like ``sys._getframe``. The others only read frames to say something
+# (``traceback.print_exc``, ``logging.exception``): an honest student's own error handling, never a
+# use of the key.
+_FRAME_GIVERS = frozenset({("inspect.py", "currentframe"), ("inspect.py", "stack"), ("inspect.py", "trace"),
+                           ("inspect.py", "getouterframes"), ("inspect.py", "getinnerframes"),
+                           ("traceback.py", "walk_tb"), ("traceback.py", "walk_stack"),
+                           ("__init__.py", "<lambda>")})  # logging.currentframe
 
 
 class AnswerKeyRefused(PermissionError):
@@ -140,10 +146,12 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
     stat = os.stat
     get_ident = _thread.get_ident
     startswith = str.startswith
-    endswith = str.endswith
     find = str.find
     split = str.split
     join = str.join
+    rsplit = str.rsplit
+    sep = os.sep
+    frame_givers = _FRAME_GIVERS
     replace = str.replace
     as_str = str.__str__  # an exact copy of a str subclass, without calling its methods
     as_bytes = bytes.__getitem__  # with slice(None): an exact copy of a bytes subclass
@@ -205,15 +213,33 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
             frame = frame.f_back
         return None
 
-    def nearest_caller(frame: Any, skip_stdlib: bool, helpers: tuple[str, ...] = ()) -> Any:
-        """The frame that asked: the first one not of the stdlib (or not of ``helpers``)."""
+    def nearest_caller(frame: Any, skip_stdlib: bool) -> Any:
+        """The frame that asked: the first one (not of the stdlib, with ``skip_stdlib``), if the student's."""
         while frame is not None:
             code = frame.f_code
             name = code.co_filename
-            if skip_stdlib and is_stdlib(name) or endswith(name, helpers) and is_stdlib(name):
+            if skip_stdlib and is_stdlib(name):
                 frame = frame.f_back
                 continue
             return frame if code is not boot and is_student(name) else None
+        return None
+
+    def frames_asked(frame: Any) -> Any:
+        """The student's frame when the student's code asked for a frame: directly, or through a
+        stdlib function that hands frames back (:data:`_FRAME_GIVERS`); None when the frame was read
+        by a library, or by a stdlib function that only reports (``traceback.print_exc``)."""
+        entry = None
+        while frame is not None:
+            code = frame.f_code
+            name = code.co_filename
+            if not is_stdlib(name):
+                if code is boot or not is_student(name):
+                    return None
+                if entry is None:
+                    return frame
+                return frame if (rsplit(entry.co_filename, sep, 1)[-1], entry.co_name) in frame_givers else None
+            entry = code
+            frame = frame.f_back
         return None
 
     def report(kind: str, name: str, frame: Any) -> None:
@@ -274,13 +300,13 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
                     if found is not None:
                         refuse("import", "__class__", found)
             elif event == "sys._getframe":
-                found = nearest_caller(frame, False, _FRAME_HELPERS)
+                found = frames_asked(frame)
                 if found is not None:
                     refuse("frames", event, found)
             elif event == "object.__getattr__":
                 attr = text(args[1]) if len(args) > 1 else None
                 if attr in _FRAME_ATTRS:
-                    found = nearest_caller(frame, False, _FRAME_HELPERS)
+                    found = frames_asked(frame)
                     if found is not None:
                         refuse("frames", attr or "", found)
             elif event in _DIRECT:
