@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -35,9 +36,15 @@ def test_a_killed_run_leaves_no_folder_group_or_process(tmp_path: Path, monkeypa
     submission = tmp_path / "work"
     submission.mkdir()
     shutil.copy(ROOT / "solutions" / "ch03.py", submission / "ch03.py")
+    # The sleeper is started through libc, as a hostile student would: subprocess from graded code is
+    # refused by the answer-key tripwire, and what this test is about is what the kill leaves behind.
     (submission / "ch04.py").write_text(
-        "import subprocess, time\n"
-        f"subprocess.Popen([{marker!r}, '600'], executable='/bin/sleep', start_new_session=True)\n"
+        "import ctypes, os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        f"    argv = (ctypes.c_char_p * 3)({marker!r}.encode(), b'600', None)\n"
+        "    ctypes.CDLL(None).execv(b'/bin/sleep', argv)\n"
+        "    os._exit(127)\n"
         "time.sleep(600)  # hangs while the worker loads the modules\n", "utf-8")
     temp = tmp_path / "tmp"
     temp.mkdir()
@@ -56,8 +63,21 @@ def test_a_killed_run_leaves_no_folder_group_or_process(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(cgroup, "remove_leftovers", remove_leftovers)
     # Shorter than the per-module import limit (15 s), so the whole run is killed mid-import.
+    seen: list[str] = []
+    done = threading.Event()
+
+    def look() -> None:  # the sleeper did start: what follows is about cleaning it up
+        while not done.is_set() and not seen:
+            seen.extend(_marked_processes(marker))
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=look, daemon=True)
+    watcher.start()
     run = grade_submission(submission, ["ch04.GELU"], time_limit_s=10)
+    done.set()
+    watcher.join()
     assert run.status == "interrupted"
+    assert seen, "the submission's sleeper never started"
     time.sleep(1)
     assert list(temp.iterdir()) == []
     assert _marked_processes(marker) == []
