@@ -8,7 +8,13 @@ export PYTHONDONTWRITEBYTECODE=1
 rm -f .coverage .coverage.* .coverage-solutions*
 # The worker that runs solutions/ during the full-grade test records its coverage here.
 export LLMGRADE_SOLUTIONS_COVERAGE="$PWD/.coverage-solutions"
-"$PY" -m coverage run --source=reference,grader,reports -m pytest "$@"
+# pytest-xdist runs the tests on every core (at least two workers: most slow tests wait on grading
+# subprocesses or time limits). The workers are Python subprocesses, measured like the trusted pytest
+# subprocess (pyproject.toml: patch = ["subprocess"]), and combined below. Tests that must not overlap
+# share an xdist group (tests/conftest.py). LLMGRADE_TEST_WORKERS=0 runs them in this one process.
+CORES=$(nproc 2>/dev/null || echo 2)
+WORKERS=${LLMGRADE_TEST_WORKERS:-$(( CORES > 2 ? CORES : 2 ))}
+"$PY" -m coverage run --source=reference,grader,reports -m pytest -n "$WORKERS" --dist loadgroup "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
     echo "pytest collected no tests: that is a failure, not a pass." >&2

@@ -37,3 +37,37 @@ def _english_by_default() -> None:
     """Tests read English messages whatever the developer's LLMGRADE_LANG or locale; a test that wants
     another language sets it itself."""
     os.environ["LLMGRADE_LANG"] = "en"
+
+
+# --- Parallel runs (scripts/test.sh runs pytest-xdist with ``--dist loadgroup``) -----------------------
+
+LOAD_SENSITIVE_GROUP = "load-sensitive"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order and group the tests for pytest-xdist; without ``-n`` only the order changes.
+
+    - Modules with slow tests first (a stable sort that keeps each module's tests together, so no
+      module-scoped fixture is built twice): the long ones start early and the workers finish together.
+    - A test that uses a module- or class-scoped fixture runs on the same worker as the rest of its
+      module, so that fixture (often a whole grading run) is still built once.
+    - ``load_sensitive`` tests (busy loops on every core, or a wall-clock bound) share one worker, so
+      none of them runs while another one loads the machine.
+    """
+    slow_modules = {item.nodeid.split("::", 1)[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in slow_modules)
+    if config.pluginmanager.hasplugin("xdist"):
+        for item in items:
+            group = _xdist_group(item)
+            if group is not None:
+                item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _xdist_group(item: pytest.Item) -> str | None:
+    if item.get_closest_marker("load_sensitive") is not None:
+        return LOAD_SENSITIVE_GROUP
+    info = getattr(item, "_fixtureinfo", None)
+    for definitions in (info.name2fixturedefs.values() if info is not None else ()):
+        if any(definition.scope in ("module", "class", "package") for definition in definitions):
+            return item.nodeid.split("::", 1)[0]
+    return None

@@ -109,6 +109,7 @@ def test_rezipped_identical_content_is_skipped(tmp_path: Path) -> None:
     assert grade_class(subs, db, grade_fn=fake_grade, progress=None).skipped == ["ann"]
 
 
+@pytest.mark.load_sensitive  # a wall-clock bound: never next to test_load's busy loops
 def test_hang_is_stopped_and_others_finish(tmp_path: Path) -> None:
     subs, db = tmp_path / "subs", tmp_path / "gb.sqlite"
     write_submission(subs / "hung", "# HANG\n")

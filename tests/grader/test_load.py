@@ -46,6 +46,7 @@ def solutions_copy(folder: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.load_sensitive
 def test_solutions_score_full_marks_on_busy_cores(busy_cores: int, tmp_path: Path) -> None:
     submission = solutions_copy(tmp_path / "solutions")
     for attempt in range(RUNS):
@@ -56,6 +57,7 @@ def test_solutions_score_full_marks_on_busy_cores(busy_cores: int, tmp_path: Pat
 
 
 @pytest.mark.slow
+@pytest.mark.load_sensitive
 def test_grade_class_with_two_jobs_on_busy_cores(busy_cores: int, tmp_path: Path) -> None:
     subs = tmp_path / "class"
     for student in ("ada", "bob"):

@@ -77,10 +77,13 @@ def dependencies(item: str) -> set[str]:
     return seen
 
 
-def compatible(variant: Variant, members: list[Variant]) -> bool:
-    """Variants share a run only when none can change what another one is graded on."""
+def compatible(variant: Variant, members: list[Variant], independent: bool = False) -> bool:
+    """Variants share a run only when none can change what another one is graded on. ``independent``:
+    also none of an item that another one depends on (so no failure can be charged to a member)."""
     for other in members:
         if other.item == variant.item:
+            return False
+        if independent and (other.item in dependencies(variant.item) or variant.item in dependencies(other.item)):
             return False
         # A correct alternative must not be graded next to a bug in one of its dependencies.
         if variant.passes and not other.passes and other.item in dependencies(variant.item):
@@ -90,7 +93,7 @@ def compatible(variant: Variant, members: list[Variant]) -> bool:
     return True
 
 
-def batches(variants: list[Variant]) -> list[list[Variant]]:
+def batches(variants: list[Variant], independent: bool = False) -> list[list[Variant]]:
     """Greedy packing of variants that edit only their own item's code into shared runs; a
     variant that edits anything else (a helper, another item's code) is graded alone."""
     packed: list[tuple[list[Variant], dict[str, str]]] = []
@@ -99,7 +102,7 @@ def batches(variants: list[Variant]) -> list[list[Variant]]:
             packed.append(([variant], {}))
             continue
         for members, sources in packed:
-            if not sources or not compatible(variant, members):
+            if not sources or not compatible(variant, members, independent):
                 continue
             before = sources.get(variant.module, pristine(variant.module))
             try:
@@ -173,18 +176,36 @@ def _grade(batch: list[Variant], submission: Path) -> dict[str, Any]:
     return {item.id: item for item in run.items}
 
 
+def _blamed_on_a_neighbour(batch: list[Variant], results: dict[str, Any]) -> list[Variant]:
+    """The variants whose item used another member's buggy item, which took the charge (issue 10's
+    blame rule): their verdicts say nothing about them."""
+    members = {v.item for v in batch}
+    return [v for v in batch if any(c.blamed_on in members - {v.item} for c in results[v.item].checks)]
+
+
+def _verdicts(batch: list[Variant], tmp_path: Path) -> dict[str, Any]:
+    """Each variant's item result, by variant id. A variant whose failures were charged to another
+    member is graded again without the items it depends on: those variants are packed again into
+    runs where no member depends on another (one run for several of them), and one that is still
+    charged to a neighbour there is graded alone."""
+    results = _grade(batch, tmp_path / "submission")
+    verdicts = {v.id: results[v.item] for v in batch}
+    for n, again in enumerate(batches(_blamed_on_a_neighbour(batch, results), independent=True)):
+        regraded = _grade(again, tmp_path / f"again-{n}")
+        for variant in again:
+            verdicts[variant.id] = regraded[variant.item]
+        for variant in _blamed_on_a_neighbour(again, regraded):
+            verdicts[variant.id] = _grade([variant], tmp_path / f"alone-{variant.id}")[variant.item]
+    return verdicts
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", BATCHES, ids=lambda b: "+".join(v.id for v in b)[:120])
 def test_variants_are_graded_as_expected(batch: list[Variant], tmp_path: Path) -> None:
-    results = _grade(batch, tmp_path / "submission")
-    members = {v.item for v in batch}
+    verdicts = _verdicts(batch, tmp_path)
     problems: list[str] = []
     for variant in batch:
-        result = results[variant.item]
-        if any(c.blamed_on in members - {variant.item} for c in result.checks):
-            # Its item used another member's buggy item, which took the charge (issue 10's blame
-            # rule): that verdict says nothing about this variant, so it is graded again alone.
-            result = _grade([variant], tmp_path / f"alone-{variant.id}")[variant.item]
+        result = verdicts[variant.id]
         if variant.passes:
             if result.status != "passed":
                 problems.append(f"{variant.id}: a correct alternative got {result.status}: {result.message}")
