@@ -44,6 +44,7 @@ def _english_by_default() -> None:
 LOAD_SENSITIVE_GROUP = "load-sensitive"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Order and group the tests for pytest-xdist; without ``-n`` only the order changes.
 
@@ -56,11 +57,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     slow_modules = {item.nodeid.split("::", 1)[0] for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in slow_modules)
-    if config.pluginmanager.hasplugin("xdist"):
+    if hasattr(config, "workerinput"):  # an xdist worker: the groups it reports decide the schedule
         for item in items:
             group = _xdist_group(item)
             if group is not None:
                 item.add_marker(pytest.mark.xdist_group(group))
+                _report_group(item, group)
+
+
+def _report_group(item: pytest.Item, group: str) -> None:
+    """The worker reports a test's group as a ``@group`` suffix of its node id. pytest-xdist 3.8 adds it
+    by setting ``item._nodeid``, which pytest 9 no longer reads (it keeps a structured ``item._id``), so
+    without this every group would be scattered over the workers."""
+    if item.nodeid.endswith(f"@{group}") or not hasattr(item, "_id"):
+        return
+    from _pytest.nodeid import coerce_node_id
+
+    item._id = coerce_node_id(f"{item.nodeid}@{group}")
 
 
 def _xdist_group(item: pytest.Item) -> str | None:
