@@ -164,7 +164,13 @@ class DaskPool:
             raise SetupError("cluster.not_installed") from exc
         self.address = address
         self._cluster: Any = None
-        with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
+        # Dask's nannies write their pre-spawn variables (OMP_NUM_THREADS=1, MKL_NUM_THREADS=1, ...) into
+        # the environment of the process that runs them, which for local:N is the instructor's own
+        # process. Every grading process gets its thread count from us (``threads`` below), so none
+        # are written: the instructor's process and what it starts later keep their own settings.
+        quiet_nannies = {f"distributed.nanny.pre-spawn-environ.{name}": None
+                         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+        with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures, **quiet_nannies}):
             if address.startswith(LOCAL_PREFIX):
                 count = address[len(LOCAL_PREFIX):]
                 if not count.isdigit() or int(count) < 1:

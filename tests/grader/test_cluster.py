@@ -112,6 +112,7 @@ def test_bad_cluster_addresses_are_clear_errors(tmp_path: Path) -> None:
 def test_dask_records_what_the_local_pool_records(tmp_path: Path) -> None:
     subs = make_class(tmp_path)
     local = grade_class(subs, tmp_path / "local.sqlite", jobs=2, items=ITEMS, time_limit_s=300, progress=None)
+    threads = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     dask = grade_class(subs, tmp_path / "dask.sqlite", items=ITEMS, time_limit_s=300, progress=None,
                        cluster="local:2")
     assert sorted(dask.graded) == sorted(local.graded) == ["buggy", "model", "stubs", "syntax", "zipped"]
@@ -119,6 +120,8 @@ def test_dask_records_what_the_local_pool_records(tmp_path: Path) -> None:
     ours, theirs = recorded(tmp_path / "dask.sqlite"), recorded(tmp_path / "local.sqlite")
     assert ours == theirs
     assert ours["model"]["score"] > 0 and ours["buggy"]["score"] < ours["model"]["score"]
+    # Dask's nannies would have set these to 1 in this process (and so in what it starts later).
+    assert {name: os.environ.get(name) for name in threads} == threads
     with Gradebook(tmp_path / "dask.sqlite") as book:
         graded_by = {s: run.graded_by for s, run in book.latest_all().items() if s != "badzip"}
     assert all(value.startswith(os.uname().nodename) and "tcp://" in value for value in graded_by.values())

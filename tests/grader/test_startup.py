@@ -82,7 +82,7 @@ def test_openmp_threads_sleep_when_idle_in_both_grading_processes(tmp_path: Path
     assert contract.pytest_environment({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"  # asked for
     assert sandbox_env(tmp_path, None)["OMP_WAIT_POLICY"] == "PASSIVE"
     code = "import torch, os; print(os.environ['OMP_WAIT_POLICY'], torch.get_num_threads())"
-    env = {**contract.pytest_environment(os.environ), "OMP_NUM_THREADS": "2"}
+    env = {**contract.pytest_environment(os.environ), "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["PASSIVE", "2"]  # the thread count, and so every result, is unchanged
 
