@@ -260,30 +260,6 @@ def serve(read_fd: int, write_fd: int, submission: Submission, output_path: Path
                                                             "message": str(exc)}})
 
 
-# Libraries the book's modules import that start a process the first time they are imported
-# (matplotlib lists the system's fonts with fontconfig's fc-list): when the submission names one, it
-# is imported before the tripwire is armed, so that its start is not taken for the student's (a new
-# process is where the tripwire cannot see: grader/sandbox/key_watch.py).
-SPAWN_ON_IMPORT = {"matplotlib": "matplotlib.font_manager"}
-MAX_SCAN_BYTES = 1 << 20  # of each of the submission's files
-
-
-def _import_spawning_libraries(submission: Path) -> None:
-    names: set[str] = set()
-    for path in sorted(submission.glob("*.py")):
-        try:
-            with path.open("rb") as f:
-                head = f.read(MAX_SCAN_BYTES)
-        except OSError:
-            continue
-        names |= {name for name in SPAWN_ON_IMPORT if name.encode() in head}
-    for name in sorted(names):
-        try:
-            importlib.import_module(SPAWN_ON_IMPORT[name])
-        except Exception:  # noqa: BLE001 - missing or broken: the student's own import will say so
-            pass
-
-
 def _watch_answer_key(fd: int, submission: Path, package_root: Path | None) -> None:
     """Install the tripwire (:mod:`grader.sandbox.key_watch`); nothing here keeps a reference to it."""
     from grader.sandbox import key_watch
@@ -347,7 +323,6 @@ def main(argv: list[str] | None = None) -> None:
                                 include=[str(args.submission.resolve() / "*")])
         cov.start()
     if args.key_fd >= 0:
-        _import_spawning_libraries(args.submission)
         _watch_answer_key(args.key_fd, args.submission, args.package_root)  # before any student code runs
     try:
         serve(args.read_fd, args.write_fd, Submission(args.submission, args.package_root), args.output,
