@@ -236,7 +236,9 @@ def grade_command(items: tuple[str, ...], submission: Path | None, device: str |
 @_submission_option
 @_device_option
 @click.option("--time-scale", type=float, default=1.0)
-def check_command(item: str, submission: Path | None, device: str | None, time_scale: float) -> None:
+@click.option("--keep-warm/--no-keep-warm", "keep_warm", default=None)
+def check_command(item: str, submission: Path | None, device: str | None, time_scale: float,
+                  keep_warm: bool | None) -> None:
     """Grade one ITEM and show every check with its full diagnostics.
 
     \b
@@ -245,7 +247,8 @@ def check_command(item: str, submission: Path | None, device: str | None, time_s
     """
     from grader.runner.commands import check_one
 
-    raise click.exceptions.Exit(check_one(submission, item, device=device, time_scale=time_scale))
+    raise click.exceptions.Exit(check_one(submission, item, device=device, time_scale=time_scale,
+                                          keep_warm=keep_warm))
 
 
 @main.command("watch")

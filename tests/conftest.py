@@ -39,6 +39,13 @@ def _english_by_default() -> None:
     os.environ["LLMGRADE_LANG"] = "en"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_keepers() -> None:
+    """No test leaves a keeper (grader/runner/keep_warm.py) running or asks a developer's own one;
+    tests/grader/test_keep_warm.py turns them on for itself, in a private runtime folder."""
+    os.environ["LLMGRADE_KEEP_WARM"] = "0"
+
+
 # --- Parallel runs (scripts/test.sh runs pytest-xdist with ``--dist loadgroup``) -----------------------
 
 LOAD_SENSITIVE_GROUP = "load-sensitive"

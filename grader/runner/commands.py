@@ -5,17 +5,20 @@ Grading and printing only: recording the run and writing the report are the CLI'
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from grader.catalog import BY_ID
+from grader.authoring.workspace import find_submission
+from grader.catalog import BY_ID, Item, items_for
 from grader.classroom.history import report_path
+from grader.errors import unknown_item
 from grader.messages import t
 from grader.results import GradeRun
 from grader.runner.run import Progress, grade_submission
@@ -69,8 +72,11 @@ def echo_wrapped(sentence: str) -> None:
 
 
 def check_one(submission: Path | None, item: str, *, device: str | None = None,
-              time_scale: float = 1.0) -> int:
-    run = check_run(submission, item, device=device, time_scale=time_scale)
+              time_scale: float = 1.0, keep_warm: bool | None = None) -> int:
+    """``llmgrade check``: one item with every check's diagnostics; served by the workspace's keeper
+    when one holds a standby for it (grader/runner/keep_warm.py), else graded cold (and a keeper is
+    left for the next check when ``keep_warm`` or the terminal says so)."""
+    run = check_run_kept_warm(submission, item, device=device, time_scale=time_scale, option=keep_warm)
     warn_if_not_isolated(run)
     click.echo(format_details(run.student_view(), colour=sys.stdout.isatty()))
     _echo_notebook_notes(run)
@@ -91,24 +97,67 @@ def _echo_notebook_notes(run: GradeRun) -> None:
 
 def check_run(submission: Path | None, selector: str, *, device: str | None = None,
               time_scale: float = 1.0) -> GradeRun:
-    """What ``grade`` gives for the selected items, grading only what that needs.
+    """What ``grade`` gives for the selected items, grading only what that needs (:func:`check_items`)."""
+    folder = find_submission(submission).resolve()
+    wanted = [item.id for item in selected(selector)]
+    run, _ = check_items(lambda ids: grade_submission(folder, ids, device=device, time_scale=time_scale), wanted)
+    return run
 
-    A passing item is passing whatever its dependencies do. A failing one may have failed only
-    because of a dependency (``grade`` then charges the dependency, grader/runner/scoring.py), so
-    it is graded again together with every item it used: its declared dependencies and the items
-    its checks swapped for the reference's (which the checks that failed may have run)."""
-    run = grade_submission(submission, [selector], device=device, time_scale=time_scale)
-    wanted = [result.id for result in run.items]
+
+def check_run_kept_warm(submission: Path | None, selector: str, *, device: str | None = None,
+                        time_scale: float = 1.0, option: bool | None = None) -> GradeRun:
+    """:func:`check_run`, from the workspace's keeper when it has a standby for exactly this check."""
+    from grader.runner import keep_warm
+
+    folder = find_submission(submission).resolve()
+    wanted = [item.id for item in selected(selector)]
+    minutes = keep_warm.minutes(option, os.environ, sys.stdin.isatty() and sys.stdout.isatty())
+    place = keep_warm.Place.of(folder) if minutes is not None else None
+    if place is None:
+        if option is False and (off := keep_warm.Place.of(folder)) is not None:
+            keep_warm.stop(off)
+        run, _ = check_items(lambda ids: grade_submission(folder, ids, device=device, time_scale=time_scale), wanted)
+        return run
+    request = keep_warm.request_for(folder, wanted, device, time_scale)
+    served = keep_warm.ask(place, request)
+    if served is not None:
+        return served
+    run, graded = check_items(lambda ids: grade_submission(folder, ids, device=device, time_scale=time_scale), wanted)
+    if minutes:
+        keep_warm.start_keeper(place, request, graded, minutes)
+    return run
+
+
+def selected(selector: str) -> list[Item]:
+    try:
+        return items_for([selector])
+    except KeyError as exc:
+        raise unknown_item(exc.args[0]) from exc
+
+
+def check_items(grade: Callable[[list[str]], GradeRun], wanted: Sequence[str],
+                first: Sequence[str] = ()) -> tuple[GradeRun, list[str]]:
+    """What ``grade`` gives for the ``wanted`` items, and the items graded to get it.
+
+    ``grade(first)`` (default: just ``wanted``; ``first`` always holds them). A passing item is
+    passing whatever its dependencies do. A failing one may have failed only because of a
+    dependency (``grade`` then charges the dependency, grader/runner/scoring.py), so unless ``first``
+    already held them, it is graded again together with every item it used: its declared
+    dependencies and the items its checks swapped for the reference's (which the checks that failed
+    may have run). Items graded beyond those it used change nothing for it: only a dependency whose
+    student version its checks ran can be charged."""
+    graded = list(first) or list(wanted)
+    run = grade(graded)
     used: list[str] = []
     for result in run.items:
-        if result.status != "failed":
+        if result.status != "failed" or result.id not in wanted:
             continue
         raw = [{"student_swaps": [c.details.get("swapped", [])]} for c in result.checks]
-        used += [dep for dep in item_uses(BY_ID[result.id], raw) if dep not in wanted and dep not in used]
-    if not used:
-        return run
-    again = grade_submission(submission, [*wanted, *used], device=device, time_scale=time_scale)
-    return replace(again, items=[result for result in again.items if result.id in wanted])
+        used += [dep for dep in item_uses(BY_ID[result.id], raw) if dep not in graded and dep not in used]
+    if used:
+        graded = [*graded, *used]
+        run = grade(graded)
+    return replace(run, items=[result for result in run.items if result.id in wanted]), graded
 
 
 def exit_code(run: GradeRun) -> int:

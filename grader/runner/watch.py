@@ -10,11 +10,13 @@ printed. No process ever grades code imported before the latest save.
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import select
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from grader.authoring.workspace import find_submission
@@ -69,13 +71,15 @@ class Standby:
 
     def go(self) -> GradeRun:
         """Import the student's code as it is now, grade it, and return the result."""
+        started, started_at = time.time(), _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         os.write(self._go, b"1")
         self._close()
         self._thread.join()
         if self.error is not None:
             raise self.error
         assert self.result is not None
-        return self.result
+        # the run's time is the check's, from the save: not the time the standby waited for it
+        return replace(self.result, started_at=started_at, duration_s=round(time.time() - started, 3))
 
     def cancel(self) -> None:
         self._close()  # the gate's reader sees end-of-file and the run ends without grading

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.runner.commands import check_run
+from grader.runner.commands import check_items, check_run
 from grader.runner.run import grade_submission
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"
@@ -62,3 +62,18 @@ def test_check_gives_what_grade_gives(bug: str, tmp_path: Path) -> None:
         assert (checked.status, checked.points) == (want.status, want.points), item
         assert [(c.name, c.status, c.blamed_on) for c in checked.checks] == \
             [(c.name, c.status, c.blamed_on) for c in want.checks], item
+
+
+@pytest.mark.slow
+def test_a_kept_warm_check_that_grades_more_items_first_gives_the_same(tmp_path: Path) -> None:
+    """A keeper's standby grades the item with what the last check of it also needed
+    (grader/runner/keep_warm.py): items graded beyond those the item used change nothing for it."""
+    sub = buggy(tmp_path, *BUGS["mha-mask-in-init"][1:])
+    for item in ("ch03.MultiHeadAttention", "ch04.TransformerBlock"):
+        (cold,) = check_run(sub, item).items
+        run, graded = check_items(lambda ids: grade_submission(sub, ids), [item], first=STACK)
+        (warm,) = run.items
+        assert graded == STACK  # everything it used was already there: no second run
+        assert (warm.status, warm.points) == (cold.status, cold.points), item
+        assert [(c.name, c.status, c.blamed_on) for c in warm.checks] == \
+            [(c.name, c.status, c.blamed_on) for c in cold.checks], item
