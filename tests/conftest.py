@@ -2,6 +2,7 @@
 
 - ``tests.helpers.IMPLS`` / ``load(impl, module)``: run one test against ``reference`` and ``solutions``.
 - ``shared_data``: the real book data in ``../shared/data``, or a skip that says why.
+- ``private_runtime``: a private, short ``XDG_RUNTIME_DIR`` for tests that start keepers of ``check``.
 - The tiktoken "gpt2" encoding is made to work offline for the whole session, as the grader's
   worker does for student code that calls ``tiktoken.get_encoding("gpt2")`` like the book.
 """
@@ -9,6 +10,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +41,18 @@ def _english_by_default() -> None:
     """Tests read English messages whatever the developer's LLMGRADE_LANG or locale; a test that wants
     another language sets it itself."""
     os.environ["LLMGRADE_LANG"] = "en"
+
+
+@pytest.fixture
+def private_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private ``XDG_RUNTIME_DIR`` short enough for a keeper's socket (pytest's ``tmp_path`` may be
+    too long for ``sun_path``, and the keeper would then use the shared ``/tmp/llmgrade-<uid>``)."""
+    folder = Path(tempfile.mkdtemp(prefix="kw-", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,7 +11,8 @@ standby. Anything else (another item, another device, language, time scale, or a
 files changed) is a *mismatch*: the keeper ends and the CLI grades cold, as without it.
 
 Where things live: a private folder of this user (``$XDG_RUNTIME_DIR/llmgrade``, else
-``<tmp>/llmgrade-<uid>``, mode 0700 and owned by the user, or no keeper at all), one lease
+``<tmp>/llmgrade-<uid>``, then ``/tmp/llmgrade-<uid>``: the first one owned by the user, mode 0700,
+and short enough for a socket's path; else no keeper at all), one lease
 (``<key>.json``: the keeper's pid and a random token, mode 0600) and one socket (``<key>.sock``)
 per workspace. The sandboxed worker sees neither (``/tmp`` is its own tmpfs, ``/run`` is not
 mounted). A request without the lease's token gets no answer. The keeper ends after
@@ -46,7 +47,13 @@ CONNECT_TIMEOUT_S = 2.0
 REPLY_TIMEOUT_S = 1200.0  # a keeper that neither answers nor closes the socket (its checks keep their limits)
 MAX_REPLY_BYTES = 64 * 1024**2
 GRADER_ROOT = Path(__file__).resolve().parents[2]
-_SETTINGS_ENV = ("LLMGRADE_DEVICE", "LLMGRADE_LANG", "LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "PYTHONPATH")
+# The environment a grading run reads (the grader's own settings, the language, torch and its
+# thread pools, where modules and the tokenizer come from); a keeper serves only the same values.
+# sun_path holds 108 bytes on Linux, 104 on macOS; a socket is <folder>/<20 hex>.sock, bound first as
+# <that>.<pid>, so the folder may take 100 - 34 bytes.
+MAX_FOLDER_BYTES = 66
+_SETTINGS_PREFIXES = ("LLMGRADE_", "PYTORCH_", "TORCH_", "CUDA_", "HIP_", "ROCR_", "OMP_", "MKL_", "OPENBLAS_", "KMP_")
+_SETTINGS_NAMES = ("LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "PYTHONPATH", "TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR")
 
 
 @dataclass(frozen=True)
@@ -80,8 +87,14 @@ def request_for(folder: Path, wanted: Sequence[str], device: str | None, time_sc
     environ = os.environ if environ is None else environ
     return Request(submission=str(folder), wanted=tuple(wanted), device=device or "auto",
                    time_scale=float(time_scale), lang=current_lang(),
-                   environment=tuple((k, environ[k]) for k in _SETTINGS_ENV if k in environ),
+                   environment=grading_environment(environ),
                    fingerprint=code_fingerprint())
+
+
+def grading_environment(environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The variables of ``environ`` that may change a grade or its messages (not ``LLMGRADE_KEEP_WARM``)."""
+    return tuple(sorted((k, v) for k, v in environ.items() if k != ENV_VAR
+                        and (k in _SETTINGS_NAMES or k.startswith(_SETTINGS_PREFIXES))))
 
 
 def minutes(option: bool | None, environ: Mapping[str, str], interactive: bool) -> float | None:
@@ -118,8 +131,10 @@ def runtime_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     xdg = environ.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isabs(xdg):
         candidates.append(Path(xdg) / "llmgrade")
-    candidates.append(Path(tempfile.gettempdir()) / f"llmgrade-{os.getuid()}")
+    candidates += [Path(tempfile.gettempdir()) / f"llmgrade-{os.getuid()}", Path("/tmp") / f"llmgrade-{os.getuid()}"]
     for path in candidates:
+        if len(os.fsencode(path)) > MAX_FOLDER_BYTES:  # a socket's path must fit in sun_path
+            continue
         try:
             path.mkdir(mode=0o700, exist_ok=True)
             info = path.lstat()

@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import stat
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -115,8 +116,21 @@ def test_the_cli_says_what_is_wrong_with_the_variable(tmp_path: Path, monkeypatc
     assert "LLMGRADE_KEEP_WARM must be a number of minutes" in result.stderr and "'soon'" in result.stderr
 
 
-def test_the_runtime_folder_is_private_or_not_used(tmp_path: Path) -> None:
-    xdg = tmp_path / "xdg"
+def test_a_runtime_folder_too_long_for_a_socket_is_not_used(tmp_path: Path) -> None:
+    deep = tmp_path / ("x" * 80)
+    deep.mkdir()
+    chosen = runtime_dir({"XDG_RUNTIME_DIR": str(deep)})
+    assert chosen is not None and not chosen.is_relative_to(deep)
+    place = Place.of(ROOT / "solutions", {"XDG_RUNTIME_DIR": str(deep)})
+    assert place is not None and len(os.fsencode(place.socket)) + 9 <= 100
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:  # it can really be bound
+        bound = place.socket.with_name(place.socket.name + ".12345678")
+        probe.bind(str(bound))
+        bound.unlink()
+
+
+def test_the_runtime_folder_is_private_or_not_used(private_runtime: Path) -> None:
+    xdg = private_runtime
     (xdg / "llmgrade").mkdir(parents=True)
     os.chmod(xdg / "llmgrade", 0o755)  # readable by others: never used
     chosen = runtime_dir({"XDG_RUNTIME_DIR": str(xdg)})
@@ -150,12 +164,12 @@ class Kept:
 def kept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kept]:
     """A workspace checked once cold with ``--keep-warm``: its keeper holds a standby for ch04.GELU."""
     base = tmp_path_factory.mktemp("keep-warm")
+    runtime = Path(tempfile.mkdtemp(prefix="kw-", dir="/tmp"))  # as the private_runtime fixture, module-wide
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_RUNTIME_DIR", str(base / "xdg"))
-        (base / "xdg").mkdir(mode=0o700)
+        patch.setenv("XDG_RUNTIME_DIR", str(runtime))
         work = _work(base)
         place = Place.of(work)
-        assert place is not None and place.lease.parent == base / "xdg" / "llmgrade"
+        assert place is not None and place.lease.parent == runtime / "llmgrade"
         cold = check_run_kept_warm(work, "ch04.gelu", option=True)  # ids ignore case, as on the CLI
         assert [i.status for i in cold.items] == ["passed"]
         assert _wait(lambda: place.socket.exists() and _pid(place) is not None), "no keeper started"
@@ -163,6 +177,7 @@ def kept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kept]:
             yield Kept(work, place, request_for(work, ["ch04.GELU"], None, 1.0))
         finally:
             _end(place)
+            shutil.rmtree(runtime, ignore_errors=True)
 
 
 def test_the_next_check_is_served_warm_and_grades_the_code_as_saved(kept: Kept) -> None:
@@ -204,13 +219,11 @@ def test_any_other_check_ends_the_keeper_and_is_graded_cold(kept: Kept) -> None:
     assert [i.status for i in again.items] == ["passed"] and not kept.place.lease.exists()
 
 
-def test_a_keeper_ends_when_idle_when_asked_and_for_no_keep_warm(tmp_path: Path,
+def test_a_keeper_ends_when_idle_when_asked_and_for_no_keep_warm(tmp_path: Path, private_runtime: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "xdg").mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
     work = _work(tmp_path)
     place = Place.of(work)
-    assert place is not None
+    assert place is not None and place.lease.parent == private_runtime / "llmgrade"
     request = request_for(work, ["ch04.GELU"], None, 1.0)
     try:
         start_keeper(place, request, ["ch04.GELU"], 0.03)  # 1.8 s without a request
@@ -237,10 +250,24 @@ def test_a_keeper_ends_when_idle_when_asked_and_for_no_keep_warm(tmp_path: Path,
         _end(place)
 
 
-def test_a_check_in_a_script_leaves_no_keeper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "xdg").mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+def test_a_check_in_a_script_leaves_no_keeper(tmp_path: Path, private_runtime: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LLMGRADE_KEEP_WARM")
-    result = CliRunner().invoke(main, ["check", "ch04.GELU", "--submission", str(_work(tmp_path))])
+    work = _work(tmp_path)
+    place = Place.of(work)
+    assert place is not None and place.lease.parent == private_runtime / "llmgrade"
+    result = CliRunner().invoke(main, ["check", "ch04.GELU", "--submission", str(work)])
     assert result.exit_code == 0, result.output
-    assert not list((tmp_path / "xdg" / "llmgrade").glob("*.json"))
+    assert not place.lease.exists() and not place.socket.exists()
+
+
+def test_the_request_holds_what_a_grade_reads_from_the_environment() -> None:
+    environ = {"LLMGRADE_SANDBOX": "off", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "1", "LANG": "zh_CN.UTF-8",
+               "LLMGRADE_KEEP_WARM": "5", "PWD": "/somewhere", "COLUMNS": "80"}
+    assert keep_warm.grading_environment(environ) == (
+        ("CUDA_VISIBLE_DEVICES", "1"), ("LANG", "zh_CN.UTF-8"), ("LLMGRADE_SANDBOX", "off"), ("OMP_NUM_THREADS", "1"))
+    work = ROOT / "solutions"
+    assert request_for(work, ["ch04.GELU"], None, 1.0, environ) != \
+        request_for(work, ["ch04.GELU"], None, 1.0, {**environ, "LLMGRADE_SANDBOX": "on"})
+    assert request_for(work, ["ch04.GELU"], None, 1.0, environ) == \
+        request_for(work, ["ch04.GELU"], None, 1.0, {**environ, "PWD": "/elsewhere", "LLMGRADE_KEEP_WARM": "9"})

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from grader.runner.commands import check_run_kept_warm
 from grader.runner.keep_warm import Place, ask, request_for
@@ -75,13 +74,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_the_worker_cannot_see_or_reach_the_keeper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "xdg").mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+def test_the_worker_cannot_see_or_reach_the_keeper(tmp_path: Path, private_runtime: Path) -> None:
     work = (tmp_path / "work").resolve()
     shutil.copytree(ROOT / "solutions", work, ignore=shutil.ignore_patterns("__pycache__"))
     place = Place.of(work)
-    assert place is not None
+    assert place is not None and place.lease.parent == private_runtime / "llmgrade"
     paths = {"lease": str(place.lease), "socket": str(place.socket), "folder": str(place.lease.parent)}
     honest = (ROOT / "solutions" / "ch04.py").read_text("utf-8")
     pid = None
