@@ -266,5 +266,8 @@ def start_keeper(place: Place, request: Request, graded: Sequence[str], minutes_
                                   stdout=log, stderr=log, start_new_session=True, close_fds=True,
                                   cwd=str(GRADER_ROOT))
     assert keeper.stdin is not None
-    with keeper.stdin:
-        keeper.stdin.write(json.dumps(spec).encode("utf-8"))
+    try:
+        with keeper.stdin:
+            keeper.stdin.write(json.dumps(spec).encode("utf-8"))
+    except OSError:  # it could not start (its log says why): the next check is cold, nothing else changes
+        pass
