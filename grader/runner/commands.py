@@ -99,9 +99,7 @@ def check_run(submission: Path | None, selector: str, *, device: str | None = No
               time_scale: float = 1.0) -> GradeRun:
     """What ``grade`` gives for the selected items, grading only what that needs (:func:`check_items`)."""
     folder = find_submission(submission).resolve()
-    wanted = [item.id for item in selected(selector)]
-    run, _ = check_items(lambda ids: grade_submission(folder, ids, device=device, time_scale=time_scale), wanted)
-    return run
+    return check_items(_grader(folder, device, time_scale), [item.id for item in selected(selector)])[0]
 
 
 def check_run_kept_warm(submission: Path | None, selector: str, *, device: str | None = None,
@@ -112,20 +110,25 @@ def check_run_kept_warm(submission: Path | None, selector: str, *, device: str |
     folder = find_submission(submission).resolve()
     wanted = [item.id for item in selected(selector)]
     minutes = keep_warm.minutes(option, os.environ, sys.stdin.isatty() and sys.stdout.isatty())
-    place = keep_warm.Place.of(folder) if minutes is not None else None
-    if place is None:
-        if option is False and (off := keep_warm.Place.of(folder)) is not None:
-            keep_warm.stop(off)
-        run, _ = check_items(lambda ids: grade_submission(folder, ids, device=device, time_scale=time_scale), wanted)
-        return run
+    place = keep_warm.Place.of(folder) if minutes is not None or option is False else None
+    cold = _grader(folder, device, time_scale)
+    if place is None or minutes is None:
+        if place is not None:  # --no-keep-warm: stop the one an earlier check left
+            keep_warm.stop(place)
+        return check_items(cold, wanted)[0]
     request = keep_warm.request_for(folder, wanted, device, time_scale)
     served = keep_warm.ask(place, request)
     if served is not None:
         return served
-    run, graded = check_items(lambda ids: grade_submission(folder, ids, device=device, time_scale=time_scale), wanted)
+    run, graded = check_items(cold, wanted)
     if minutes:
         keep_warm.start_keeper(place, request, graded, minutes)
     return run
+
+
+def _grader(folder: Path, device: str | None, time_scale: float) -> Callable[[list[str]], GradeRun]:
+    """A cold grade of ``folder`` for :func:`check_items`."""
+    return lambda ids: grade_submission(folder, ids, device=device, time_scale=time_scale)
 
 
 def selected(selector: str) -> list[Item]:

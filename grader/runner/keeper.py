@@ -35,12 +35,12 @@ class Keeper:
         self.place, self.request, self.graded, self.token = place, request, graded, token
         self.idle_s = minutes * 60.0
         self.folder = Path(request.submission)
+        self.device = None if request.device == "auto" else request.device
         self.standby = self._standby()
         self.listener = self._listen()
 
     def _standby(self) -> Standby:
-        return Standby(self.folder, self.graded, None if self.request.device == "auto" else self.request.device,
-                       self.request.time_scale)
+        return Standby(self.folder, self.graded, self.device, self.request.time_scale)
 
     def _listen(self) -> socket.socket:
         """Bind a fresh socket and put it in place atomically (a previous keeper of this workspace
@@ -108,8 +108,7 @@ class Keeper:
             if standby is not None and ids == self.graded:
                 used, standby = standby, None
                 return used.go()
-            return grade_submission(self.folder, ids, device=None if self.request.device == "auto"
-                                    else self.request.device, time_scale=self.request.time_scale)
+            return grade_submission(self.folder, ids, device=self.device, time_scale=self.request.time_scale)
 
         return grade
 
@@ -120,13 +119,13 @@ class Keeper:
             return False
 
     def _remove_own_files(self) -> None:
-        if self._still_ours() or not self.folder.exists():
-            try:
-                if os.stat(self.place.socket).st_ino == self.inode:
-                    self.place.socket.unlink()
-                    self.place.lease.unlink(missing_ok=True)
-            except OSError:
-                pass
+        """The socket and the lease, unless a newer keeper of this workspace has replaced them."""
+        try:
+            if os.stat(self.place.socket).st_ino == self.inode:
+                self.place.socket.unlink()
+                self.place.lease.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _reply(conn: socket.socket, message: dict[str, Any]) -> None:
