@@ -13,14 +13,14 @@ What it watches, while the student's code is on the stack:
   ``code.replace``), which would hide the student's frames from this hook.
 
 Each one is written at once, as one line, to a pipe that only the trusted parent reads
-(:func:`grader.sandbox.parent.Worker.drain_key_uses`), and then refused (the hook raises, so the
+(``grader.sandbox.parent.Worker._answer_key_use``), and then refused (the hook raises, so the
 import, read or call does not happen). Nothing it has seen stays in the process to be cleared.
 
 Its state lives only in the closure of the hook: no module global, no object reachable from the
 worker's frames refers to it (finding it needs ``gc``, which it refuses). The functions it calls
 are C builtins captured when it is installed, so monkeypatching ``sys``, ``os`` or ``str`` does not
 change it; it never calls a method of an object the student made. If its pipe was closed or
-replaced, it refuses every watched operation (fail closed). This is a tripwire, not a wall: code
+replaced, it ends the worker with :data:`TAMPER_EXIT`, which the parent counts as a use (fail closed). This is a tripwire, not a wall: code
 in the same process can still, with ``ctypes``, rewrite the interpreter's memory
 (docs/security.md says what backs it up).
 """
@@ -137,6 +137,10 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
     module_set = types.ModuleType.__setattr__
     module_del = types.ModuleType.__delattr__
     exact_type = type
+    subclass = issubclass
+    length = len
+    tuple_of = tuple
+    module_type = types.ModuleType
     readable = frozenset(READABLE)
     modules = sys.modules  # the interpreter's own dict, even if ``sys.modules`` is rebound later
     guarded: set[str] = set()
@@ -168,12 +172,12 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
     busy: set[int] = set()  # threads inside the hook (it calls sys._getframe, itself audited)
 
     def text(value: Any) -> str | None:
-        kind = type(value)
+        kind = exact_type(value)
         if kind is str:
             return value  # type: ignore[no-any-return]
-        if issubclass(kind, str):
+        if subclass(kind, str):
             return as_str(value)
-        if issubclass(kind, bytes):
+        if subclass(kind, bytes):
             return fsdecode(as_bytes(value, whole))
         return None
 
@@ -244,7 +248,7 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
 
     def report(kind: str, name: str, frame: Any) -> None:
         lineno = frame.f_lineno
-        fields = [kind, name, frame.f_code.co_filename, int_text(lineno) if type(lineno) is int else "0"]
+        fields = [kind, name, frame.f_code.co_filename, int_text(lineno) if exact_type(lineno) is int else "0"]
         line = join(FIELD, [replace(replace(f, FIELD, " "), "\n", " ")[:1200] for f in fields]) + "\n"
         data = line.encode("utf-8", "replace")[:MAX_LINE]
         here = fstat(fd)
@@ -294,8 +298,8 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
                 if found is not None:
                     refuse("reach", event, found)
             elif event == "object.__setattr__":
-                attr = text(args[1]) if len(args) > 1 else None
-                if attr == "__class__" and type(args[0]) is Guarded:
+                attr = text(args[1]) if length(args) > 1 else None
+                if attr == "__class__" and exact_type(args[0]) is Guarded:
                     found = nearest_owner(frame)
                     if found is not None:
                         refuse("import", "__class__", found)
@@ -304,7 +308,7 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
                 if found is not None:
                     refuse("frames", event, found)
             elif event == "object.__getattr__":
-                attr = text(args[1]) if len(args) > 1 else None
+                attr = text(args[1]) if length(args) > 1 else None
                 if attr in _FRAME_ATTRS:
                     found = frames_asked(frame)
                     if found is not None:
@@ -314,7 +318,7 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
                 if found is not None:
                     refuse(_DIRECT[event], event, found)
             elif event in _DISGUISE:
-                filename = text(args[1]) if len(args) > 1 else None
+                filename = text(args[1]) if length(args) > 1 else None
                 if filename is not None and startswith(filename, trusted) and not startswith(filename, student_roots):
                     found = nearest_caller(frame, True)
                     if found is not None:
@@ -327,12 +331,12 @@ def install(fd: int, student_roots: tuple[str, ...], trusted: tuple[str, ...], s
     def guard_new_modules() -> None:
         """Give every reference module the guard (run on each import and exec: cheap when nothing
         was added to ``sys.modules``)."""
-        if len(modules) == seen_count[0]:
+        if length(modules) == seen_count[0]:
             return
-        seen_count[0] = len(modules)
-        for name, module in list(modules.items()):
-            if type(name) is str and name not in guarded and (name == "reference" or startswith(name, "reference.")):
-                if type(module) is types.ModuleType:
+        seen_count[0] = length(modules)
+        for name, module in tuple_of(modules.items()):
+            if exact_type(name) is str and name not in guarded and (name == "reference" or startswith(name, "reference.")):
+                if exact_type(module) is module_type:
                     module_set(module, "__class__", Guarded)
                     guarded.add(name)
 

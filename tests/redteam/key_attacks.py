@@ -82,8 +82,9 @@ def _blind_with_gc():
 
 
 def _blind_by_patching():
-    """Monkeypatch what a hook would call, clear any list of uses in any module's globals, and hand
-    the import a name whose string methods lie or raise."""
+    """Monkeypatch what a hook would call (sys and os helpers, and the builtins type, issubclass, len
+    and list), clear any list of uses in any module's globals, and hand the import a name whose
+    string methods lie or raise."""
     import os
     import sys
     frames = "_get" + "frame"
@@ -108,13 +109,23 @@ def _blind_by_patching():
         def __str__(self):
             return "numpy"
 
+    import builtins
+    real = (builtins.type, builtins.issubclass, builtins.len, builtins.list)
+    real_len = real[2]
+
+    def lying_type(*args):  # a hook that asks type() what a name is hears "int"
+        return int if real_len(args) == 1 and args[0].__class__.__name__ == "Liar" else real[0](*args)
+
     setattr(sys, frames, lambda *args: None)
-    os.write = lambda fd, data: len(data)
+    os.write = lambda fd, data: real_len(data)
     os.fstat = os.stat = lambda *args, **kwargs: None
+    builtins.type, builtins.issubclass = lying_type, lambda *args: False
+    builtins.len, builtins.list = (lambda value: 0), (lambda *args: [])
     try:
         module = __import__(Liar(_key("ch03")), fromlist=["SelfAttention_v2"])
         return module.SelfAttention_v2
     finally:
+        builtins.type, builtins.issubclass, builtins.len, builtins.list = real
         os.write, os.fstat, os.stat = saved[1:]
         setattr(sys, frames, saved[0])
 

@@ -16,7 +16,7 @@ from tests.redteam.key_attacks import write_blind_at_import, write_submission
 # the report itself, so there the use is refused without a word).
 ATTACKED = {
     "ch03.SelfAttention_v1": True,  # gc.get_objects to find the hook and blank its closure
-    "ch03.SelfAttention_v2": True,  # monkeypatched sys/os helpers, cleared globals, a lying str
+    "ch03.SelfAttention_v2": True,  # monkeypatched sys/os helpers and builtins, cleared globals, a lying str
     "ch03.CausalAttention": True,  # sys._getframe / tb_frame into the worker's frames
     "ch04.GELU": True,  # the tripwire's pipe pointed at /dev/null: the worker ends, and that counts
     "ch04.LayerNorm": True,  # code compiled under a file name of the Python install
