@@ -11,6 +11,7 @@ stands on the command line, so ``llmgrade grade --help --lang zh-CN`` is Chinese
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -178,6 +179,7 @@ def lang_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                          callback=_apply_lang, metavar="LANG")(fn)
 
 
+@functools.cache
 def _click_ids() -> dict[str, str]:
     """Click's English sentences (its gettext message ids) -> our catalog ids."""
     english = _load(DEFAULT_LANG)
