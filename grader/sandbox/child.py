@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import importlib.abc
 import importlib.util
 import os
 import signal
@@ -90,7 +91,13 @@ class Submission:
             package_root.mkdir(parents=True, exist_ok=True)
             link.symlink_to(self.root, target_is_directory=True)
         sys.path.insert(0, str(package_root))
-        # Students sometimes write ``from ch03 import ...``: let that resolve too.
+        # A chapter imported by its plain name (``from ch03 import ...``, as in a script or a
+        # notebook) is the same module object as ``submission.ch03``, so that a dependency swapped
+        # for the reference's is swapped wherever the student's code uses it. Other files of the
+        # student's (``import utils``) resolve from the folder itself.
+        from grader.catalog import MODULES
+
+        sys.meta_path.insert(0, _PlainChapterNames(frozenset(MODULES)))
         sys.path.insert(1, str(self.root))
         importlib.invalidate_caches()
 
@@ -176,6 +183,24 @@ class Submission:
         if name not in self.modules:
             raise ModuleNotLoaded(name)
         return self.modules[name]
+
+
+class _PlainChapterNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """``import ch03`` gives ``submission.ch03`` itself (imported first if it is not yet)."""
+
+    def __init__(self, chapters: frozenset[str]) -> None:
+        self.chapters = chapters
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in self.chapters:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: Any) -> types.ModuleType:
+        return importlib.import_module(f"{PACKAGE}.{spec.name}")
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        """Nothing to run: the module was executed once, as part of the package."""
 
 
 def _reference_copy(name: str) -> types.ModuleType:
