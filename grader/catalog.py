@@ -25,6 +25,10 @@ that a submission may lack: the book's own code must not lose the item for them.
 is reported by its own extension check, never by the item's load status.
 ``depends`` lists items whose code the item calls; the grader also grades an item with the
 reference versions of those swapped in, so a mistake is charged once, to its root cause.
+``uses`` lists items whose *reference* code the item's checks build with and never run the
+student's version of (``generate_text_simple`` drives a reference ``GPTModel``): no blame follows
+them. The worker that grades an item holds the reference of these two lists, transitively, and
+nothing else of the reference (:mod:`grader.sandbox.views`); so the graph over both has no cycle.
 Items are listed by module, components before problems, then by book section (problems by number).
 """
 
@@ -86,6 +90,7 @@ class Item:
     depends: tuple[str, ...] = ()
     hidden: bool = False
     helpers: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -99,16 +104,17 @@ class Item:
 
 def component_item(module: str, name: str, section: str, title: str, points: float,
                    depends: tuple[str, ...] = (), symbols: tuple[str, ...] = (), hidden: bool = False,
-                   helpers: tuple[str, ...] = ()) -> Item:
+                   helpers: tuple[str, ...] = (), uses: tuple[str, ...] = ()) -> Item:
     """The item that ``component(...)`` in a suite declares (``symbols`` default to ``(name,)``)."""
     return Item(f"{module}.{name}", module, section, title, points, "component",
-                tuple(symbols) or (name,), tuple(depends), hidden, tuple(helpers))
+                tuple(symbols) or (name,), tuple(depends), hidden, tuple(helpers), tuple(uses))
 
 
 def problem_item(number: str, module: str, section: str, title: str, points: float, symbols: tuple[str, ...],
-                 depends: tuple[str, ...] = (), hidden: bool = False) -> Item:
+                 depends: tuple[str, ...] = (), hidden: bool = False, uses: tuple[str, ...] = ()) -> Item:
     """The item that ``problem(...)`` in a suite declares."""
-    return Item(number, module, section, title, points, "problem", tuple(symbols), tuple(depends), hidden)
+    return Item(number, module, section, title, points, "problem", tuple(symbols), tuple(depends), hidden,
+                (), tuple(uses))
 
 
 DECLARATIONS: dict[str, Callable[..., Item]] = {"component": component_item, "problem": problem_item}
@@ -185,10 +191,14 @@ def load_items(folder: Path = SUITES_DIR) -> tuple[Item, ...]:
                              first=f"{seen[item.id][0]}:{seen[item.id][1]}")
         seen[item.id] = (path, line)
     for item, path, line in declared:
-        unknown = [dep for dep in item.depends if dep not in seen]
+        unknown = [dep for dep in (*item.depends, *item.uses) if dep not in seen]
         if unknown:
             raise SetupError("catalog.unknown_dependency", file=str(path), line=line, id=item.id,
                              depends=", ".join(unknown))
+    cycle = _cycle({item.id: (*item.depends, *item.uses) for item, _, _ in declared})
+    if cycle:
+        path, line = seen[cycle[0]]
+        raise SetupError("catalog.dependency_cycle", file=str(path), line=line, cycle=" -> ".join(cycle))
     owners: dict[tuple[str, str], str] = {}
     for item, path, line in declared:
         for symbol in item.names:
@@ -205,6 +215,29 @@ def load_items(folder: Path = SUITES_DIR) -> tuple[Item, ...]:
     return tuple(item for item, _, _ in sorted(declared, key=order))
 
 
+def _cycle(needs: dict[str, tuple[str, ...]]) -> list[str]:
+    """A cycle in the graph ``item -> depends + uses`` (as a path back to its start), or ``[]``."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        if node in path:
+            return path[path.index(node):] + [node]
+        if node in done:
+            return []
+        for dep in needs.get(node, ()):
+            found = visit(dep, [*path, node])
+            if found:
+                return found
+        done.add(node)
+        return []
+
+    for start in needs:
+        found = visit(start, [])
+        if found:
+            return found
+    return []
+
+
 def index_text(items: tuple[Item, ...]) -> str:
     """The index file's text for ``items``: one JSON object per item, in catalog order."""
     return json.dumps([asdict(item) for item in items], ensure_ascii=False, indent=1) + "\n"
@@ -215,7 +248,7 @@ def read_index(path: Path = INDEX) -> tuple[Item, ...]:
     try:
         rows = json.loads(path.read_text("utf-8"))
         return tuple(Item(**{**row, "symbols": tuple(row["symbols"]), "depends": tuple(row["depends"]),
-                             "helpers": tuple(row.get("helpers", ()))})
+                             "helpers": tuple(row.get("helpers", ())), "uses": tuple(row.get("uses", ()))})
                      for row in rows)
     except (OSError, ValueError, TypeError, KeyError) as error:
         raise SetupError("catalog.index_unreadable", file=str(path), reason=str(error)) from None

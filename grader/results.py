@@ -1,4 +1,4 @@
-"""Grading results and their JSON form (schema ``llmgrade.results``, version 2; version 1 still reads).
+"""Grading results and their JSON form (schema ``llmgrade.results``, version 3; 1 and 2 still read).
 
 This is the one machine-readable record of a grading run: ``llmgrade grade --json PATH`` writes it,
 the gradebook stores it and the reports read it. The schema is documented in
@@ -9,8 +9,12 @@ Item statuses:
 - ``failed``: at least one check failed; points are the share of checks that passed.
 - ``not_started``: every check reached a stub's ``NotImplementedError``.
 - ``error``: the item could not be graded because its module did not load (see ``load_errors``).
-- ``answer_key``: the student's code used the answer key (grader/checking/answer_key.py,
-  grader/sandbox/key_watch.py): 0 points; its message says where and how (new in version 2).
+- ``answer_key``: the student's code used the answer key: 0 points (version 2 only). No longer
+  given: the worker grading an item holds none of its reference (grader/sandbox/views.py); older
+  records keep it and read as they were.
+
+``grader_code`` (new in version 3): where the submission's own files name the grader's code
+(``reference``, ``solutions``, ``grader``, ``llms_from_scratch``), for the instructor: a note, never a grade.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 SCHEMA = "llmgrade.results"
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1 is version 2 without the ``answer_key`` status
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # 1: without the ``answer_key`` status; 2: without ``grader_code``
 
 Status = Literal["passed", "failed", "not_started", "error", "answer_key"]
 CheckStatus = Literal["passed", "failed", "not_started", "error"]
@@ -111,6 +115,20 @@ class NotebookNote:
 
 
 @dataclass
+class GraderCodeNote:
+    """A place where the submission's own file names the grader's code (for the instructor)."""
+
+    module: str
+    file: str
+    line: int
+    name: str
+    source_line: str = ""
+    message: str = ""
+    message_id: str = ""
+    message_params: dict[str, Any] | None = None
+
+
+@dataclass
 class GradeRun:
     tool_version: str
     torch_version: str
@@ -131,6 +149,7 @@ class GradeRun:
     # "none" (rlimits only) or "" (not recorded: runs from before the sandbox).
     isolation: str = ""
     notebooks: list[NotebookNote] = field(default_factory=list)
+    grader_code: list[GraderCodeNote] = field(default_factory=list)
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
 
@@ -191,6 +210,7 @@ class GradeRun:
             ]
             fields["load_errors"] = [LoadError(**e) for e in data.get("load_errors", [])]
             fields["notebooks"] = [NotebookNote(**n) for n in data.get("notebooks", [])]
+            fields["grader_code"] = [GraderCodeNote(**n) for n in data.get("grader_code", [])]
             run = cls(**fields)
         except (KeyError, TypeError) as exc:
             raise SchemaError(f"malformed results document: {exc}") from exc

@@ -34,6 +34,11 @@ def in_language(run: GradeRun, lang: str) -> tuple[GradeRun, bool]:
         text = None if note.message_params is None else render_stored(lang, note.message_id, note.message_params)
         complete = complete and text is not None
         notes.append(replace(note, message=text or note.message))
+    code_notes = []
+    for code in run.grader_code:
+        text = None if code.message_params is None else render_stored(lang, code.message_id, code.message_params)
+        complete = complete and text is not None
+        code_notes.append(replace(code, message=text or code.message))
     items = []
     for item in run.items:
         checks = []
@@ -48,7 +53,7 @@ def in_language(run: GradeRun, lang: str) -> tuple[GradeRun, bool]:
             message = _item_message(item, checks, run.lang, lang)
         complete = complete and (message is not None or not item.message)
         items.append(replace(item, checks=checks, message=message or item.message))
-    return replace(run, items=items, load_errors=errors, notebooks=notes,
+    return replace(run, items=items, load_errors=errors, notebooks=notes, grader_code=code_notes,
                    lang=lang if complete else run.lang), complete
 
 

@@ -226,11 +226,13 @@ class DiagnosisStats:
 
 
 def answer_key_users(runs: dict[str, GradeRun], pages: dict[str, str]) -> list[tuple[str, str, list[str]]]:
-    """``(student, page, [where])`` for every submission seen using the answer key
-    (``grader/checking/answer_key.py``): a load error of that kind, or a check that caught it."""
+    """``(student, page, [where])`` for every submission whose files name the grader's own code
+    (``grader/checking/grader_code.py``: a note, never a grade), and every older run recorded as
+    using the answer key (results schema 2)."""
     found = []
     for sid, run in runs.items():
-        where = [f"{Path(e.file).name}:{e.line}" for e in run.load_errors if e.kind == "answer_key"]
+        where = [f"{note.file}:{note.line} ({note.name})" for note in run.grader_code]
+        where += [f"{Path(e.file).name}:{e.line}" for e in run.load_errors if e.kind == "answer_key"]
         where += [item.id for item in run.items if item.checks and (item.status == "answer_key" or any(
             c.message_id == "check.uses_answer_key" for c in item.checks))]
         if where:

@@ -29,14 +29,15 @@ def _marker(item: catalog.Item) -> pytest.MarkDecorator:
 
 def component(module: str, name: str, section: str, title: str, points: float,
               depends: tuple[str, ...] = (), symbols: tuple[str, ...] = (),
-              hidden: bool = False, helpers: tuple[str, ...] = ()) -> pytest.MarkDecorator:
+              hidden: bool = False, helpers: tuple[str, ...] = (), uses: tuple[str, ...] = ()) -> pytest.MarkDecorator:
     """Declare a component, id ``<module>.<name>`` (``symbols`` default to ``(name,)``); its checks' marker.
-    ``helpers``: names of the item that a submission may lack (see :mod:`grader.catalog`)."""
+    ``helpers``: names of the item that a submission may lack; ``uses``: items whose reference code its
+    checks build with (see :mod:`grader.catalog`)."""
     return _marker(catalog.component_item(module, name, section, title, points, depends, symbols, hidden,
-                                          helpers))
+                                          helpers, uses))
 
 
 def problem(number: str, module: str, section: str, title: str, points: float, symbols: tuple[str, ...],
-            depends: tuple[str, ...] = (), hidden: bool = False) -> pytest.MarkDecorator:
+            depends: tuple[str, ...] = (), hidden: bool = False, uses: tuple[str, ...] = ()) -> pytest.MarkDecorator:
     """Declare an end-of-section exercise, id = the book's number ("4.3"); its checks' marker."""
-    return _marker(catalog.problem_item(number, module, section, title, points, symbols, depends, hidden))
+    return _marker(catalog.problem_item(number, module, section, title, points, symbols, depends, hidden, uses))

@@ -88,6 +88,7 @@ class Collector:
         self.checks: list[dict[str, Any]] = []
         self.load_errors: dict[str, Any] = {}
         self.environment: dict[str, str] = {}
+        self.grader_code: list[dict[str, Any]] = []  # where the files name the grader's code (a note)
         self.skipped_items: set[str] = set()
         self.collection_errors: list[str] = []
         self.started = time.time()
@@ -98,6 +99,11 @@ class Collector:
         self.load_errors = {"modules": dict(modules), "missing": dict(missing)}
         self.skipped_items.update(item.id for item in BY_ID.values()
                                   if item.module in modules or "*" in modules or item.id in missing)
+
+    def record_grader_code(self, notes: list[dict[str, Any]]) -> None:
+        """Where the submission's files name the grader's own code (``grader/checking/grader_code.py``):
+        a note for the instructor, never a grade."""
+        self.grader_code = list(notes)
 
     def record_environment(self, device: str, torch_version: str, isolation: str = "",
                            isolation_reason: str = "") -> None:
@@ -160,6 +166,9 @@ class Collector:
         swaps = properties.pop("student_swaps", None)  # grader.checking.fixtures.SWAPS_PROPERTY
         if isinstance(swaps, list):
             check["student_swaps"] = [list(s) for s in swaps]
+        forced = properties.pop("forced_swaps", None)  # dependencies swapped because their code broke
+        if isinstance(forced, list) and forced:
+            check["forced_swaps"] = sorted(str(dep) for dep in forced)
         if properties:
             check["details"] = _jsonable(properties)
         if report.passed:
@@ -190,6 +199,7 @@ class Collector:
             "checks": self.checks,
             "load_errors": self.load_errors,
             "environment": self.environment,
+            "grader_code": self.grader_code,
             "collection_errors": self.collection_errors,
             "duration_s": round(time.time() - self.started, 3),
         }

@@ -21,15 +21,26 @@ from typing import Any, Protocol
 
 RecipeFn = Callable[..., Any]
 _REGISTRY: dict[str, RecipeFn] = {}
+_UNCACHED: set[str] = set()
 
 
-def recipe(name: str) -> Callable[[RecipeFn], RecipeFn]:
+def recipe(name: str, *, cached: bool = True) -> Callable[[RecipeFn], RecipeFn]:
+    """Register a recipe. ``cached=False``: its reference result is not a function of its inputs
+    alone (a timing) and is never kept between runs (grader/checking/reference_cache.py)."""
     def register(fn: RecipeFn) -> RecipeFn:
         if name in _REGISTRY and _REGISTRY[name] is not fn:
             raise ValueError(f"recipe {name!r} registered twice")
         _REGISTRY[name] = fn
+        if not cached:
+            _UNCACHED.add(name)
         return fn
     return register
+
+
+def cached(name: str) -> bool:
+    """May the reference's result of ``name`` be kept between runs?"""
+    load_all()
+    return name not in _UNCACHED
 
 
 _loaded = False
@@ -52,6 +63,8 @@ def get(name: str) -> RecipeFn:
 class ModuleSource(Protocol):
     def module(self, name: str) -> types.ModuleType: ...
 
+    def loaded(self, name: str) -> types.ModuleType | None: ...
+
 
 class Impl:
     """The side a recipe runs on: ``"student"`` (in the worker) or ``"reference"``, and the device."""
@@ -73,6 +86,9 @@ class ReferenceSource:
     def module(self, name: str) -> types.ModuleType:
         return importlib.import_module(f"reference.{name}")
 
+    def loaded(self, name: str) -> types.ModuleType | None:
+        return self.module(name)
+
 
 @contextmanager
 def swapped(source: ModuleSource, item_ids: list[str]) -> Iterator[None]:
@@ -89,17 +105,13 @@ def swapped(source: ModuleSource, item_ids: list[str]) -> Iterator[None]:
         for item_id in item_ids:
             item = BY_ID[item_id]
             ref_module = importlib.import_module(f"reference.{item.module}")
-            try:
-                own = source.module(item.module)
-            except Exception:  # noqa: BLE001 - a module that failed to load: nothing to patch
-                own = None
+            own = source.loaded(item.module)  # None: not imported (yet), or it failed to load
             for symbol in item.names:
                 replacement = getattr(ref_module, symbol)
                 original = getattr(own, symbol, None) if own is not None else None
                 for name in MODULES:
-                    try:
-                        target = source.module(name)
-                    except Exception:  # noqa: BLE001
+                    target = source.loaded(name)
+                    if target is None:
                         continue
                     if target is own or (original is not None and getattr(target, symbol, None) is original):
                         undo.append((target, symbol, getattr(target, symbol, _MISSING)))

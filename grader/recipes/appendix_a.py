@@ -2,20 +2,24 @@
 group setup, two-process training) and the timing exercise.
 
 Models and datasets that the graded function only receives are built from ``reference.appendix_a``.
-The DDP training recipe starts its own processes (``torch.multiprocessing.spawn``) whose target is
-:func:`_ddp_child` here: it imports the student's package ``submission`` (a real package, see
-:mod:`grader.sandbox.child`), puts the reference versions of the items in ``swap`` into it, and calls the
-student's ``train_ddp``.
+The DDP training recipe starts its own processes whose target is :func:`_ddp_child` here: it puts
+the reference versions of the items in ``swap`` into the student's package and calls the student's
+``train_ddp``. The processes are forked from the worker (the book's ``mp.spawn`` included, see
+:func:`forked_spawn`): they have torch, the student's code and the worker's reference view already,
+where a spawned process would import torch again (and could not have the view).
 """
 
 from __future__ import annotations
 
 import importlib
+import multiprocessing
 import os
 import socket
 import sys
 import tempfile
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -149,11 +153,18 @@ class _PackageSource:
             raise ImportError(full)  # not loaded in this child: nothing of it to patch
         return importlib.import_module(full)
 
+    def loaded(self, name: str) -> types.ModuleType | None:
+        try:
+            return self.module(name)
+        except ImportError:
+            return None
+
 
 def _ddp_child(rank: int, swap: list[str], marker: str, args: tuple[Any, ...]) -> None:
-    """Target of ``mp.spawn``: the student's ``train_ddp(rank, *args)`` with ``swap`` applied."""
+    """Target of the forked processes: the student's ``train_ddp(rank, *args)`` with ``swap`` applied."""
     from grader.recipes import swapped
 
+    torch.set_num_threads(1)  # a forked OpenMP pool would hang; each rank is one process anyway
     source = _PackageSource()
     try:
         with swapped(source, list(swap)):
@@ -200,23 +211,57 @@ def train_ddp(impl: Impl, X: torch.Tensor, y: torch.Tensor, init_state_dict: dic
     raise AssertionError("unreachable")
 
 
+def _threads_then(fn: Any) -> Any:
+    def run(*args: Any) -> Any:
+        torch.set_num_threads(1)  # a forked OpenMP pool would hang; each rank is one process anyway
+        return fn(*args)
+
+    return run
+
+
+@contextmanager
+def forked_spawn() -> Iterator[None]:
+    """``torch.multiprocessing.spawn`` (what the book's ``run_ddp`` calls) forks its processes
+    instead of starting fresh interpreters, for the duration: the same code runs, with the same
+    arguments, without a second and third import of torch. Where there is no fork, nothing changes."""
+    mp: Any = importlib.import_module("torch.multiprocessing")
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        yield
+        return
+    original = mp.spawn
+
+    def spawn(fn: Any, args: tuple[Any, ...] = (), nprocs: int = 1, join: bool = True, daemon: bool = False,
+              start_method: str = "spawn") -> Any:
+        return mp.start_processes(_threads_then(fn), args=args, nprocs=nprocs, join=join,
+                                  daemon=daemon, start_method="fork")
+
+    mp.spawn = spawn
+    try:
+        yield
+    finally:
+        mp.spawn = original
+
+
 def _train_ddp_once(impl: Impl, X: torch.Tensor, y: torch.Tensor, init_state_dict: dict[str, torch.Tensor],
                     world_size: int, num_epochs: int, lr: float, batch_size: int, own_run_ddp: bool,
                     swap: list[str] | None) -> dict[str, Any]:
-    import torch.multiprocessing as mp
+    mp: Any = importlib.import_module("torch.multiprocessing")
 
     with tempfile.TemporaryDirectory() as tmp:
         marker = Path(tmp) / "not_implemented.txt"
         try:
             if own_run_ddp:
-                state = impl.attr("appendix_a", "run_ddp")(world_size, num_epochs, X, y, init_state_dict,
-                                                           lr=lr, batch_size=batch_size)
+                with forked_spawn():
+                    state = impl.attr("appendix_a", "run_ddp")(world_size, num_epochs, X, y, init_state_dict,
+                                                               lr=lr, batch_size=batch_size)
             else:
                 result_path = str(Path(tmp) / "final_state_dict.pt")
                 args = (world_size, num_epochs, X, y, init_state_dict, lr, batch_size, _free_port(),
                         result_path)
-                mp.spawn(_ddp_child, args=(list(swap or []), str(marker), args),  # type: ignore[attr-defined,no-untyped-call]
-                         nprocs=world_size, join=True)
+                method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+                mp.start_processes(_ddp_child, args=(list(swap or []), str(marker), args),
+                                   nprocs=world_size, join=True, start_method=method)
                 if not os.path.exists(result_path):
                     return {"saved": False}
                 state = torch.load(result_path, weights_only=True)
@@ -225,7 +270,7 @@ def _train_ddp_once(impl: Impl, X: torch.Tensor, y: torch.Tensor, init_state_dic
     return {"saved": True, "state": dict(state)}
 
 
-@recipe("appendix_a.time_matmul")
+@recipe("appendix_a.time_matmul", cached=False)
 def time_matmul(impl: Impl, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Call ``exercise_a_4_time_matmul(**kwargs)``; say whether the device it names exists here.
 

@@ -268,26 +268,34 @@ def _read_file(path: str) -> dict[str, Any]:
 
 @recipe("ch05.checkpoint")
 def checkpoint(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.Tensor],
-               batches: list[list[torch.Tensor]], saver: str = "impl", loader_side: str = "impl") -> dict[str, Any]:
-    """Train one step, save (``saver``: the impl's or the reference's save_checkpoint), read the file,
-    restore into a fresh model and optimizer (``loader_side``), take one more step on both."""
-    import reference.ch05
-
-    save = impl.attr("ch05", "save_checkpoint") if saver == "impl" else reference.ch05.save_checkpoint
-    load = impl.attr("ch05", "load_checkpoint") if loader_side == "impl" else reference.ch05.load_checkpoint
+               batches: list[list[torch.Tensor]], saver: str = "impl", loader_side: str = "impl",
+               saved_file: torch.Tensor | None = None, return_file: bool = False) -> dict[str, Any]:
+    """Train one step, save (``saver``: the impl's save_checkpoint, the reference's, or ``"given"``:
+    write ``saved_file``, the bytes of a file the reference saved on the trusted side, as a uint8
+    tensor), read the file, restore into a fresh model and optimizer (``loader_side``: the impl's,
+    the reference's or ``"none"``), take one more step on both. ``return_file``: the file's bytes
+    come back too. The worker grading save_checkpoint never holds the reference's save or load."""
     torch.manual_seed(0)
     model, optimizer = _model_and_optimizer(cfg, state_dict)
     _train_steps(model, optimizer, batches[:1])
     with scratch_dir(impl) as folder:
         path = os.path.join(folder, "model_and_optimizer.pth")
-        save(model, optimizer, path)
+        if saver == "given":
+            assert saved_file is not None, "saver='given' needs saved_file"
+            with open(path, "wb") as fh:
+                fh.write(saved_file.numpy().tobytes())
+        else:
+            _checkpoint_function(impl, "save_checkpoint", saver)(model, optimizer, path)
         result: dict[str, Any] = {"file": _read_file(path) if os.path.exists(path) else {"missing": True},
                                   "saved_model": dict(model.state_dict()),
                                   "saved_optimizer": optimizer.state_dict()}
+        if return_file and os.path.exists(path):
+            with open(path, "rb") as fh:
+                result["file_bytes"] = torch.frombuffer(bytearray(fh.read()), dtype=torch.uint8)
         if loader_side == "none":
             return result
         fresh, fresh_opt = _model_and_optimizer(cfg, None, seed=7)
-        load(fresh, fresh_opt, path)
+        _checkpoint_function(impl, "load_checkpoint", loader_side)(fresh, fresh_opt, path)
     result["restored_model"] = dict(fresh.state_dict())
     result["restored_optimizer"] = fresh_opt.state_dict()
     torch.manual_seed(1)
@@ -297,6 +305,15 @@ def checkpoint(impl: Impl, cfg: dict[str, Any], state_dict: dict[str, torch.Tens
     result["continued"] = dict(model.state_dict())
     result["resumed"] = dict(fresh.state_dict())
     return result
+
+
+def _checkpoint_function(impl: Impl, name: str, side: str) -> Any:
+    """The impl's ``save_checkpoint``/``load_checkpoint``, or (``side="reference"``) the reference's."""
+    if side == "impl":
+        return impl.attr("ch05", name)
+    import reference.ch05
+
+    return getattr(reference.ch05, name)
 
 
 # ---- OpenAI GPT-2 weights --------------------------------------------------------------------

@@ -45,9 +45,9 @@ def get_tokenizer(kind: str) -> Any:
     """``"chars"``: :class:`CharTokenizer`; anything else: tiktoken's GPT-2 encoding (offline)."""
     if kind == "chars":
         return CharTokenizer()
-    import reference.ch02
+    import reference.gpt2_tokenizer
 
-    return reference.ch02.get_gpt2_tokenizer()
+    return reference.gpt2_tokenizer.get_gpt2_tokenizer()
 
 
 @contextmanager

@@ -36,7 +36,7 @@ SPEC_FORMAT = "llmgrade.run/1"
 RESULTS_FORMAT = "llmgrade.checks/1"
 KEY_BYTES = 32
 SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
-PLUGINS = ("grader.checking.plugin", "grader.checking.fixtures")
+PLUGINS = ("grader.checking.plugin", "grader.checking.fixtures", "grader.checking.parallel")
 AUTO_DEVICE = "auto"
 # The whole-submission limit stretches by the slowdown the grading process reports on the progress
 # pipe (``slowdown_line``, grader/checking/pace.py), up to this factor.
@@ -62,6 +62,7 @@ class RunSpec:
     key_fd: int = -1
     progress_fd: int = -1
     gate_fds: tuple[int, int] | None = None  # llmgrade watch: (ready, go) pipe ends, see fixtures.wait_for_go
+    runners: int = 0  # items graded side by side (grader/checking/parallel.py); 0: one per usable core
     format: str = field(default=SPEC_FORMAT)
 
     def to_arg(self) -> str:
@@ -83,7 +84,7 @@ class RunSpec:
                        device=str(data.get("device", AUTO_DEVICE)),
                        time_scale=float(data.get("time_scale", 1.0)),
                        key_fd=int(data.get("key_fd", -1)), progress_fd=int(data.get("progress_fd", -1)),
-                       gate_fds=_gate(data.get("gate_fds")))
+                       gate_fds=_gate(data.get("gate_fds")), runners=int(data.get("runners", 0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{SPEC_OPTION} has a missing or malformed field: {exc}") from None
 

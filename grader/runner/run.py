@@ -27,10 +27,10 @@ from typing import Any
 from grader import __version__
 from grader.catalog import Item, items_for
 from grader.errors import SetupError, unknown_item
-from grader.messages import current_lang
+from grader.messages import current_lang, message_fields
 from grader.sandbox import cgroup
 from grader.sandbox.policy import probe
-from grader.results import GradeRun, RunStatus, installed_torch_version
+from grader.results import GradeRun, GraderCodeNote, RunStatus, installed_torch_version
 from grader.runner import contract
 from grader.runner.scoring import item_results, load_errors_from
 from grader.authoring.workspace import content_hash, find_submission
@@ -92,10 +92,26 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
         submission_hash=content_hash(folder), started_at=started_at,
         duration_s=round(time.time() - started, 3), items=results, load_errors=load_errors,
         status=status, error=error, lang=current_lang(),
-        isolation=environment.get("isolation") or probe().describe(), notebooks=staged.notes)
+        isolation=environment.get("isolation") or probe().describe(), notebooks=staged.notes,
+        grader_code=grader_code_notes(payload.get("grader_code", []), modules))
     if json_path is not None:
         run.write(json_path)
     return run
+
+
+def grader_code_notes(found: Any, modules: set[str]) -> list[GraderCodeNote]:
+    """The scan's notes (``grader/checking/grader_code.py``) for the graded modules, as sentences."""
+    notes: list[GraderCodeNote] = []
+    for entry in found if isinstance(found, list) else []:
+        if not isinstance(entry, dict) or entry.get("module") not in modules:
+            continue
+        file, line, name = Path(str(entry.get("file", ""))).name, int(entry.get("line") or 0), str(entry.get("name", ""))
+        source_line = str(entry.get("source_line", ""))
+        notes.append(GraderCodeNote(module=str(entry["module"]), file=file, line=line, name=name,
+                                    source_line=source_line,
+                                    **message_fields("note.grader_code", file=file, line=line, name=name,
+                                                     source_line=source_line)))
+    return notes
 
 
 def _run_suites(folder: Path, chosen: list[Item], device: str, suites: Sequence[Path],
@@ -123,9 +139,10 @@ def _run_suites_in(workdir: Path, folder: Path, chosen: list[Item], device: str,
     key = contract.new_key()
     key_r = contract.hand_over_key(key)
     prog_r, prog_w = os.pipe()
+    # One of several runs at once (class grading caps each one's threads): its items one at a time.
     spec = contract.RunSpec(submission=str(folder), results=str(results), items=tuple(i.id for i in chosen),
                             device=device, time_scale=time_scale, key_fd=key_r, progress_fd=prog_w,
-                            gate_fds=gate)
+                            gate_fds=gate, runners=1 if threads is not None else 0)
     paths = [*suite_files(chosen), *[str(Path(extra).resolve()) for extra in suites]]
     cmd = contract.pytest_command(sys.executable, paths, spec)
     env = contract.pytest_environment(os.environ, threads=threads, tmpdir=tmpdir)

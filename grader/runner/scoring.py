@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,11 @@ from grader.catalog import BY_ID, Item
 from grader.messages import item_title, message_fields, t
 from grader.notebooks.locations import notebook_location
 from grader.results import CheckResult, ItemResult, LoadError, Status
-from grader.sandbox import key_uses
+from grader.sandbox.policy import GRADER_PACKAGES
 
-ANSWER_KEY_CHECK = "check.uses_answer_key"
-_ANSWER_KEY_IDS = (ANSWER_KEY_CHECK, "check.skipped_after_answer_key")
-_LOAD_KINDS = ("missing_file", "syntax_error", "import_error", "answer_key")
+_LOAD_KINDS = ("missing_file", "syntax_error", "import_error")
+# "No module named 'reference'", "cannot import name 'GELU' from 'reference.ch04'"
+_GRADER_IMPORT = re.compile(r"""(?:module named|from) ['"](?P<name>(?:%s)(?:\.[\w.]+)?)['"]""" % "|".join(GRADER_PACKAGES))
 
 
 def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = None,
@@ -43,20 +44,20 @@ def load_errors_from(report: dict[str, Any], notebooks: dict[str, str] | None = 
         line = info.get("line")
         source_line = str(info.get("source_line", ""))
         cell = notebook_location(file, line, folder) if kind != "missing_file" else None
-        how = key_uses.how(str(info.get("use", "import")), str(info.get("message", ""))) if kind == "answer_key" else ""
+        grader_code = _GRADER_IMPORT.search(str(info.get("message", ""))) if kind == "import_error" else None
         if cell is not None:
             said = message_fields(f"load.{kind}_notebook", module=module, where=str(cell), source_line=source_line,
-                                  error=info.get("message", ""), how=how)
+                                  error=info.get("message", ""))
             errors.append(LoadError(module=module, kind=kind, file=cell.source, line=cell.line,
                                     source_line=source_line, cell=cell.cell, **said))
             continue
         key = "load.import_timeout" if info.get("timeout_s") else f"load.{kind}"
-        if kind == "answer_key" and (module == "*" or line is None):  # no one file and line to name
-            key = "load.answer_key_anywhere"
+        if grader_code is not None:  # the grader's own code: what to do is write it
+            key = "load.imports_grader_code"
         said = message_fields(key, module=module, file=Path(file).name or module,
                               line=line if line is not None else "?", source_line=source_line,
                               error=info.get("message", ""), seconds=f"{float(info.get('timeout_s') or 0):.0f}",
-                              how=how)
+                              name=grader_code.group("name") if grader_code else "")
         errors.append(LoadError(module=module, kind=kind, file=file, line=line, source_line=source_line, **said))
     for item_id, names in sorted(report.get("missing", {}).items()):
         item = BY_ID.get(item_id)
@@ -175,7 +176,7 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
         or next((e for e in load_errors if e.kind == "missing_name" and e.module == item.module
                  and set(e.names) & set(item.symbols)), None)
     if problem is not None:
-        return result(0.0, "answer_key" if problem.kind == "answer_key" else "error", problem.message)
+        return result(0.0, "error", problem.message)
     if not raw:
         return result(0.0, "error", t("item.no_checks", item=item.id))
 
@@ -192,16 +193,20 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
         swapped = sorted({dep for swap in c.get("student_swaps") or [] for dep in swap})
         if swapped:  # the items this check ran with the reference's code instead of the student's
             check.details = {**check.details, "swapped": swapped}
-        culprit = _culprit(item, c, roots, failed_deps) \
-            if check.status not in ("passed", "not_started") and check.message_id not in _ANSWER_KEY_IDS else None
+        forced = [dep for dep in c.get("forced_swaps") or [] if dep in BY_ID]
+        culprit = _culprit(item, c, roots, failed_deps) if check.status not in ("passed", "not_started") else None
+        if forced:  # run with the reference's version of a dependency whose code hung, crashed or exited
+            culprit = forced[0]
+            check.details = {**check.details, "forced_swaps": forced}
         if c.get("extension"):
             check.details = {**check.details, "extension": True}
             if check.status == "failed":
                 check.message = t("check.extension_not_counted", message=check.message)
         elif culprit is not None:
             check.blamed_on = culprit
-            check.message = t("check.used_failing_dependency", item=item.id, dependency=culprit,
-                              title=item_title(culprit, BY_ID[culprit].title), message=check.message)
+            said = "check.ran_with_reference_after_break" if forced else "check.used_failing_dependency"
+            check.message = t(said, item=item.id, dependency=culprit, title=item_title(culprit, BY_ID[culprit].title),
+                              message=check.message or t("check.passed_with_reference"))
         checks.append(check)
 
     counted = [c for c in checks if c.blamed_on is None and not c.details.get("extension")]
@@ -216,9 +221,6 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
     points = round(item.points * passed / len(counted), 2) if counted else 0.0
     first = next((c for c in counted if c.status == "failed"), None) \
         or next((c for c in counted if c.status != "passed"), None)
-    key = next((c for c in checks if c.message_id == ANSWER_KEY_CHECK), None)
-    if key is not None:  # using the answer key in any check costs the whole item, whatever else it did
-        status, points, first = "answer_key", 0.0, key
     message = first.message if first is not None else ""
     diagnosis = first.diagnosis if first is not None else None
     if status == "passed":

@@ -122,15 +122,19 @@ class TreeGroup:
 
     def hit_memory_limit(self) -> bool:
         """Did the tree reach its memory cap (so a killed worker ran out of memory)?"""
+        return self.memory_failures() > 0
+
+    def memory_failures(self) -> int:
+        """How many times the tree hit its memory cap so far (compare before and after a call)."""
         folder = self.memory_file.parent
         try:
             if (folder / "memory.failcnt").exists():
-                return int((folder / "memory.failcnt").read_text()) > 0
+                return int((folder / "memory.failcnt").read_text())
             events = (folder / "memory.events").read_text().split()
             counts = dict(zip(events[::2], events[1::2]))
-            return int(counts.get("oom_kill", "0")) > 0 or int(counts.get("max", "0")) > 0
+            return int(counts.get("oom_kill", "0")) + int(counts.get("max", "0"))
         except (OSError, ValueError):
-            return False
+            return 0
 
     def kill_all(self) -> None:
         for folder in self.folders:

@@ -1,18 +1,24 @@
-"""The isolation policy for the worker: what it may see, what it may do, how much it may take.
+"""The isolation policy for the workers: what they may see, what they may do, how much they may take.
 
 On Linux with ``bwrap`` (Debian/Ubuntu package ``bubblewrap``) and unprivileged user namespaces,
-the worker runs in its own user, pid, network, ipc, uts and mount namespaces, with every
-capability dropped. It sees read-only only the Python install, the venv, the grader's ``grader/``
-and ``reference/`` folders, the tokenizer cache and the submission; ``/tmp`` and ``/dev/shm`` are
-size-limited tmpfs mounts of its own; its only writable host files are its output log and stack
-dump, which it sees under ``/llmgrade`` (no host folder name of the run shows inside). Its network
-namespace has only ``lo`` (the DDP checks talk to themselves on 127.0.0.1; nothing outside can be
-reached or reached from). A seccomp filter (:mod:`grader.sandbox.seccomp`) is the second wall.
-The whole process tree is capped by a memory and a pids cgroup where one can be made
-(:mod:`grader.sandbox.cgroup`), and dies with its pid namespace.
+the fork server of a grading run (:mod:`grader.sandbox.forkserver`) runs in its own user, pid,
+network, ipc, uts and mount namespaces. It sees read-only only the Python install, the venv (less
+any package of the book's answers, such as ``llms_from_scratch``), the few files of ``grader/`` the
+workers run (:data:`WORKER_FILES`: the fork server, the worker, the wire, the recipes, the
+catalog; not ``reference/``, not the checks, not the suites), the tokenizer cache and the
+submission (through ``/llmgrade/pkg``, so no host folder name of the run shows inside). Its
+network namespace has only ``lo``.
 
-Where the sandbox is unavailable (macOS, no user namespaces, ``LLMGRADE_SANDBOX=off``) the worker
-runs as before, with rlimits only; :func:`probe` says why, and the results record it.
+Each worker it forks raises walls of its own before any student code runs
+(:mod:`grader.sandbox.nest`): new mount, pid, network, ipc and uts namespaces (its own ``/tmp``,
+``/dev/shm``, ``/proc`` and loopback: the DDP checks talk to themselves on 127.0.0.1), every
+capability dropped and the seccomp filter (:mod:`grader.sandbox.seccomp`). The whole tree is capped
+by a memory and a pids cgroup where one can be made (:mod:`grader.sandbox.cgroup`), and dies with
+its pid namespace.
+
+Where the sandbox is unavailable (macOS, no user namespaces, namespaces that cannot be nested,
+``LLMGRADE_SANDBOX=off``) the workers run with rlimits only; :func:`probe` says why, and the
+results record it.
 """
 
 from __future__ import annotations
@@ -32,10 +38,22 @@ MiB = 1024 * 1024
 TMP_BYTES = 512 * MiB
 SHM_BYTES = 256 * MiB
 SANDBOX_HOME = "/tmp/home"
-# The worker reads these from the grader's tree; everything else there (solutions/, tests/, the
-# hidden suites) stays out of its sight.
-_GRADER_PARTS = ("grader", "reference")
-_HIDDEN_PARTS = ("grader/suites",)
+# The only files of the grader's tree the workers see: what the fork server and the workers import
+# (tests/grader/test_layout.py checks the list against what they really import). Everything else
+# (reference/, solutions/, tests/, the checks and their known mistakes, the hidden suites) does not
+# exist inside.
+WORKER_FILES = (
+    "grader/__init__.py", "grader/catalog.py", "grader/catalog_index.json", "grader/errors.py",
+    "grader/messages.py", "grader/locales",
+    "grader/sandbox/__init__.py", "grader/sandbox/forkserver.py", "grader/sandbox/child.py",
+    "grader/sandbox/nest.py", "grader/sandbox/seccomp.py", "grader/sandbox/protocol.py",
+    "grader/recipes",
+)
+# Installed packages that hold the book's answers: hidden in the sandbox (an empty folder).
+ANSWER_PACKAGES = ("llms_from_scratch",)
+# The grader's own code and the book's answers: none of it is a worker's to import (the worker holds
+# only its item's reference view, grader/sandbox/views.py); a submission naming it gets a note.
+GRADER_PACKAGES = ("reference", "solutions", "grader", *ANSWER_PACKAGES)
 
 
 @dataclass(frozen=True)
@@ -75,21 +93,30 @@ def probe() -> Isolation:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return Isolation("none", "bwrap is not installed (Debian/Ubuntu package: bubblewrap)")
+    # A worker's own walls, raised inside the sandbox as the fork server raises them (nest.py).
+    nested = ("import os, sys; sys.path.insert(0, sys.argv[1]); from grader.sandbox import nest\n"
+              "nest.unshare_for_worker()\npid = os.fork()\n"
+              "if pid == 0:\n    nest.enter(1 << 20, 1 << 20, '/tmp/home', None)\n    os._exit(0)\n"
+              "os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n")
     try:
         done = subprocess.run([bwrap, *_namespace_args(), "--ro-bind", "/", "/", "--proc", "/proc",
-                               "--dev", "/dev", "true"],
+                               "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm",
+                               sys.executable, "-I", "-c", nested, str(GRADER_ROOT)],
                               capture_output=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Isolation("none", f"bwrap could not be started: {exc}")
     if done.returncode != 0:
         detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        return Isolation("none", "bwrap cannot create namespaces here"
+        return Isolation("none", "bwrap cannot create (and nest) namespaces here"
                          + (f" ({detail[-1]})" if detail else ""))
     return Isolation("bwrap", seccomp=seccomp.supported(), cgroup=cgroup.available())
 
 
 def _namespace_args() -> list[str]:
-    return ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    # The fork server keeps the capabilities of its own user namespace (and nested user namespaces
+    # stay possible for it): each worker needs them to raise its own walls, then drops them all
+    # and seals them with seccomp (nest.py). No student code ever runs with them.
+    return ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"]
 
 
 INSIDE = "/llmgrade"  # where the worker's own files appear, so no host folder name shows inside
@@ -126,9 +153,8 @@ def _outermost(paths: set[Path]) -> set[Path]:
     return {p for p in paths if not any(p != q and p.is_relative_to(q) for q in paths)}
 
 
-def bwrap_args(mounts: Mounts, *, workdir: str = SANDBOX_HOME, seccomp_fd: int | None = None,
-               gpu: bool = False) -> list[str]:
-    """The ``bwrap`` command line (without the program to run) for one worker."""
+def bwrap_args(mounts: Mounts, *, workdir: str = SANDBOX_HOME, gpu: bool = False) -> list[str]:
+    """The ``bwrap`` command line (without the program to run) for a run's fork server."""
     bwrap = shutil.which("bwrap") or "bwrap"
     args = [bwrap, *_namespace_args()]
     for system in ("/usr", "/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf",
@@ -144,22 +170,38 @@ def bwrap_args(mounts: Mounts, *, workdir: str = SANDBOX_HOME, seccomp_fd: int |
     args += ["--proc", "/proc", "--dev", "/dev",
              "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
              "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]
-    read_only = [*python_paths(), *(GRADER_ROOT / part for part in _GRADER_PARTS)]
-    for path in _outermost({p.resolve() for p in read_only if p.exists()}):
+    for path in _outermost({p.resolve() for p in python_paths() if p.exists()}):
         args += ["--ro-bind", str(path), str(path)]
-    for hidden in _HIDDEN_PARTS:
-        if (GRADER_ROOT / hidden).is_dir():
-            args += ["--tmpfs", str(GRADER_ROOT / hidden), "--remount-ro", str(GRADER_ROOT / hidden)]
+    for hidden in answer_package_paths():
+        args += ["--tmpfs", str(hidden), "--remount-ro", str(hidden)]
+    for part in WORKER_FILES:
+        path = GRADER_ROOT / part
+        if path.exists():
+            args += ["--ro-bind", str(path), str(path)]
     submission = mounts.submission.resolve()
     args += ["--ro-bind", str(submission), str(submission)]
     for bind in mounts.binds:
         args += ["--bind" if bind.writable else "--ro-bind", str(bind.host.resolve()), bind.inside]
     if gpu:
         args += _gpu_args(mounts.devices)
-    args += ["--dir", workdir, "--chdir", workdir, "--disable-userns"]
-    if seccomp_fd is not None:
-        args += ["--seccomp", str(seccomp_fd)]
+    args += ["--dir", workdir, "--chdir", workdir]
     return [*args, "--"]
+
+
+def answer_package_paths() -> list[Path]:
+    """Where the installed packages of :data:`ANSWER_PACKAGES` are (found without importing them)."""
+    import importlib.util
+
+    found: list[Path] = []
+    for name in ANSWER_PACKAGES:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec is not None else []:
+            if Path(location).is_dir():
+                found.append(Path(location).resolve())
+    return found
 
 
 def _gpu_args(devices: Sequence[Path]) -> list[str]:
@@ -173,22 +215,3 @@ def _gpu_args(devices: Sequence[Path]) -> list[str]:
         if os.path.exists(info):
             args += ["--ro-bind", info, info]
     return args
-
-
-def sandboxed_pid(outer: int, depth: int = 4) -> int | None:
-    """The host pid of the worker inside the sandbox started as ``outer`` (``bwrap``): the
-    descendant that is pid 2 of the new pid namespace (pid 1 is bwrap's reaper)."""
-    level = [outer]
-    for _ in range(depth):
-        children: list[int] = []
-        for pid in level:
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-                children += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-            except (OSError, ValueError):
-                continue
-            nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
-            if pid != outer and nspid and nspid[-1] == "2":
-                return pid
-        level = children
-    return None

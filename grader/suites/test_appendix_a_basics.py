@@ -126,7 +126,8 @@ def _compare_items(got: dict[str, Any], expected: dict[str, Any], X: torch.Tenso
 
 # ---- compute_accuracy -----------------------------------------------------------------------
 
-CA = component("appendix_a", "compute_accuracy", section="A.7", title="Accuracy over a data loader", points=1)
+CA = component("appendix_a", "compute_accuracy", section="A.7", title="Accuracy over a data loader", points=1,
+               uses=("appendix_a.NeuralNetwork", "appendix_a.ToyDataset"))
 # The book divides float32 tensors, ``(correct / total_examples).item()``: 0.6 comes back as
 # 0.6000000238. Accuracies of a few examples differ by far more than float32's rounding.
 ACCURACY_TOL = 1e-6

@@ -29,7 +29,8 @@ from grader.checking.pictures import loss_curve, pictures_on_failure
 
 # ---- find_highest_gradient ------------------------------------------------------------------
 
-FHG = component("appendix_d", "find_highest_gradient", section="D.3", title="The largest gradient of a model", points=1)
+FHG = component("appendix_d", "find_highest_gradient", section="D.3", title="The largest gradient of a model", points=1,
+                uses=("ch04.GPTModel",))
 
 
 def _highest(student: Any, ref: Any, kind: str, *, frozen: tuple[str, ...] = (), backward: bool = True,
@@ -104,7 +105,8 @@ def test_no_gradient_raises_value_error(student, ref):
 # ---- train_model ----------------------------------------------------------------------------
 
 TM = component("appendix_d", "train_model", section="D.4", title="Warmup, cosine decay and gradient clipping", points=4,
-               helpers=("lr_at_step",), depends=("ch05.calc_loss_batch", "ch05.evaluate_model"))
+               helpers=("lr_at_step",), depends=("ch05.calc_loss_batch", "ch05.evaluate_model"),
+               uses=("ch04.GPTModel",))
 SWAP = ("ch05.calc_loss_batch", "ch05.evaluate_model")  # the chapter 5 helpers the loop calls
 LOOP = dict(n_epochs=2, eval_freq=3, eval_iter=1, warmup_steps=3, initial_lr=1e-4, min_lr=2e-4)
 NO_WARMUP = dict(LOOP, warmup_steps=0, n_epochs=1, eval_freq=2)

@@ -21,7 +21,8 @@ BLOCK = component("ch04", "TransformerBlock", section="4.5", title="The transfor
                   depends=("ch03.MultiHeadAttention", "ch04.FeedForward", "ch04.LayerNorm"))
 GPT = component("ch04", "GPTModel", section="4.6", title="The GPT model", points=4,
                 helpers=("GPT_CONFIG_124M",), depends=("ch04.TransformerBlock", "ch04.LayerNorm"))
-GEN = component("ch04", "generate_text_simple", section="4.7", title="Greedy text generation", points=2)
+GEN = component("ch04", "generate_text_simple", section="4.7", title="Greedy text generation", points=2,
+                uses=("ch04.GPTModel",))
 
 CFG: dict[str, Any] = {"vocab_size": 50, "context_length": 8, "emb_dim": 16, "n_heads": 2, "n_layers": 2,
                        "drop_rate": 0.0, "qkv_bias": False}

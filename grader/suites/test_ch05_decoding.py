@@ -26,7 +26,8 @@ from grader.messages import phrase
 SOFTMAX_WITH_TEMPERATURE = component("ch05", "softmax_with_temperature", section="5.3.1", title="Temperature scaling",
                                      points=1)
 GENERATE = component("ch05", "generate", section="5.3.3", title="Generation with temperature, top-k and an end token",
-                     points=4)
+                     points=4,
+                     uses=("ch04.GPTModel",))
 EX51 = problem("5.1", "ch05", section="5.3.1", title="Sampling frequencies at different temperatures", points=1,
                symbols=("exercise_5_1_sample_counts",), depends=("ch05.softmax_with_temperature",))
 EX52 = problem("5.2", "ch05", section="5.3.3", title="Diverse and conservative decoding settings", points=1,

@@ -24,13 +24,14 @@ TEXT_TO_TOKEN_IDS = component("ch05", "text_to_token_ids", section="5.1.1", titl
 TOKEN_IDS_TO_TEXT = component("ch05", "token_ids_to_text", section="5.1.1", title="A batch of token ids back to text",
                               points=1)
 CALC_LOSS_BATCH = component("ch05", "calc_loss_batch", section="5.1.3", title="Cross-entropy loss of one batch",
-                            points=2)
+                            points=2,
+                            uses=("ch04.GPTModel",))
 CALC_LOSS_LOADER = component("ch05", "calc_loss_loader", section="5.1.3", title="Average loss over a data loader",
                              points=2, depends=("ch05.calc_loss_batch",))
 EVALUATE_MODEL = component("ch05", "evaluate_model", section="5.2", title="Train and validation loss in eval mode",
                            points=1, depends=("ch05.calc_loss_loader",))
 EX55 = problem("5.5", "ch05", section="5.5", title="Training and validation loss of a given model", points=1,
-               symbols=("exercise_5_5_losses",), depends=("ch05.calc_loss_loader",))
+               symbols=("exercise_5_5_losses",), depends=("ch05.calc_loss_loader", "ch02.create_dataloader_v1"))
 
 CFG = dict(vocab_size=96, context_length=8, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=False)
 DROPOUT_CFG = {**CFG, "drop_rate": 0.5}

@@ -22,7 +22,7 @@ from grader.checking.mistakes.ch05 import weight_slip
 from grader.messages import phrase
 
 EX56 = problem("5.6", "ch05", section="5.5", title="Loading larger GPT-2 models", points=1,
-               symbols=("exercise_5_6_build_and_load",), depends=("ch05.load_weights_into_gpt",))
+               symbols=("exercise_5_6_build_and_load",), depends=("ch05.load_weights_into_gpt", "ch04.GPTModel"))
 
 CFG = dict(vocab_size=64, context_length=8, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=True)
 SEED = 5
@@ -71,7 +71,8 @@ def _expect_loaded(got: dict[str, torch.Tensor], expected: dict[str, torch.Tenso
 
 
 pytestmark = component("ch05", "load_weights_into_gpt", section="5.5", title="Loading OpenAI GPT-2 weights", points=4,
-                       symbols=("assign", "load_weights_into_gpt"), helpers=("model_configs",))
+                       symbols=("assign", "load_weights_into_gpt"), helpers=("model_configs",),
+                       uses=("ch04.GPTModel",))
 
 
 def test_assign_returns_a_parameter_with_the_values(student, ref):

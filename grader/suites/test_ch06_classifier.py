@@ -19,11 +19,14 @@ from grader.checking.mistakes.ch06 import Lazy, accuracy_mistakes, all_logits, e
 from grader.messages import phrase
 
 PREPARE_CLASSIFIER = component("ch06", "prepare_classifier", section="6.5", title="Adding a classification head",
-                               points=2)
+                               points=2,
+                               uses=("ch04.GPTModel",))
 CALC_ACCURACY_LOADER = component("ch06", "calc_accuracy_loader", section="6.6",
-                                 title="Classification accuracy from the last token", points=2)
+                                 title="Classification accuracy from the last token", points=2,
+                                 uses=("ch04.GPTModel",))
 CALC_LOSS_BATCH = component("ch06", "calc_loss_batch", section="6.6", title="Classification loss from the last token",
-                            points=2, symbols=("calc_loss_batch", "calc_loss_loader"))
+                            points=2, symbols=("calc_loss_batch", "calc_loss_loader"),
+                            uses=("ch04.GPTModel",))
 EX62 = problem("6.2", "ch06", section="6.5", title="Fine-tuning the whole model", points=1,
                symbols=("exercise_6_2_make_all_trainable",), depends=("ch06.prepare_classifier",))
 EX63 = problem("6.3", "ch06", section="6.6", title="Fine-tuning the first versus the last token", points=1,

@@ -23,8 +23,10 @@ from grader.messages import phrase
 TRAIN_CLASSIFIER_SIMPLE = component("ch06", "train_classifier_simple", section="6.7",
                                     title="The classification fine-tuning loop", points=3,
                                     symbols=("train_classifier_simple", "evaluate_model"),
-                                    depends=("ch06.calc_loss_batch", "ch06.calc_accuracy_loader"))
-CLASSIFY_REVIEW = component("ch06", "classify_review", section="6.8", title="Classifying new text", points=2)
+                                    depends=("ch06.calc_loss_batch", "ch06.calc_accuracy_loader"),
+                                    uses=("ch04.GPTModel", "ch06.prepare_classifier"))
+CLASSIFY_REVIEW = component("ch06", "classify_review", section="6.8", title="Classifying new text", points=2,
+                            uses=("ch04.GPTModel",))
 
 CFG = dict(vocab_size=96, context_length=16, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.1, qkv_bias=False)
 TOKENS = 8

@@ -19,9 +19,9 @@ INSTRUCTION_DATASET = component("ch07", "InstructionDataset", section="7.3", tit
 CUSTOM_COLLATE_FN = component("ch07", "custom_collate_fn", section="7.3",
                               title="Padding, shifted targets and -100 masking", points=3)
 EX72 = problem("7.2", "ch07", section="7.3", title="Instruction and input masking", points=2,
-               symbols=("InstructionDatasetMasked", "custom_collate_fn_masked"), depends=("ch07.custom_collate_fn",))
+               symbols=("InstructionDatasetMasked", "custom_collate_fn_masked"), depends=("ch07.custom_collate_fn", "ch07.format_input"))
 EX73 = problem("7.3", "ch07", section="7.3", title="Preparing a large Alpaca-style dataset", points=1,
-               symbols=("exercise_7_3_prepare_loaders",), depends=("ch07.custom_collate_fn",))
+               symbols=("exercise_7_3_prepare_loaders",), depends=("ch07.custom_collate_fn", "ch07.partition_data", "ch07.InstructionDataset"))
 
 DATA = [
     {"instruction": "Rewrite the sentence in the passive voice.", "input": "The chef cooks the meal.",

@@ -16,10 +16,11 @@ from grader.checking.pictures import loss_curve, pictures_on_failure
 from grader.messages import phrase
 
 MAJORITY_VOTE = component("ch07", "majority_vote", section="7.8", title="Inference-time scaling by majority vote",
-                          points=2, symbols=("sample_answers", "majority_vote"))
+                          points=2, symbols=("sample_answers", "majority_vote"),
+                          depends=("ch05.generate",))
 EX74 = problem("7.4", "ch07", section="7.6", title="Parameter-efficient fine-tuning with LoRA", points=2,
                symbols=("exercise_7_4_add_lora", "exercise_7_4_training_step"),
-               depends=("appendix_e.replace_linear_with_lora",))
+               depends=("appendix_e.replace_linear_with_lora", "ch05.calc_loss_batch"))
 
 CFG = dict(vocab_size=96, context_length=16, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0, qkv_bias=False)
 GPT2_355M = dict(vocab_size=50257, context_length=1024, emb_dim=1024, n_heads=16, n_layers=24,
@@ -150,6 +151,8 @@ def _steps(student: Any, ref: Any, swap: tuple[str, ...], own: bool = False) -> 
     y = torch.randint(0, 96, (2, 6), generator=g)
     y[1, 4:] = -100
     inputs = dict(cfg=cfg, state_dict=state, inputs=x, targets=y, steps=3, own_lora=own)
+    if not own:  # the reference's set-up, as the names it leaves trainable
+        inputs["trainable"] = ref.run("ch07.add_lora", cfg=cfg, state_dict=state, rank=4, alpha=8)["trainable"]
     expected = ref.run("ch07.lora_steps", **inputs)
     got = student.run("ch07.lora_steps", swap=swap, what="exercise_7_4_training_step (3 steps)", **inputs)
     with pictures_on_failure(loss_curve=loss_curve(got["losses"], expected["losses"])):

@@ -1,51 +1,21 @@
-"""Using the answer key is an item status of its own (results schema version 2): 0 points, never
-charged to another item, never shown as "not started", and it reaches the terminal, the student and
-class reports, the exports and the gradebook, where older records still read."""
+"""Runs recorded with the ``answer_key`` status (results schema version 2, before the worker held
+only its item's reference view) still read and show as they were: the terminal, the student report,
+the exports and the gradebook. Grading no longer gives the status (tests/redteam/test_answer_key.py)."""
 
 from __future__ import annotations
 
 import csv
 import json
 from pathlib import Path
-from typing import Any
 
-from grader.catalog import BY_ID
 from grader.classroom.export import export_csv, gradescope_results
 from grader.classroom.gradebook import Gradebook
 from grader.results import GradeRun, LoadError
-from grader.runner.scoring import item_results
 from grader.runner.summary import format_table
 from reports.render import render_student_report
 from tests.grader.fake_runs import fake_run
 
 KEY_MESSAGE = "ch04.py line 3 imports reference.ch04"
-
-
-def check(item: str, name: str, status: str, message_id: str = "", **extra: Any) -> dict[str, Any]:
-    return {"item": item, "name": name, "status": status, "message": f"{name} {status}", "message_id": message_id,
-            "student_swaps": [[]], **extra}
-
-
-def test_a_check_that_caught_the_key_costs_the_whole_item_and_nothing_else() -> None:
-    block, ff = BY_ID["ch04.TransformerBlock"], BY_ID["ch04.FeedForward"]
-    raw = [check(ff.id, "ff", "failed"),
-           check(block.id, "one", "not_started"),
-           check(block.id, "two", "failed", "check.uses_answer_key", integration=True),
-           check(block.id, "three", "passed")]
-    results = {r.id: r for r in item_results([ff, block], raw, [])}
-    item = results[block.id]
-    assert item.status == "answer_key" and item.points == 0  # not "not started", not partly passed
-    key = next(c for c in item.checks if c.name == "two")
-    assert key.blamed_on is None and item.message == key.message  # not charged to the failed FeedForward
-    assert results[ff.id].status == "failed"
-
-
-def test_a_module_that_uses_the_key_gives_its_items_the_status() -> None:
-    gelu, mha = BY_ID["ch04.GELU"], BY_ID["ch03.MultiHeadAttention"]
-    error = LoadError(module="ch04", kind="answer_key", file="/w/ch04.py", line=3, message=KEY_MESSAGE)
-    results = {r.id: r for r in item_results([gelu, mha], [check(mha.id, "a", "passed")], [error])}
-    assert (results[gelu.id].status, results[gelu.id].points, results[gelu.id].message) == ("answer_key", 0, KEY_MESSAGE)
-    assert results[mha.id].status == "passed"
 
 
 def key_run() -> GradeRun:

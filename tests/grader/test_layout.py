@@ -1,9 +1,10 @@
 """The trust boundary is visible in the tree, and the code keeps to it.
 
-Code that runs inside the sandboxed worker (``grader/sandbox/child.py``, ``protocol.py`` and every
-recipe) must never import the trusted side: checks, comparisons, mistakes, the pytest plugin,
-the runner, class grading or the reports. These tests read every import statement (lazy ones inside
-functions included) and also import the worker's code in a fresh process and look at what loaded.
+Code that runs inside the sandbox (the fork server, the worker, the wire, every recipe: the files of
+``grader.sandbox.policy.WORKER_FILES``, the only ones of the grader's tree mounted there) must never
+import the trusted side: checks, comparisons, mistakes, the pytest plugin, the runner, class grading
+or the reports. These tests read every import statement (lazy ones inside functions included) and
+also import the worker's code in a fresh process and look at what loaded.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 TRUSTED = ("grader.checking", "grader.runner", "grader.classroom", "grader.cli", "grader.suites", "grader.notebooks",
            "reports")
-CHILD_SIDE = [ROOT / "grader/sandbox/child.py", ROOT / "grader/sandbox/protocol.py", ROOT / "grader/sandbox/key_watch.py",
+CHILD_SIDE = [ROOT / "grader/sandbox/forkserver.py", ROOT / "grader/sandbox/child.py", ROOT / "grader/sandbox/nest.py",
+              ROOT / "grader/sandbox/seccomp.py", ROOT / "grader/sandbox/protocol.py",
               *sorted((ROOT / "grader/recipes").glob("*.py"))]
 
 
@@ -53,18 +55,31 @@ def test_the_static_rule_sees_a_trusted_import(tmp_path: Path) -> None:
 
 
 def test_worker_process_loads_no_trusted_module() -> None:
-    """Import the worker and every recipe in a fresh interpreter: no trusted module comes along."""
+    """Import the fork server, the worker and every recipe in a fresh interpreter: no trusted module
+    comes along, and every file of the grader's tree that loads is one the sandbox mounts (and
+    every one it mounts is used)."""
     code = ("import json, sys\n"
-            "import grader.sandbox.child\n"
+            "import grader.sandbox.forkserver, grader.sandbox.child, grader.sandbox.nest, grader.sandbox.seccomp\n"
+            "import grader.sandbox.protocol\n"
             "from grader import recipes\n"
             "recipes.get('module.forward')\n"
-            "print(json.dumps(sorted(sys.modules)))\n")
+            "from grader.catalog import ITEMS\n"
+            "from grader.messages import t; t('catalog.index_current', file='x')\n"
+            "print(json.dumps({name: getattr(m, '__file__', None) for name, m in sys.modules.items()}))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert "grader.recipes.appendix_e" in loaded  # every recipe module really was imported
     assert [m for m in loaded if is_trusted(m)] == []
+    assert [m for m in loaded if m == "reference" or m.startswith("reference.")] == []
+    from grader.sandbox.policy import WORKER_FILES
 
+    mounted = [ROOT / part for part in WORKER_FILES]
+    files = {Path(f).resolve() for name, f in loaded.items() if name.split(".")[0] == "grader" and f}
+    outside = sorted(str(f.relative_to(ROOT)) for f in files if not any(f == m or m in f.parents for m in mounted))
+    assert outside == []
+    unused = [part for part in WORKER_FILES if part.endswith(".py") and ROOT / part not in files]
+    assert unused == []
 
 
 def test_runner_reaches_pytest_only_through_the_contract() -> None:

