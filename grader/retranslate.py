@@ -60,6 +60,11 @@ def in_language(run: GradeRun, lang: str) -> tuple[GradeRun, bool]:
 def _check_message(check: CheckResult, item: ItemResult, lang: str) -> str | None:
     """The check's message in ``lang`` as scoring wrote it (a diagnosis after it, a dependency's or an
     extension's sentence around it), or None when it was recorded without its parameters."""
+    forced = [dep for dep in check.details.get("forced_swaps") or [] if dep in BY_ID]
+    if forced and check.status == "passed":
+        culprit = BY_ID[forced[0]]
+        return t_in(lang, "check.passed_with_reference_after_break", item=item.id, dependency=culprit.id,
+                    title=translated(f"item.{culprit.id}", culprit.title, lang))
     if not check.message_id or check.message_params is None:
         return None
     text = render_stored(lang, check.message_id, check.message_params)
@@ -71,7 +76,8 @@ def _check_message(check: CheckResult, item: ItemResult, lang: str) -> str | Non
         text = t_in(lang, "check.extension_not_counted", message=text)
     elif check.blamed_on in BY_ID:
         culprit = BY_ID[check.blamed_on]
-        text = t_in(lang, "check.used_failing_dependency", item=item.id, dependency=culprit.id,
+        said = "check.ran_with_reference_after_break" if forced else "check.used_failing_dependency"
+        text = t_in(lang, said, item=item.id, dependency=culprit.id,
                     title=translated(f"item.{culprit.id}", culprit.title, lang), message=text)
     return text
 

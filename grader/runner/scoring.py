@@ -196,8 +196,12 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
         forced = [dep for dep in c.get("forced_swaps") or [] if dep in BY_ID]
         culprit = _culprit(item, c, roots, failed_deps) if check.status not in ("passed", "not_started") else None
         if forced:  # run with the reference's version of a dependency whose code hung, crashed or exited
-            culprit = forced[0]
             check.details = {**check.details, "forced_swaps": forced}
+            if check.status == "passed":  # the item's own code is right: counted, with a word on why it ran so
+                check.message = t("check.passed_with_reference_after_break", item=item.id, dependency=forced[0],
+                                  title=item_title(forced[0], BY_ID[forced[0]].title))
+            else:  # it may have failed for the swap itself: charged to what broke, as a failing dependency is
+                culprit = forced[0]
         if c.get("extension"):
             check.details = {**check.details, "extension": True}
             if check.status == "failed":
@@ -206,7 +210,7 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
             check.blamed_on = culprit
             said = "check.ran_with_reference_after_break" if forced else "check.used_failing_dependency"
             check.message = t(said, item=item.id, dependency=culprit, title=item_title(culprit, BY_ID[culprit].title),
-                              message=check.message or t("check.passed_with_reference"))
+                              message=check.message)
         checks.append(check)
 
     counted = [c for c in checks if c.blamed_on is None and not c.details.get("extension")]
