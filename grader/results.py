@@ -129,6 +129,19 @@ class GraderCodeNote:
 
 
 @dataclass
+class RefusedEntry:
+    """An entry of the submission that was not read (``grader/submission_tree.py``): ``file`` is its
+    path in the submission, escaped; ``reason`` is ``outside``, ``loop``, ``special``, ``unreadable``
+    or ``name``."""
+
+    file: str
+    reason: str
+    message: str = ""
+    message_id: str = ""
+    message_params: dict[str, Any] | None = None
+
+
+@dataclass
 class GradeRun:
     tool_version: str
     torch_version: str
@@ -150,6 +163,8 @@ class GradeRun:
     isolation: str = ""
     notebooks: list[NotebookNote] = field(default_factory=list)
     grader_code: list[GraderCodeNote] = field(default_factory=list)
+    # What of the submission was not read: links out of it, special files, unreadable files (optional).
+    refused: list[RefusedEntry] = field(default_factory=list)
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
 
@@ -211,6 +226,7 @@ class GradeRun:
             fields["load_errors"] = [LoadError(**e) for e in data.get("load_errors", [])]
             fields["notebooks"] = [NotebookNote(**n) for n in data.get("notebooks", [])]
             fields["grader_code"] = [GraderCodeNote(**n) for n in data.get("grader_code", [])]
+            fields["refused"] = [RefusedEntry(**n) for n in data.get("refused", [])]
             run = cls(**fields)
         except (KeyError, TypeError) as exc:
             raise SchemaError(f"malformed results document: {exc}") from exc
