@@ -244,7 +244,7 @@ def grade_command(items: tuple[str, ...], submission: Path | None, device: str |
         from grader.classroom.history import record
         from reports import write_report
 
-        echo_wrapped(write_report(record(run, db, report)))
+        echo_wrapped(write_report(record(run.student_view(), db, report)))  # the student's own gradebook
     raise click.exceptions.Exit(exit_code(run))
 
 

@@ -105,7 +105,7 @@ def broken_run(submission: Path, digest: str, status: RunStatus, error: str) -> 
                         "error", hidden=item.hidden) for item in catalog.ITEMS]
     return GradeRun(tool_version=__version__, torch_version=installed_torch_version(),
                     python_version=platform.python_version(), device="none",
-                    submission=str(submission), submission_hash=digest,
+                    submission=shown(submission), submission_hash=digest,
                     started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), duration_s=0.0,
                     items=items, status=status, error=error, lang=current_lang())
 

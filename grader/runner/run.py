@@ -36,7 +36,7 @@ from grader.runner import contract
 from grader.runner.scoring import item_results, load_errors_from
 from grader.authoring.workspace import find_submission
 from grader.notebooks.staging import stage
-from grader.submission_tree import Limits
+from grader.submission_tree import Limits, shown
 
 SUITES_DIR = contract.SUITES_DIR
 DEFAULT_SUBMISSION_TIME_LIMIT_S = 600.0
@@ -94,14 +94,14 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
     run = GradeRun(
         tool_version=__version__, torch_version=environment.get("torch_version") or installed_torch_version(),
         python_version=platform.python_version(), device=environment.get("device") or device or "",
-        submission=str(folder),
+        submission=shown(folder),
         submission_hash=staged.digest, started_at=started_at,
         duration_s=round(time.time() - started, 3), items=results, load_errors=load_errors,
         status=status, error=error, lang=current_lang(),
         isolation=environment.get("isolation") or probe().describe(), notebooks=staged.notes,
         grader_code=grader_code_notes(payload.get("grader_code", []), modules), refused=staged.refused)
-    if json_path is not None:
-        run.write(json_path)
+    if json_path is not None:  # the student's copy: hidden items and checks say pass/fail only
+        run.student_view().write(json_path)
     return run
 
 

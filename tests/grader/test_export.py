@@ -34,7 +34,7 @@ def test_csv_one_row_per_student(book: Gradebook, tmp_path: Path) -> None:
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     ids = [item.id for item in catalog.ITEMS]
-    assert rows[0] == ["student", *ids, "total", "max_score", "status", "answer_key"]
+    assert rows[0] == ["student", *ids, "total", "max_score", "status", "answer_key", "not_graded"]
     by_student = {row[0]: row for row in rows[1:]}
     assert set(by_student) == {"alice", "'=cmd|' /C calc'!A0"}  # no formula injection
     latest = fake_run(seed=1, statuses={HIDDEN_ID: "failed"})
