@@ -131,6 +131,18 @@ def init_command(target: Path, force: bool, notebooks: bool) -> None:
 _DB_OPTION = click.option("--db", type=click.Path(path_type=Path), default=None)
 
 
+def _limit_options(fn: Any) -> Any:
+    """``--max-submission-mb`` and ``--max-submission-files`` (grader/submission_tree.py)."""
+    fn = click.option("--max-submission-files", type=click.IntRange(min=1), default=None)(fn)
+    return click.option("--max-submission-mb", type=click.FloatRange(min=0, min_open=True), default=None)(fn)
+
+
+def _limits(max_mb: float | None, max_files: int | None) -> Any:
+    from grader.submission_tree import Limits
+
+    return Limits.from_env(max_mb=max_mb, max_files=max_files)
+
+
 @main.command("grade-class")
 @lang_option
 @click.argument("submissions", type=click.Path(path_type=Path))
@@ -139,8 +151,10 @@ _DB_OPTION = click.option("--db", type=click.Path(path_type=Path), default=None)
 @click.option("--cluster", default=None, metavar="ADDRESS")
 @click.option("--allow-unisolated", is_flag=True)
 @_DB_OPTION
+@_limit_options
 def grade_class_command(submissions: Path, jobs: int | None, force: bool, cluster: str | None,
-                        allow_unisolated: bool, db: Path | None) -> None:
+                        allow_unisolated: bool, db: Path | None, max_submission_mb: float | None,
+                        max_submission_files: int | None) -> None:
     """Grade every student folder or .zip in SUBMISSIONS and record the runs in the gradebook.
 
     \b
@@ -151,7 +165,8 @@ def grade_class_command(submissions: Path, jobs: int | None, force: bool, cluste
     from grader.classroom.grade_class import grade_class_cli
 
     message, ok = grade_class_cli(submissions, db=db, jobs=jobs, force=force, cluster=cluster,
-                                  allow_unisolated=allow_unisolated)
+                                  allow_unisolated=allow_unisolated,
+                                  limits=_limits(max_submission_mb, max_submission_files))
     click.echo(message)
     if not ok:
         raise click.exceptions.Exit(EXIT_FAILED)
@@ -209,9 +224,11 @@ def _device_option(fn: Any) -> Any:
 @click.option("--db", type=click.Path(path_type=Path), default=None)
 @click.option("--report", type=click.Path(path_type=Path), default=None)
 @click.option("--no-record", is_flag=True)
+@_limit_options
 def grade_command(items: tuple[str, ...], submission: Path | None, device: str | None,
                   json_path: Path | None, suites: tuple[Path, ...], time_scale: float,
-                  db: Path | None, report: Path | None, no_record: bool) -> None:
+                  db: Path | None, report: Path | None, no_record: bool, max_submission_mb: float | None,
+                  max_submission_files: int | None) -> None:
     """Grade ITEMS (ids or chapters such as ch03; all when none are given).
 
     \b
@@ -221,12 +238,13 @@ def grade_command(items: tuple[str, ...], submission: Path | None, device: str |
     from grader.runner.commands import echo_wrapped, exit_code, grade_and_print
 
     run = grade_and_print(submission, items, device=device, json_path=json_path, suites=suites,
-                          time_scale=time_scale, db=db, report=report, record=not no_record)
+                          time_scale=time_scale, db=db, report=report, record=not no_record,
+                          limits=_limits(max_submission_mb, max_submission_files))
     if not no_record:  # grader records; then the reports render what it recorded
         from grader.classroom.history import record
         from reports import write_report
 
-        echo_wrapped(write_report(record(run, db, report)))
+        echo_wrapped(write_report(record(run.student_view(), db, report)))  # the student's own gradebook
     raise click.exceptions.Exit(exit_code(run))
 
 

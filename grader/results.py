@@ -66,6 +66,9 @@ class CheckResult:
     blamed_on: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+    # A check of an instructor's ``--suites`` folder (unless marked visible): the student sees its
+    # name and outcome only (:meth:`GradeRun.student_view`); optional, absent in older documents.
+    hidden: bool = False
 
 
 @dataclass
@@ -82,6 +85,20 @@ class ItemResult:
     diagnosis: str | None = None
     checks: list[CheckResult] = field(default_factory=list)
     duration_s: float = 0.0
+
+
+def _without_hidden_detail(item: ItemResult) -> ItemResult:
+    from grader.messages import message_fields
+
+    said = {check.message for check in item.checks if check.hidden and check.message}
+    checks = [CheckResult(check.name, check.status, hidden=True, duration_s=check.duration_s,
+                          **(message_fields("trees.hidden_check_failed") if check.status == "failed" else {}))
+              if check.hidden else check for check in item.checks]
+    if item.message in said:  # the item's sentence came from a hidden check: the first failure shown instead
+        shown = next((c for c in checks if c.status == "failed"), None)
+        return ItemResult(**{**item.__dict__, "checks": checks, "diagnosis": shown.diagnosis if shown else None,
+                             "message": shown.message if shown else ""})
+    return ItemResult(**{**item.__dict__, "checks": checks})
 
 
 @dataclass
@@ -129,6 +146,19 @@ class GraderCodeNote:
 
 
 @dataclass
+class RefusedEntry:
+    """An entry of the submission that was not read (``grader/submission_tree.py``): ``file`` is its
+    path in the submission, escaped; ``reason`` is ``outside``, ``loop``, ``special``, ``unreadable``
+    or ``name``."""
+
+    file: str
+    reason: str
+    message: str = ""
+    message_id: str = ""
+    message_params: dict[str, Any] | None = None
+
+
+@dataclass
 class GradeRun:
     tool_version: str
     torch_version: str
@@ -150,6 +180,8 @@ class GradeRun:
     isolation: str = ""
     notebooks: list[NotebookNote] = field(default_factory=list)
     grader_code: list[GraderCodeNote] = field(default_factory=list)
+    # What of the submission was not read: links out of it, special files, unreadable files (optional).
+    refused: list[RefusedEntry] = field(default_factory=list)
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
 
@@ -184,12 +216,17 @@ class GradeRun:
         tmp.replace(path)
 
     def student_view(self) -> GradeRun:
-        """A copy with the details of hidden items removed (pass/fail only)."""
+        """A copy for the student: hidden items show pass/fail only, and hidden checks (an instructor's
+        ``--suites``) their name and outcome only; no message derived from their inputs, the
+        student's outputs or exceptions remains. Every student-facing artefact is written from it
+        (terminal, the student's JSON and report, Gradescope); the class gradebook keeps the detail."""
         items = []
         for item in self.items:
             if item.hidden:
                 item = ItemResult(item.id, item.module, item.title, item.kind, item.points,
                                   item.max_points, item.status, hidden=True)
+            elif any(check.hidden for check in item.checks):
+                item = _without_hidden_detail(item)
             items.append(item)
         return GradeRun(**{**self.__dict__, "items": items})
 
@@ -211,6 +248,7 @@ class GradeRun:
             fields["load_errors"] = [LoadError(**e) for e in data.get("load_errors", [])]
             fields["notebooks"] = [NotebookNote(**n) for n in data.get("notebooks", [])]
             fields["grader_code"] = [GraderCodeNote(**n) for n in data.get("grader_code", [])]
+            fields["refused"] = [RefusedEntry(**n) for n in data.get("refused", [])]
             run = cls(**fields)
         except (KeyError, TypeError) as exc:
             raise SchemaError(f"malformed results document: {exc}") from exc

@@ -17,13 +17,13 @@ from grader.errors import SetupError
 from grader.messages import DEFAULT_LANG, current_lang, t, t_in
 from grader.authoring.packages import package_dir
 from grader.authoring.stubs import generate
+from grader.submission_tree import Limits, Tree, read_tree, shown
 
 __all__ = ["SetupError", "WORKSPACE_VERSION", "MARKER", "module_files", "init_workspace", "write_marker",
            "find_submission", "read_marker", "content_hash", "example_item"]
 
 WORKSPACE_VERSION = 1
 MARKER = Path(".llmgrade") / "workspace.json"
-_IGNORED_DIRS = ("__pycache__",)
 
 
 def module_files() -> list[str]:
@@ -122,13 +122,13 @@ def find_submission(explicit: Path | None = None, cwd: Path | None = None) -> Pa
         if explicit.suffix.lower() == ".ipynb" and explicit.is_file():
             return explicit
         if not explicit.is_dir():
-            raise SetupError("workspace.missing_folder", path=str(explicit))
+            raise SetupError("workspace.missing_folder", path=shown(explicit))
         if not has_exercise_files(explicit):
             nested = explicit / "exercises"
             if nested.is_dir() and has_exercise_files(nested):
-                raise SetupError("workspace.no_modules_try_exercises", path=str(explicit),
-                                 suggestion=str(nested))
-            raise SetupError("workspace.no_modules", path=str(explicit),
+                raise SetupError("workspace.no_modules_try_exercises", path=shown(explicit),
+                                 suggestion=shown(nested))
+            raise SetupError("workspace.no_modules", path=shown(explicit),
                              expected=", ".join(module_files()))
         return explicit
     here = cwd if cwd is not None else Path.cwd()
@@ -140,43 +140,37 @@ def find_submission(explicit: Path | None = None, cwd: Path | None = None) -> Pa
     raise SetupError("workspace.not_found", cwd=str(here))
 
 
-def hashed_files(submission: Path) -> list[tuple[str, Path]]:
-    """``(relative posix path, path)`` of every file :func:`content_hash` covers, sorted by path."""
-    found: list[tuple[str, Path]] = []
-    for path in submission.rglob("*.py"):
-        rel = path.relative_to(submission)
-        folders = rel.parts[:-1]
-        if any(part in _IGNORED_DIRS or part.startswith(".") for part in folders):
-            continue
-        if any((submission.joinpath(*folders[:i + 1]) / "pyvenv.cfg").exists()
-               for i in range(len(folders))):
-            continue  # a virtual environment inside the workspace is not the student's code
-        if path.is_file():
-            found.append((rel.as_posix(), path))
-    return sorted(found)
-
-
-def content_hash(submission: Path) -> str:
-    """sha256 (hex) of what is graded: the submission's Python files and its chapter notebooks' code.
+def content_hash(submission: Path, limits: Limits | None = None) -> str:
+    """sha256 (hex) of what is graded: the submission's Python files and its chapter notebooks' code,
+    as the tree reader (``grader/submission_tree.py``) reads them.
 
     Covers the exercise modules and any other ``*.py`` file, skipping ``__pycache__``, hidden
-    folders (``.llmgrade``, ``.git``, ``.venv``) and virtual environments. Line endings are
-    normalised to ``\\n`` so a checkout on Windows hashes like one on Linux. Each file, in path
-    order, adds ``<len(path)>:<path>\\0<len(data)>:<data>`` (path: relative, ``/``-separated, UTF-8).
-    A chapter notebook that is graded (no ``.py`` of its chapter) adds, under its file name, the module
-    it becomes (``grader/notebooks/convert.py``): outputs and left-out cells do not change the hash.
+    folders (``.llmgrade``, ``.git``, ``.venv``) and virtual environments; a link out of the
+    submission is not followed (one inside it counts as the file it names). See :func:`content_hash_of`.
+    """
+    if not (submission.is_dir() or (submission.is_file() and submission.suffix.lower() == ".ipynb")):
+        raise SetupError("workspace.missing_folder", path=shown(submission))
+    return content_hash_of(read_tree(submission, limits))
+
+
+def content_hash_of(tree: Tree) -> str:
+    """The content hash of a tree as read. Line endings are normalised to ``\\n`` so a checkout on
+    Windows hashes like one on Linux. Each file, in path order, adds
+    ``<len(path)>:<path>\\0<len(data)>:<data>`` (path: relative, ``/``-separated, its bytes: UTF-8
+    for any name Python can import). A chapter notebook that is graded (no ``.py`` of its chapter)
+    adds, under its file name, the module it becomes (``grader/notebooks/convert.py``): outputs and
+    left-out cells do not change the hash. A tree over a cap (read only up to it) adds its problem,
+    so it never hashes like a tree that was read whole.
     """
     from grader.notebooks.staging import graded_notebook_sources
 
-    if not (submission.is_dir() or (submission.is_file() and submission.suffix.lower() == ".ipynb")):
-        raise SetupError("workspace.missing_folder", path=str(submission))
-    entries = [] if not submission.is_dir() else [
-        (rel, path.read_bytes()) for rel, path in hashed_files(submission)]
-    entries += graded_notebook_sources(submission)
+    entries = [] if tree.single else [(found.name_bytes, found.data) for found in tree.python_files()]
+    entries += graded_notebook_sources(tree)
     digest = hashlib.sha256()
-    for rel, raw in sorted(entries):
+    for name, raw in sorted(entries):
         data = raw.replace(b"\r\n", b"\n")
-        name = rel.encode("utf-8")
         digest.update(b"%d:%s\0%d:" % (len(name), name, len(data)))
         digest.update(data)
+    if tree.problem is not None:
+        digest.update(b"\0problem:" + tree.problem[0].encode("utf-8"))
     return digest.hexdigest()

@@ -26,7 +26,7 @@ import pytest
 from grader.catalog import BY_ID
 from grader.checking.failures import GradeFailure, NotStarted
 from grader.messages import Phrase, encode_params, message_fields
-from grader.runner.contract import (RESULTS_FORMAT, SPEC_OPTION, RunSpec, done_line, read_key, slowdown_line,
+from grader.runner.contract import (RESULTS_FORMAT, SPEC_OPTION, SUITES_DIR, RunSpec, done_line, read_key, slowdown_line,
                                     total_line, write_signed)
 
 RUN_SPEC = pytest.StashKey[Optional[RunSpec]]()
@@ -161,6 +161,9 @@ class Collector:
             "extension": node.get_closest_marker("extension") is not None,
             "status": "passed", "message": "", "message_id": "", "diagnosis": None, "details": {},
             "duration_s": round(report.duration, 4),
+            # A check of an instructor's --suites folder is hidden from the student (name and outcome
+            # only) unless marked @pytest.mark.visible: its inputs are the instructor's secret.
+            "hidden": _private(node) and node.get_closest_marker("visible") is None,
         }
         properties = dict(report.user_properties)
         swaps = properties.pop("student_swaps", None)  # grader.checking.fixtures.SWAPS_PROPERTY
@@ -204,6 +207,14 @@ class Collector:
             "duration_s": round(time.time() - self.started, 3),
         }
         write_signed(self.path, self.key, payload)
+
+
+def _private(node: pytest.Item) -> bool:
+    """A check that is not one of the grader's own suites (an instructor's ``--suites`` folder)."""
+    try:
+        return not Path(str(node.path)).resolve().is_relative_to(SUITES_DIR.resolve())
+    except (OSError, ValueError):
+        return True
 
 
 def _message(check: dict[str, Any], message_id: str, **params: Any) -> None:

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
-from grader.authoring.workspace import hashed_files
 from grader.errors import SetupError
 from grader.results import installed_torch_version
+from grader.submission_tree import Limits
 
 LOCAL_PREFIX = "local:"
 # How often a task may be lost with the worker that ran it before it is given up on.
@@ -70,19 +70,21 @@ class Archive:
     data: bytes
 
 
-def pack(root: Path) -> Archive:
+def pack(root: Path, limits: Limits | None = None) -> Archive:
     """The files :func:`grader.authoring.workspace.content_hash` covers (with the chapter notebooks
-    whole), in a reproducible zip."""
-    from grader.notebooks.staging import chapter_notebooks
+    whole), as the tree reader read them (no link out of the submission), in a reproducible zip; a
+    submission over a cap is a ``SetupError``."""
+    from grader.notebooks.staging import chapter_notebooks_in, read_submission
 
+    tree = read_submission(root, limits)
     buffer = io.BytesIO()
-    notebooks = [(path.name, path) for path in chapter_notebooks(root).values()]  # graded as well
+    notebooks = list(chapter_notebooks_in(tree).values())  # graded as well
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for rel, path in sorted([*hashed_files(root), *notebooks]):
-            info = zipfile.ZipInfo(rel, date_time=_ZIP_DATE)
+        for found in sorted([*tree.python_files(), *notebooks], key=lambda f: f.name_bytes):
+            info = zipfile.ZipInfo(found.rel, date_time=_ZIP_DATE)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, path.read_bytes())
+            archive.writestr(info, found.data)
     data = buffer.getvalue()
     return Archive(hashlib.sha256(data).hexdigest(), data)
 
@@ -104,7 +106,7 @@ def worker_identity() -> str:
 
 def grade_archive(archive: Archive, items: Sequence[str], time_limit_s: float,
                   expected: dict[str, str], threads: int | None = None,
-                  allow_unisolated: bool = False) -> dict[str, Any]:
+                  allow_unisolated: bool = False, limits: Limits | None = None) -> dict[str, Any]:
     """Runs on a Dask worker: verify, unpack into a private temporary folder, grade, return plain data."""
     from grader.classroom.safezip import extract_zip
     from grader.runner.run import grade_submission
@@ -124,7 +126,7 @@ def grade_archive(archive: Archive, items: Sequence[str], time_limit_s: float,
         zip_path = Path(tmp) / "submission.zip"
         zip_path.write_bytes(archive.data)
         folder = extract_zip(zip_path, Path(tmp) / "submission")
-        run = grade_submission(folder, items, time_limit_s=time_limit_s, threads=threads)
+        run = grade_submission(folder, items, time_limit_s=time_limit_s, threads=threads, limits=limits)
     data = run.to_dict()
     data["graded_by"] = worker_identity()
     return data
@@ -189,9 +191,9 @@ class DaskPool:
                         if self._cluster is not None else None)
 
     def submit(self, archive: Archive, items: Sequence[str], time_limit_s: float,
-               allow_unisolated: bool = False) -> Any:
+               allow_unisolated: bool = False, limits: Limits | None = None) -> Any:
         return self.executor.submit(grade_archive, archive, list(items), time_limit_s, versions(), self.threads,
-                                    allow_unisolated)
+                                    allow_unisolated, limits)
 
     def close(self) -> None:
         self.client.close()

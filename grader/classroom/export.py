@@ -36,7 +36,8 @@ def _points(value: float) -> str:
 
 def export_csv(gradebook: Gradebook, path: Path) -> int:
     """One row per student: id, one column per catalog item (points; empty if not graded), total,
-    the run's status and the items that used the answer key (space-separated ids; empty if none).
+    the run's status, the items that used the answer key (space-separated ids; empty if none) and,
+    for a student who could not be graded (a refused submission, a crash, a time-out), why.
 
     Returns the number of students written.
     """
@@ -46,13 +47,14 @@ def export_csv(gradebook: Gradebook, path: Path) -> int:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", *ids, "total", "max_score", "status", "answer_key"])
+        writer.writerow(["student", *ids, "total", "max_score", "status", "answer_key", "not_graded"])
         for student, run in runs.items():
             points = {item.id: item.points for item in run.items}
             key = " ".join(item.id for item in run.items if item.status == "answer_key")
             writer.writerow([_cell(student),
                              *(_points(points[i]) if i in points else "" for i in ids),
-                             _points(run.score), _points(run.max_score), run.status, key])
+                             _points(run.score), _points(run.max_score), run.status, key,
+                             _cell(run.error) if run.status != "complete" else ""])
     tmp.replace(path)
     return len(runs)
 
@@ -73,7 +75,7 @@ def _test_output(item: ItemResult) -> str:
 def gradescope_results(run: GradeRun) -> dict[str, Any]:
     """A run in Gradescope's autograder ``results.json`` format, its messages in the current language
     where the run kept what they need (``grader.retranslate``)."""
-    run = in_language(run, messages.current_lang())[0]
+    run = in_language(run.student_view(), messages.current_lang())[0]  # what the student may see
     tests = [{
         "name": f"{item.id} {messages.item_title(item.id, item.title)}",
         "number": item.id,

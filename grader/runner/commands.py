@@ -21,10 +21,11 @@ from grader.classroom.history import report_path
 from grader.errors import unknown_item
 from grader.messages import t
 from grader.results import GradeRun
-from grader.runner.run import Progress, grade_submission
+from grader.runner.run import Progress, grade_submission, terminate_as_interrupt
 from grader.runner.scoring import item_uses
 from grader.runner.summary import format_details, format_table, terminal_width, wrap
 from grader.sandbox.policy import probe
+from grader.submission_tree import Limits
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -51,12 +52,13 @@ def _progress_bar() -> Iterator[Progress | None]:
 
 def grade_and_print(submission: Path | None, items: Sequence[str] = (), *, device: str | None = None,
                     json_path: Path | None = None, suites: Sequence[Path] = (), time_scale: float = 1.0,
-                    db: Path | None = None, report: Path | None = None, record: bool = True) -> GradeRun:
+                    db: Path | None = None, report: Path | None = None, record: bool = True,
+                    limits: Limits | None = None) -> GradeRun:
     """Grade with a progress bar, print the table (naming where the report will be when ``record``)
     and where the JSON went; returns the run for the CLI to record and report."""
-    with _progress_bar() as update:
+    with _progress_bar() as update, terminate_as_interrupt():
         run = grade_submission(submission, items, device=device, json_path=json_path, suites=suites,
-                               progress=update, time_scale=time_scale)
+                               progress=update, time_scale=time_scale, limits=limits)
     warn_if_not_isolated(run)
     target = report_path(run, db, report) if record else None
     click.echo(format_table(run.student_view(), colour=sys.stdout.isatty(), report=target))
@@ -90,9 +92,14 @@ def warn_if_not_isolated(run: GradeRun) -> None:
 
 
 def _echo_notebook_notes(run: GradeRun) -> None:
-    """Which notebooks were graded, what was left out of them, and which lost to a .py file."""
+    """Which notebooks were graded, what was left out of them, and which lost to a .py file; then
+    what of the submission was not read (links out of it, special files)."""
     for note in run.notebooks:
         echo_wrapped(note.message)
+    if run.refused:
+        echo_wrapped(t("trees.heading", count=len(run.refused)))
+        for entry in run.refused:
+            echo_wrapped("  " + entry.message)
 
 
 def check_run(submission: Path | None, selector: str, *, device: str | None = None,

@@ -9,6 +9,7 @@ the progress lines and the results format are defined in :mod:`grader.runner.con
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,9 @@ from grader.sandbox.policy import probe
 from grader.results import GradeRun, GraderCodeNote, RunStatus, installed_torch_version
 from grader.runner import contract
 from grader.runner.scoring import item_results, load_errors_from
-from grader.authoring.workspace import content_hash, find_submission
+from grader.authoring.workspace import find_submission
 from grader.notebooks.staging import stage
+from grader.submission_tree import Limits, shown
 
 SUITES_DIR = contract.SUITES_DIR
 DEFAULT_SUBMISSION_TIME_LIMIT_S = 600.0
@@ -46,13 +48,15 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
                      json_path: Path | None = None, time_limit_s: float | None = None,
                      suites: Sequence[Path] = (), progress: Progress | None = None,
                      time_scale: float = 1.0, threads: int | None = None,
-                     gate: tuple[int, int] | None = None) -> GradeRun:
+                     gate: tuple[int, int] | None = None, limits: Limits | None = None) -> GradeRun:
     """Grade ``submission`` (default: found from the current folder) on ``items`` (default: all).
 
     ``threads`` caps torch's threads in the grading processes (class grading runs several at once).
     ``gate`` = (ready, go) pipe ends for ``llmgrade watch``: the grading processes start, write a byte
     on ``ready`` once warm, and import the student's code only after a byte arrives on ``go``
     (both ends are handed over: closed here once the processes have them).
+    ``limits``: the caps on the submission's size and file count (default: the environment's, else
+    :mod:`grader.submission_tree`'s); the worker only ever sees a private copy of what was read.
     Raises :class:`SetupError` for bad input (unknown item, missing folder, broken grader install).
     A submission that crashes, hangs or cheats only loses the items it affects.
     """
@@ -68,11 +72,13 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
     # this one need not) and reports the one it used.
     started = time.time()
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    staged = stage(folder)  # chapter notebooks become modules in the folder the worker is given
+    # A private copy of what the tree reader read (no link out, no special file), in which chapter
+    # notebooks become modules: the folder the worker is given.
+    staged = stage(folder, limits=limits)
     try:
         # --time-scale multiplies every time limit, the whole submission's default one too.
         limit = time_limit_s or DEFAULT_SUBMISSION_TIME_LIMIT_S * time_scale
-        if gate is not None and staged.source is not None:  # notebooks: convert them after the save
+        if gate is not None:  # copy (and convert notebooks) again after the save
             gate = _restaging_gate(gate, staged.refresh)
         payload, status, error = _run_suites(staged.folder, chosen, device or contract.AUTO_DEVICE, suites,
                                              progress, limit,
@@ -88,14 +94,14 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
     run = GradeRun(
         tool_version=__version__, torch_version=environment.get("torch_version") or installed_torch_version(),
         python_version=platform.python_version(), device=environment.get("device") or device or "",
-        submission=str(folder),
-        submission_hash=content_hash(folder), started_at=started_at,
+        submission=shown(folder),
+        submission_hash=staged.digest, started_at=started_at,
         duration_s=round(time.time() - started, 3), items=results, load_errors=load_errors,
         status=status, error=error, lang=current_lang(),
         isolation=environment.get("isolation") or probe().describe(), notebooks=staged.notes,
-        grader_code=grader_code_notes(payload.get("grader_code", []), modules))
-    if json_path is not None:
-        run.write(json_path)
+        grader_code=grader_code_notes(payload.get("grader_code", []), modules), refused=staged.refused)
+    if json_path is not None:  # the student's copy: hidden items and checks say pass/fail only
+        run.student_view().write(json_path)
     return run
 
 
@@ -112,6 +118,37 @@ def grader_code_notes(found: Any, modules: set[str]) -> list[GraderCodeNote]:
                                     **message_fields("note.grader_code", file=file, line=line, name=name,
                                                      source_line=source_line)))
     return notes
+
+
+_RUNNING: set[subprocess.Popen[bytes]] = set()  # every grading process of this process, until it ends
+_RUNNING_LOCK = threading.Lock()
+
+
+def stop_running() -> None:
+    """End every grading process this process started (their runs then clean up after themselves):
+    for an interrupted ``grade-class``, whose grading threads would otherwise wait for them."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for proc in running:
+        _kill_group(proc)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises ``KeyboardInterrupt`` in the main thread while inside (as Ctrl-C does), so that
+    every ``finally`` runs: no grading process, copy of a submission or run folder is left behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_suites(folder: Path, chosen: list[Item], device: str, suites: Sequence[Path],
@@ -152,6 +189,8 @@ def _run_suites_in(workdir: Path, folder: Path, chosen: list[Item], device: str,
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, pass_fds=(key_r, prog_w, *(gate or ())),
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
     finally:
         os.close(key_r)
         os.close(prog_w)
@@ -172,6 +211,8 @@ def _run_suites_in(workdir: Path, folder: Path, chosen: list[Item], device: str,
         raise
     finally:
         log.close()
+        with _RUNNING_LOCK:
+            _RUNNING.discard(proc)
     reader.join(timeout=5)
     payload = contract.read_signed(results, key)
     if payload is None:

@@ -189,7 +189,8 @@ def _one_item(item: Item, raw: list[dict[str, Any]], load_errors: list[LoadError
         check = CheckResult(name=c["name"], status=c["status"], message=c.get("message", ""),
                             message_id=c.get("message_id", ""), diagnosis=c.get("diagnosis"),
                             message_params=c.get("message_params"),
-                            details=c.get("details", {}), duration_s=float(c.get("duration_s", 0.0)))
+                            details=c.get("details", {}), duration_s=float(c.get("duration_s", 0.0)),
+                            hidden=bool(c.get("hidden")))
         swapped = sorted({dep for swap in c.get("student_swaps") or [] for dep in swap})
         if swapped:  # the items this check ran with the reference's code instead of the student's
             check.details = {**check.details, "swapped": swapped}

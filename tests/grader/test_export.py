@@ -34,12 +34,13 @@ def test_csv_one_row_per_student(book: Gradebook, tmp_path: Path) -> None:
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     ids = [item.id for item in catalog.ITEMS]
-    assert rows[0] == ["student", *ids, "total", "max_score", "status", "answer_key"]
+    assert rows[0] == ["student", *ids, "total", "max_score", "status", "answer_key", "not_graded"]
     by_student = {row[0]: row for row in rows[1:]}
     assert set(by_student) == {"alice", "'=cmd|' /C calc'!A0"}  # no formula injection
     latest = fake_run(seed=1, statuses={HIDDEN_ID: "failed"})
     alice = by_student["alice"]
-    assert float(alice[-4]) == latest.score and float(alice[-3]) == latest.max_score and alice[-1] == ""
+    assert float(alice[-5]) == latest.score and float(alice[-4]) == latest.max_score and alice[-2] == ""
+    assert alice[-1] == ""  # graded: no reason for not grading
     for item in latest.items:
         assert float(alice[1 + ids.index(item.id)]) == item.points
 
@@ -85,7 +86,7 @@ def test_cli_grade_class_report_export(tmp_path: Path, monkeypatch: pytest.Monke
     def fake_grade(root: Path, items: object = (), time_limit_s: float | None = None) -> object:
         return fake_run(seed=len(root.name), submission=str(root))
 
-    monkeypatch.setattr(classroom, "_default_grade_fn", lambda threads: fake_grade)
+    monkeypatch.setattr(classroom, "_default_grade_fn", lambda threads, limits=None: fake_grade)
     monkeypatch.chdir(tmp_path)
     write_submission(tmp_path / "subs" / "ann")
     write_submission(tmp_path / "subs" / "benjamin")

@@ -172,12 +172,18 @@ def test_bad_notebook_input_is_a_clear_error(tmp_path: Path) -> None:
     assert len(content_hash(broken)) == 64  # class grading can still fingerprint it
 
 
-def test_folder_without_notebooks_is_graded_in_place(tmp_path: Path) -> None:
+def test_folder_without_notebooks_is_graded_from_a_private_copy(tmp_path: Path) -> None:
+    # The worker never sees the submission's own folder (issue 20: a link in it could lead out).
     (tmp_path / "ch03.py").write_text("X = 1\n", encoding="utf-8")
     staged = stage(tmp_path)
-    assert staged.folder == tmp_path and staged.notes == [] and staged.temporary is None
-    data = json.dumps([n.message for n in staged.notes])
-    assert data == "[]"
+    try:
+        assert staged.folder != tmp_path and staged.notes == [] and staged.temporary is not None
+        assert (staged.folder / "ch03.py").read_text("utf-8") == "X = 1\n"
+        data = json.dumps([n.message for n in staged.notes])
+        assert data == "[]"
+    finally:
+        staged.cleanup()
+    assert not staged.temporary.exists()
 
 
 def test_a_cluster_archive_carries_the_chapter_notebooks(tmp_path: Path) -> None:
