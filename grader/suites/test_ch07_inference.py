@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import torch
 
+from grader.checking.checks import expect_same_outcome
 from grader.checking.compare import expect_equal, expect_tensor
 from grader.checking.declare import component, problem
 from grader.checking.failures import GradeFailure
@@ -31,6 +32,8 @@ def _vote(student: Any, ref: Any, answers: list[Any]) -> tuple[dict[str, Any], d
     inputs = dict(module="ch07", name="majority_vote", args=[answers], kwargs={})
     expected = ref.run("ch06.call_or_error", **inputs)
     got = student.run("ch06.call_or_error", what="majority_vote", **inputs)
+    if answers:  # an empty list must raise: test_no_answers_raise
+        expect_same_outcome(student, got, expected, f"majority_vote({answers})")
     return got, expected
 
 
