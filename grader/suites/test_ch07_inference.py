@@ -44,21 +44,21 @@ def _vote(student: Any, ref: Any, answers: list[Any]) -> tuple[dict[str, Any], d
 def test_most_frequent_string(student, ref):
     answers = ["Paris", "Lyon", "Paris", "Nice", "Paris", "Lyon"]
     got, expected = _vote(student, ref, answers)
-    expect_equal(got.get("value"), expected["value"], f"majority_vote({answers})")
+    expect_equal(got.get("value"), expected.get("value"), f"majority_vote({answers})")
 
 
 @MAJORITY_VOTE
 def test_token_id_lists(student, ref):
     answers = [[7, 8], [5, 6], [7], [5, 6], [7, 8], [5, 6]]
     got, expected = _vote(student, ref, answers)
-    expect_equal(got.get("value"), expected["value"], f"majority_vote({answers})")
+    expect_equal(got.get("value"), expected.get("value"), f"majority_vote({answers})")
 
 
 @MAJORITY_VOTE
 def test_tie_goes_to_the_first_seen(student, ref):
     answers = ["b", "a", "a", "b", "c"]
     got, expected = _vote(student, ref, answers)
-    expect_equal(got.get("value"), expected["value"], phrase("what.majority_vote_tie_answer_seen", answers=answers),
+    expect_equal(got.get("value"), expected.get("value"), phrase("what.majority_vote_tie_answer_seen", answers=answers),
                  diagnosis="ch07_vote_tie_not_first_seen" if got.get("value") == "a" else None)
 
 

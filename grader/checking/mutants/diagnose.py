@@ -24,6 +24,10 @@ BUDGET_ENV = "LLMGRADE_MUTANT_BUDGET_S"
 DEFAULT_BUDGET_S = 1.0  # per failing check: what naming the mistake may add to it
 MOST_NAMED = 3  # more matches than this say nothing useful
 
+# failures whose message already says what is wrong, or that no slip of the code explains
+_ALREADY_SAID = {"module.buffer_wrong", "compare.keys_missing", "compare.keys_unexpected", "module.plain_tensor"}
+_NOT_A_SLIP = ("timeout", "memory", "skipped", "crashed", "exited", "too_large", "not_loaded", "bad_value")
+
 # item id -> the mutants that matched every failing check of that item so far (this process)
 _SURVIVORS: dict[str, list[Mutant]] = {}
 
@@ -38,7 +42,8 @@ def budget_s() -> float:
 def name_mistake(failure: GradeFailure, item: str | None, calls: Sequence[Answer], ref: Any,
                  check: Callable[[Any, Any], None]) -> GradeFailure | None:
     """``failure`` said again with the mutant(s) that reproduce it, or None (no exact match)."""
-    if item is None or failure.diagnosis is not None or not calls or failure.message_id.startswith("mutant."):
+    if item is None or failure.diagnosis is not None or not calls or failure.message_id.startswith("mutant.") \
+            or failure.message_id in _ALREADY_SAID or any(word in failure.message_id for word in _NOT_A_SLIP):
         return None
     candidates = _SURVIVORS.get(item)
     if candidates is None:

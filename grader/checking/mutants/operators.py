@@ -107,6 +107,7 @@ def changes(tree: ast.AST) -> list[Change]:
 def _expression_changes(tree: ast.AST, skip: set[int]) -> list[Change]:
     found: list[Change] = []
     functions = _function_of(tree)
+    same_slip: dict[tuple[int, str, str], list[tuple[int, int, Edit]]] = {}
     groups: dict[tuple[int, str], list[tuple[int, int, Edit]]] = {}
     for pidx, parent, name, position, child in _children(tree):
         if id(child) in skip or not hasattr(child, "lineno"):
@@ -139,6 +140,9 @@ def _expression_changes(tree: ast.AST, skip: set[int]) -> list[Change]:
                                 at(child.right)))
             found.append(Change("drop_operand", line, {"old": text(child), "new": text(child.left)},
                                 at(child.left)))
+            for kept in (child.left, child.right):  # the same slip wherever the expression repeats
+                same_slip.setdefault((functions.get(id(child), -1), text(child), text(kept)), []).append(
+                    (line, *_replace_in_parent(pidx, name, position, kept)))
             if isinstance(child.op, _NOT_COMMUTATIVE):
                 swapped = ast.BinOp(left=child.right, op=child.op, right=child.left)
                 found.append(Change("swap_operands", line, {"old": text(child), "new": text(swapped), "op": op},
@@ -182,6 +186,10 @@ def _expression_changes(tree: ast.AST, skip: set[int]) -> list[Change]:
                                         tuple((i, e) for _, i, e in run)))
                 run = []
             run.append(member)
+    for (_, old, new), members in same_slip.items():
+        if len(members) > 1:
+            found.append(Change("drop_operand", members[0][0], {"old": old, "new": new, "all": "yes"},
+                                tuple((i, e) for _, i, e in members)))
     return found
 
 
