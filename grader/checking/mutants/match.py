@@ -188,6 +188,7 @@ def matching(mutants: Sequence[Mutant], calls: Sequence[Answer], check: CheckBod
     of ``mutants`` were tried within ``budget_s`` seconds."""
     found: list[Mutant] = []
     end = time.perf_counter() + budget_s
+    grad_enabled = torch.is_grad_enabled()  # a timer can stop a mutant inside torch.no_grad()
     try:
         with _deadline(budget_s):
             for mutant in mutants:
@@ -211,4 +212,6 @@ def matching(mutants: Sequence[Mutant], calls: Sequence[Answer], check: CheckBod
                     found.append(mutant)
     except _OutOfTime:
         return found, False
+    finally:
+        torch.set_grad_enabled(grad_enabled)
     return found, True
