@@ -131,6 +131,24 @@ def call_function(student: Student, ref: Any, module: str, name: str, args: Sequ
     return got, expected
 
 
+def expect_same_outcome(student: Any, got: Mapping[str, Any], expected: Mapping[str, Any], what: str) -> None:
+    """A call answered as ``{"value": ...}`` or ``{"error": type, "message": ...}`` (``ch06.call_or_error``):
+    the student's code raised where the reference returns (reported with its file and line, never as
+    a value of None), or returned where the reference raises, or raised another exception."""
+    if "error" in got and "error" not in expected:
+        from grader.notebooks.locations import describe
+
+        worker = getattr(student, "worker", None)
+        where = describe(got.get("file"), got.get("line"), getattr(worker, "submission", None))
+        raise GradeFailure("check.student_raised", what=what, type=got["error"], message=got.get("message", ""),
+                           where=where, source_line=got.get("source_line") or "?",
+                           details={"kind": "exception", "type": got["error"], "file": got.get("file"),
+                                    "line": got.get("line")})
+    if "error" in expected and got.get("error") != expected["error"]:
+        raise GradeFailure("ch06.expected_error", what=what, error=expected["error"],
+                           got=got.get("error") or repr(got.get("value"))[:120])
+
+
 # ---- reference weights that make the mistakes visible -------------------------------------------
 
 

@@ -124,8 +124,10 @@ def expect_state_keys(got: Mapping[str, Any], expected: Mapping[str, Any], what:
                            details={"unexpected": unexpected})
     for name, shape in expected.items():
         if list(got[name]) != list(shape):
-            raise GradeFailure("compare.param_shape", what=what, name=name, got=list(got[name]),
-                               expected=list(shape))
+            # the same sizes in another order: in/out features swapped; else a size itself differs
+            swapped = sorted(got[name]) == sorted(shape)
+            raise GradeFailure("compare.param_shape" if swapped else "compare.param_size", what=what, name=name,
+                               got=list(got[name]), expected=list(shape))
 
 
 def expect_grads(got: Mapping[str, Any], expected: Mapping[str, Any], what: str,

@@ -28,7 +28,9 @@ from typing import Any
 
 import pytest
 
+from grader.checking.failures import GradeFailure
 from grader.checking.grader_code import scan as scan_for_grader_code
+from grader.checking.mutants import diagnose
 from grader.checking.orphan import exit_with_parent
 from grader.catalog import ITEMS
 from grader.checking.parallel import RUNNERS, runners_for
@@ -311,6 +313,38 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         graded = _item_of(item)
         if grading is not None and graded is not None and (nextitem is None or _item_of(nextitem) != graded):
             grading.close_worker(graded)
+            diagnose.forget(graded)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    """A check that fails without a named mistake is run again against the reference mutants of its
+    item, on the student's recorded answers (grader/checking/mutants/): an exact match names it."""
+    try:
+        return (yield)
+    except GradeFailure as failure:
+        named = _name_by_mutant(pyfuncitem, failure)
+        if named is None:
+            raise
+        raise named from None
+
+
+def _name_by_mutant(pyfuncitem: pytest.Function, failure: GradeFailure) -> GradeFailure | None:
+    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames
+            if name in pyfuncitem.funcargs}
+    student = args.get("student")
+    ref = args.get("ref")
+    if not isinstance(student, Student) or not isinstance(ref, Reference) or not student.transcript:
+        return None
+
+    def check(replay: Any, mutant_ref: Any) -> None:
+        again = {name: replay if value is student else mutant_ref if value is ref else value
+                 for name, value in args.items()}
+        if "record_property" in again:
+            again["record_property"] = lambda *_: None
+        pyfuncitem.obj(**again)
+
+    return diagnose.name_mistake(failure, student.item, student.transcript, ref, check)
 
 
 def _item_of(node: pytest.Item) -> str | None:
@@ -338,6 +372,7 @@ def student(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> Iter
     # Which of the student's items each call swapped for the reference's: scoring charges a failure
     # to a failed dependency whose student version the check ran (grader/runner/scoring.py).
     handle.swaps_used = []
+    handle.transcript = []  # its answers, for the reference mutants if the check fails
     request.node.user_properties.append((SWAPS_PROPERTY, handle.swaps_used))
     request.node.user_properties.append((FORCED_SWAPS_PROPERTY, handle.forced_swaps))
     pace = handle.pace = _pace(pytestconfig)

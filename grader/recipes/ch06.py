@@ -90,7 +90,24 @@ def call_or_error(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
     except NotImplementedError:
         raise
     except Exception as exc:  # noqa: BLE001 - the exception type is what is graded
-        return {"error": type(exc).__name__, "message": str(exc)}
+        return {"error": type(exc).__name__, "message": str(exc), **_raised_at(exc, impl.module(module))}
+
+
+def _raised_at(exc: BaseException, module: Any) -> dict[str, Any]:
+    """The innermost frame of ``exc`` in ``module``'s folder (the student's file): file, line, source."""
+    import traceback
+    from pathlib import Path
+
+    folder = Path(getattr(module, "__file__", "") or ".").resolve().parent
+    found: dict[str, Any] = {}
+    for frame in traceback.extract_tb(exc.__traceback__):
+        try:
+            inside = Path(frame.filename).resolve().is_relative_to(folder)
+        except (OSError, ValueError):
+            inside = False
+        if inside:
+            found = {"file": frame.filename, "line": frame.lineno, "source_line": (frame.line or "").strip()}
+    return found
 
 
 # ---- data set --------------------------------------------------------------------------------

@@ -559,6 +559,9 @@ class Student:
         self.pace: Pace | None = None  # limits scaled by the reference's time in this run
         self.swaps_used: list[list[str]] | None = None  # each call's swap list (for blame in scoring)
         self.forced_swaps: list[str] = []  # broken dependencies this check's calls swapped
+        # each call of this check and its answer, when kept (a failed check looks for the reference
+        # mutant that gives the same answers: grader/checking/mutants/)
+        self.transcript: list[Any] | None = None
 
     @property
     def device(self) -> str:
@@ -592,14 +595,31 @@ class Student:
         if record_dir:
             _record(Path(record_dir), message)
         try:
-            return self.worker.request(message, limit)
+            value = self.worker.request(message, limit)
+            if self.transcript is not None:
+                self.transcript.append(Answer(recipe, swap, inputs, value=value))
+            return value
         except WorkerError as err:
             reference_s = self.pace.reference_seconds(recipe) if self.pace is not None else None
             if err.kind == "timeout" and reference_s is not None:
                 err.extra["reference_s"] = round(reference_s, 3)
             if err.kind in _BREAKER_KINDS and self.item:
                 self.broken[self.item] = err.kind
-            raise failure_from_worker_error(err, what or recipe, self.item, self.worker.submission) from None
+            failure = failure_from_worker_error(err, what or recipe, self.item, self.worker.submission)
+            if self.transcript is not None:
+                self.transcript.append(Answer(recipe, swap, inputs, error=failure))
+            raise failure from None
+
+
+@dataclass
+class Answer:
+    """One call a check made of the student's code, and what came back: a value or the failure."""
+
+    recipe: str
+    swap: list[str]
+    inputs: dict[str, Any]
+    value: Any = None
+    error: BaseException | None = None
 
 
 def _record(folder: Path, message: dict[str, Any]) -> None:

@@ -6,7 +6,8 @@ carry; ``points`` and ``message_id`` pin the score and the failure's message), o
 correct alternative implementation that must still pass. A variant that does what the book does where
 the exercise asks for more passes, and names in ``extension`` the diagnosis its failed extension check
 (shown, not counted) must carry.
-Add variants to the file of your chapter; ``tests/grader/test_variants.py`` runs them all.
+``mutant`` names the reference mutant that must reproduce a mistake nobody wrote a diagnosis for
+(``unanticipated.py``). Add variants to the file of your chapter; ``tests/grader/test_variants.py`` runs them all.
 """
 
 from __future__ import annotations
@@ -27,3 +28,6 @@ class Variant:
     count: int = 1  # occurrences of ``find`` to replace from the start (0: all, -1: only the last)
     points: float | None = None  # the item's points the grade must give, when stated
     message_id: str | None = None  # a failed check of the item must carry this message id, when stated
+    # a mistake with no hand-written diagnosis: (operator, a piece of the reference line) of the
+    # reference mutant that a failed check of the item must name (grader/checking/mutants/)
+    mutant: tuple[str, str] | None = None
