@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import catalog
-from grader.authoring.workspace import hashed_files
+from grader.authoring.workspace import MARKER, hashed_files
 from grader.errors import SetupError
 from grader.messages import message_fields, phrase, t
 from grader.notebooks.convert import Converted, cells_from_notebook, convert_cells
@@ -79,13 +79,23 @@ def stage(submission: Path, into: Path | None = None) -> Staged:
         if submission.stem not in catalog.MODULES:
             raise SetupError("notebooks.unknown_chapter", file=str(submission),
                              expected=", ".join(f"{m}{SUFFIX}" for m in catalog.MODULES))
-        staged = _build([], {submission.stem: submission}, submission.parent, into=into)
+        staged = _build(*_beside(submission), into=into)
     elif not chapter_notebooks(submission):
         return Staged(submission)
     else:
         staged = _build(hashed_files(submission), chapter_notebooks(submission), submission, into=into)
     staged.source = submission
     return staged
+
+
+def _beside(notebook: Path) -> tuple[list[tuple[str, Path]], dict[str, Path], Path]:
+    """What to stage for one chapter notebook: the notebook, and, in a workspace, the other chapters
+    beside it (which its ``from ch03 import ...`` lines import); the notebook wins over its ``.py``."""
+    folder = notebook.parent
+    if not (folder / MARKER).is_file():
+        return [], {notebook.stem: notebook}, folder
+    python_files = [(rel, path) for rel, path in hashed_files(folder) if rel != f"{notebook.stem}.py"]
+    return python_files, {**chapter_notebooks(folder), notebook.stem: notebook}, folder
 
 
 def stage_module(folder: Path | None, module: str, converted: Converted) -> Staged:

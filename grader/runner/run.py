@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from grader import __version__
+from grader import __version__, catalog
 from grader.catalog import Item, items_for
 from grader.errors import SetupError, unknown_item
 from grader.messages import current_lang, message_fields
@@ -34,7 +34,7 @@ from grader.results import GradeRun, GraderCodeNote, RunStatus, installed_torch_
 from grader.runner import contract
 from grader.runner.scoring import item_results, load_errors_from
 from grader.authoring.workspace import content_hash, find_submission
-from grader.notebooks.staging import stage
+from grader.notebooks.staging import is_notebook_file, stage
 
 SUITES_DIR = contract.SUITES_DIR
 DEFAULT_SUBMISSION_TIME_LIMIT_S = 600.0
@@ -57,6 +57,8 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
     A submission that crashes, hangs or cheats only loses the items it affects.
     """
     folder = find_submission(submission).resolve()
+    if not items and is_notebook_file(folder) and folder.stem in catalog.MODULES:
+        items = (folder.stem,)  # a chapter notebook graded alone is its chapter
     try:
         chosen = items_for(list(items))
     except KeyError as exc:
@@ -92,7 +94,8 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
         submission_hash=content_hash(folder), started_at=started_at,
         duration_s=round(time.time() - started, 3), items=results, load_errors=load_errors,
         status=status, error=error, lang=current_lang(),
-        isolation=environment.get("isolation") or probe().describe(), notebooks=staged.notes,
+        isolation=environment.get("isolation") or probe().describe(),
+        notebooks=[note for note in staged.notes if note.module in modules],
         grader_code=grader_code_notes(payload.get("grader_code", []), modules))
     if json_path is not None:
         run.write(json_path)
