@@ -265,8 +265,11 @@ def class_overview(runs: dict[str, GradeRun], pages: dict[str, str]) -> dict[str
                     if code not in seen:
                         seen.add(code)
                         diag_students[code] += 1
+    # Real failures first: a failed check says something about the item; an ``error`` (its module
+    # did not load) says something about one student's file, and spreads over a whole chapter.
     most_failed = sorted((s for s in stats.values() if s.not_passed),
-                         key=lambda s: (-s.not_passed, item_ids.index(s.id)))[:10]
+                         key=lambda s: (-s.counts["failed"], -s.counts["answer_key"], -s.counts["error"],
+                                        item_ids.index(s.id)))[:10]
     diagnoses = [DiagnosisStats(code, diagnosis_text(code), n, sorted(diag_items[code]))
                  for code, n in sorted(diag_students.items(), key=lambda kv: (-kv[1], kv[0]))][:10]
     scores = [s.percent for s in students]
