@@ -95,3 +95,11 @@ def test_a_check_in_a_notebook_workspace_names_only_its_own_notebook(
     assert "ch03.ipynb was graded: every code cell holds definitions." in " ".join(result.output.split())
     assert "ch02.ipynb" not in result.output and "ch04.ipynb" not in result.output
     assert "%load_ext" not in result.output and "%llmgrade" not in result.output
+
+
+def test_the_readme_first_command_installs_the_cpu_build_of_torch() -> None:
+    """A plain ``pip install torch==...`` on Linux downloads the CUDA build (gigabytes)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    first = readme.split("```sh\n", 1)[1].split("\n", 1)[0]
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu &&" in first
+    assert first.endswith("llmgrade grade --submission solutions --no-record")
