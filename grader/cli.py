@@ -139,19 +139,26 @@ _DB_OPTION = click.option("--db", type=click.Path(path_type=Path), default=None)
 @click.option("--cluster", default=None, metavar="ADDRESS")
 @click.option("--allow-unisolated", is_flag=True)
 @_DB_OPTION
+@click.option("--suites", "suites", type=click.Path(path_type=Path), multiple=True)
+@click.option("--device", default=None)
+@click.option("--time-scale", type=float, default=1.0)
 def grade_class_command(submissions: Path, jobs: int | None, force: bool, cluster: str | None,
-                        allow_unisolated: bool, db: Path | None) -> None:
+                        allow_unisolated: bool, db: Path | None, suites: tuple[Path, ...],
+                        device: str | None, time_scale: float) -> None:
     """Grade every student folder or .zip in SUBMISSIONS and record the runs in the gradebook.
 
     \b
     Example:
       llmgrade grade-class submissions/ --jobs 2
       llmgrade grade-class submissions/ --cluster local:4
+      llmgrade grade-class submissions/ --suites my-private-suites/
     """
     from grader.classroom.grade_class import grade_class_cli
+    from grader.runner.options import GradeOptions
 
+    options = GradeOptions(device, tuple(str(path.resolve()) for path in suites), time_scale)
     message, ok = grade_class_cli(submissions, db=db, jobs=jobs, force=force, cluster=cluster,
-                                  allow_unisolated=allow_unisolated)
+                                  allow_unisolated=allow_unisolated, options=options)
     click.echo(message)
     if not ok:
         raise click.exceptions.Exit(EXIT_FAILED)

@@ -32,6 +32,7 @@ from typing import Any, Literal, TextIO
 
 from grader import __version__, catalog
 from grader.errors import SetupError
+from grader.runner.options import GradeOptions
 from grader.runner.contract import MAX_SUBMISSION_SLOWDOWN
 from grader.classroom.gradebook import DEFAULT_DB, Gradebook
 from grader.messages import current_lang, t
@@ -215,15 +216,18 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
                 time_limit_s: float = DEFAULT_TIME_LIMIT_S, grade_fn: GradeFn | None = None,
                 progress: TextIO | None = sys.stderr, grace_s: float = GRACE_S,
                 items: Sequence[str] = (), cluster: str | None = None,
-                allow_unisolated: bool = False) -> ClassSummary:
+                allow_unisolated: bool = False, options: GradeOptions = GradeOptions()) -> ClassSummary:
     """Grade every submission in ``submissions_dir`` and record the runs in the gradebook ``db``.
 
     ``grade_fn(folder, items=..., time_limit_s=...)`` grades one submission folder (default: the
     engine's ``grade_submission``); ``items`` limits grading to those ids/chapters (default: all).
     ``cluster`` (a Dask scheduler address or ``local:N``) grades on a Dask cluster instead of the
     local thread pool (:mod:`grader.classroom.cluster`); every result is still recorded here. Each
-    Dask worker refuses to grade without its OS sandbox unless ``allow_unisolated``.
+    Dask worker refuses to grade without its OS sandbox unless ``allow_unisolated``. ``options``:
+    the device, extra suites and time scale, as ``llmgrade grade`` takes them (a remote Dask worker
+    needs the suites folder at the same path).
     """
+    options.check()
     started = time.monotonic()
     entries = find_entries(submissions_dir)
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
@@ -282,7 +286,7 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
             starts[student] = time.monotonic()
             with graded_copy(source, Path(tmp)) as root:  # a zip: extracted now, removed after
                 graded_hashes[student] = _content_hash(root)
-                return grade(root, items=items, time_limit_s=time_limit_s)
+                return grade(root, items=items, time_limit_s=time_limit_s, **options.kwargs())
 
         def packed(student: str, source: Path) -> Any:
             with graded_copy(source, Path(tmp)) as root:  # the Dask worker grades this archive
@@ -296,7 +300,7 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
             if dask_pool is not None:
                 # The engine on each Dask worker enforces the time limit itself.
                 pending[dask_pool.submit(packed(student, root), items, time_limit_s,
-                                         allow_unisolated)] = (student, root, digest)
+                                         allow_unisolated, options)] = (student, root, digest)
             else:
                 pending[pool.submit(job, student, root)] = (student, root, digest)
         try:
@@ -344,7 +348,7 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
 
 def grade_class_cli(submissions_dir: Path, db: Path | None = None, jobs: int | None = None,
                     force: bool = False, cluster: str | None = None,
-                    allow_unisolated: bool = False) -> tuple[str, bool]:
+                    allow_unisolated: bool = False, options: GradeOptions = GradeOptions()) -> tuple[str, bool]:
     """``llmgrade grade-class``: grade, then the summary sentence(s) and whether all were graded.
 
     Other people's code is graded only in the OS sandbox unless ``allow_unisolated``.
@@ -358,8 +362,10 @@ def grade_class_cli(submissions_dir: Path, db: Path | None = None, jobs: int | N
             raise SetupError("sandbox.class_needs_sandbox", reason=isolation.reason)
         print(t("sandbox.not_isolated", reason=isolation.reason), file=sys.stderr)
     db_path = db if db is not None else DEFAULT_DB
+    # --time-scale stretches each submission's limit as it does in ``grade``.
     summary = grade_class(submissions_dir, db_path, jobs=jobs, force=force, cluster=cluster,
-                          allow_unisolated=allow_unisolated)
+                          allow_unisolated=allow_unisolated, options=options,
+                          time_limit_s=DEFAULT_TIME_LIMIT_S * options.time_scale)
     lines = [t("classroom.summary", graded=len(summary.graded), skipped=len(summary.skipped),
                broken=len(summary.broken), seconds=round(summary.duration_s, 1), db=db_path)]
     if summary.broken:

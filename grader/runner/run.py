@@ -32,6 +32,7 @@ from grader.sandbox import cgroup
 from grader.sandbox.policy import probe
 from grader.results import GradeRun, GraderCodeNote, RunStatus, installed_torch_version
 from grader.runner import contract
+from grader.runner.options import GradeOptions
 from grader.runner.scoring import item_results, load_errors_from
 from grader.authoring.workspace import content_hash, find_submission
 from grader.notebooks.staging import is_notebook_file, stage
@@ -63,9 +64,7 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
         chosen = items_for(list(items))
     except KeyError as exc:
         raise unknown_item(exc.args[0]) from exc
-    for extra in suites:
-        if not Path(extra).is_dir():
-            raise SetupError("grade.no_suites_dir", path=str(extra))
+    GradeOptions(suites=tuple(str(extra) for extra in suites)).check()
     # Only the request goes over: the pytest process resolves the device (it imports torch anyway;
     # this one need not) and reports the one it used.
     started = time.time()

@@ -103,3 +103,48 @@ def test_the_readme_first_command_installs_the_cpu_build_of_torch() -> None:
     first = readme.split("```sh\n", 1)[1].split("\n", 1)[0]
     assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu &&" in first
     assert first.endswith("llmgrade grade --submission solutions --no-record")
+
+
+def test_grade_class_takes_suites_device_and_time_scale_like_grade(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from grader.classroom import grade_class
+    from grader.runner.options import GradeOptions
+
+    (tmp_path / "subs" / "ann").mkdir(parents=True)
+    missing = run("grade-class", str(tmp_path / "subs"), "--suites", str(tmp_path / "nowhere"),
+                  "--allow-unisolated", "--db", str(tmp_path / "gb.sqlite"))
+    assert missing.exit_code == 2 and "nowhere" in missing.output and "No such option" not in missing.output
+
+    seen: dict[str, object] = {}
+
+    def fake_grade_class(*_args: object, **kwargs: object) -> grade_class.ClassSummary:
+        seen.update(kwargs)
+        return grade_class.ClassSummary()
+
+    monkeypatch.setattr(grade_class, "grade_class", fake_grade_class)
+    (tmp_path / "mine").mkdir()
+    result = run("grade-class", str(tmp_path / "subs"), "--suites", str(tmp_path / "mine"), "--device", "cpu",
+                 "--time-scale", "2.5", "--allow-unisolated", "--db", str(tmp_path / "gb.sqlite"))
+    assert result.exit_code == 0, result.output
+    assert seen["options"] == GradeOptions("cpu", (str(tmp_path / "mine"),), 2.5)
+    assert seen["time_limit_s"] == grade_class.DEFAULT_TIME_LIMIT_S * 2.5
+    assert GradeOptions("cpu", (str(tmp_path / "mine"),), 2.5).kwargs() == {
+        "device": "cpu", "suites": [tmp_path / "mine"], "time_scale": 2.5}
+
+
+def test_grade_class_hands_its_options_to_each_grade(tmp_path: Path) -> None:
+    from grader.classroom.grade_class import grade_class
+    from grader.runner.options import GradeOptions
+    from tests.grader.fake_runs import fake_run, write_submission
+
+    write_submission(tmp_path / "subs" / "ann")
+    calls: list[dict[str, object]] = []
+
+    def grade(folder: Path, **kwargs: object):  # type: ignore[no-untyped-def]
+        calls.append(kwargs)
+        return fake_run(submission=str(folder))
+
+    grade_class(tmp_path / "subs", tmp_path / "gb.sqlite", grade_fn=grade, progress=None,
+                options=GradeOptions("cpu", (str(tmp_path),), 3.0))
+    assert calls and calls[0]["device"] == "cpu" and calls[0]["suites"] == [tmp_path]
+    assert calls[0]["time_scale"] == 3.0
