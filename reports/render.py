@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -34,12 +35,17 @@ STUDENTS_DIR = "students"
 DEFAULT_OUT = Path("llmgrade-report")
 
 
+def _t_with_numbers(key: str, /, **params: Any) -> str:
+    """:func:`t` with scores written as the terminal writes them: ``132``, ``3.7`` (not ``132.0``)."""
+    return t(key, **{name: f"{value:g}" if isinstance(value, float) else value for name, value in params.items()})
+
+
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("reports", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.globals["t"] = t
-    env.filters["t"] = lambda key, **params: t(key, **params)
+    env.globals["t"] = _t_with_numbers
+    env.filters["t"] = _t_with_numbers
     env.filters["pts"] = lambda value: f"{float(value):g}"
     env.globals["STATUSES"] = STATUSES
     env.globals["tool_version"] = __version__
@@ -311,4 +317,4 @@ def build_class_reports(db: Path | None = None, out_dir: Path | None = None) -> 
         if not count:
             raise SetupError("report.empty", path=db_path)
         index = write_class_reports(book, target)
-    return t("report.written.class", path=index, count=count)
+    return t("report.written.class.one" if count == 1 else "report.written.class", path=index, count=count)
