@@ -148,3 +148,29 @@ def test_grade_class_hands_its_options_to_each_grade(tmp_path: Path) -> None:
                 options=GradeOptions("cpu", (str(tmp_path),), 3.0))
     assert calls and calls[0]["device"] == "cpu" and calls[0]["suites"] == [tmp_path]
     assert calls[0]["time_scale"] == 3.0
+
+
+def test_an_accepted_convention_is_said_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace = tmp_path / "ws"
+    init(str(workspace))
+    solution = (Path(__file__).resolve().parents[2] / "solutions" / "ch02.py").read_text("utf-8")
+    printed = solution.replace("""return re.sub(r'\\s+([,.:;?!"()\\'])', r"\\1", text)""",
+                               """return re.sub(r'\\s+([,.?!"()\\'])', r"\\1", text)""", 1)
+    assert printed != solution
+    (workspace / "ch02.py").write_text(printed, encoding="utf-8")
+    monkeypatch.chdir(workspace)
+    result = run("check", "ch02.SimpleTokenizerV1")
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.output.split()).count("Accepted: you used") == 1, result.output
+
+
+def test_watch_says_save_again_and_a_syntax_error_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from grader.runner.commands import watch_items
+
+    workspace = tmp_path / "ws"
+    init(str(workspace))
+    (workspace / "ch04.py").write_text("import torch\n\ndef gelu(:\n    pass\n", encoding="utf-8")
+    assert watch_items(workspace, ["ch04.GELU"], checks=1) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.count("has a syntax error at line 3") == 1, out
+    assert "save again" in out and "grade again" not in out
