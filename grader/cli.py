@@ -152,20 +152,27 @@ def _limits(max_mb: float | None, max_files: int | None) -> Any:
 @click.option("--allow-unisolated", is_flag=True)
 @_DB_OPTION
 @_limit_options
+@click.option("--suites", "suites", type=click.Path(path_type=Path), multiple=True)
+@click.option("--device", default=None)
+@click.option("--time-scale", type=float, default=1.0)
 def grade_class_command(submissions: Path, jobs: int | None, force: bool, cluster: str | None,
                         allow_unisolated: bool, db: Path | None, max_submission_mb: float | None,
-                        max_submission_files: int | None) -> None:
+                        max_submission_files: int | None, suites: tuple[Path, ...],
+                        device: str | None, time_scale: float) -> None:
     """Grade every student folder or .zip in SUBMISSIONS and record the runs in the gradebook.
 
     \b
     Example:
       llmgrade grade-class submissions/ --jobs 2
       llmgrade grade-class submissions/ --cluster local:4
+      llmgrade grade-class submissions/ --suites my-private-suites/
     """
     from grader.classroom.grade_class import grade_class_cli
+    from grader.runner.options import GradeOptions
 
+    options = GradeOptions(device, tuple(str(path.resolve()) for path in suites), time_scale)
     message, ok = grade_class_cli(submissions, db=db, jobs=jobs, force=force, cluster=cluster,
-                                  allow_unisolated=allow_unisolated,
+                                  allow_unisolated=allow_unisolated, options=options,
                                   limits=_limits(max_submission_mb, max_submission_files))
     click.echo(message)
     if not ok:

@@ -6,7 +6,9 @@ from ``help.<command>``, an option's from ``help.<command>.<option>`` or the sha
 ``help.option.<option>`` (``help.main`` and ``help.main.<option>`` for the group itself), and the headings from ``help.usage``, ``help.options``
 and ``help.commands``. Click's own sentences (parser errors, ``Error:``, ``Try ... for help.``) come
 from ``click.*`` in the catalog (:func:`localize_click`). ``--lang`` is read before anything else (``LocalizedGroup.main``), wherever it
-stands on the command line, so ``llmgrade grade --help --lang zh-CN`` is Chinese too.
+stands on the command line, so ``llmgrade grade --help --lang zh-CN`` is Chinese too. Without
+``--lang`` and ``LLMGRADE_LANG``, a command run in a workspace (or on ``--submission`` in one) speaks
+the language the workspace was made in (``llmgrade init --lang zh-CN``), before the system locale.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import functools
 import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -115,6 +118,11 @@ class LocalizedGroup(_Localized, click.Group):
         wanted = lang_from_argv(argv)
         if wanted is not None and normalize_lang(wanted) is not None:
             set_lang(wanted)  # a bad value is reported by the option's own check, in English
+        elif wanted is None:  # the workspace's own language, unless LLMGRADE_LANG says otherwise
+            from grader.authoring.workspace import use_workspace_lang
+
+            submission = option_from_argv(argv, "--submission")
+            use_workspace_lang(Path(submission) if submission else Path.cwd())
         localize_click()
         return super().main(argv, *extra, **kwargs)
 
@@ -153,13 +161,18 @@ def _section(formatter: click.HelpFormatter, heading: str, rows: list[tuple[str,
 
 def lang_from_argv(argv: Sequence[str]) -> str | None:
     """The value of the last ``--lang X`` / ``--lang=X`` before a ``--``, or None."""
+    return option_from_argv(argv, "--lang")
+
+
+def option_from_argv(argv: Sequence[str], option: str) -> str | None:
+    """The value of the last ``OPTION X`` / ``OPTION=X`` before a ``--``, or None."""
     found: str | None = None
     for index, arg in enumerate(argv):
         if arg == "--":
             break
-        if arg == "--lang" and index + 1 < len(argv):
+        if arg == option and index + 1 < len(argv):
             found = argv[index + 1]
-        elif arg.startswith("--lang="):
+        elif arg.startswith(option + "="):
             found = arg.split("=", 1)[1]
     return found
 

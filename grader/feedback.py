@@ -60,12 +60,14 @@ def failure_groups(item: ItemResult) -> list[FailureGroup]:
     message as one group.
     """
     groups: dict[tuple[str, ...], FailureGroup] = {}
+    by_message: dict[str, FailureGroup] = {}  # a check saying exactly a group's message joins it
     for check in item.checks:
         if check.status == "passed" or not check.message:
             continue
         tail = str(check.details.get("output_tail") or "").strip()
-        group = groups.setdefault(_key(check), FailureGroup(check.message, location=check_location(check),
-                                                            output_tail=tail))
+        group = by_message.get(check.message) or groups.setdefault(
+            _key(check), FailureGroup(check.message, location=check_location(check), output_tail=tail))
+        by_message.setdefault(check.message, group)
         group.names.append(check.name)
     if not groups and item.message and item.status != "passed":
         return [FailureGroup(item.message)]

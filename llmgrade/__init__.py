@@ -54,8 +54,10 @@ def _magic(line: str) -> CheckReport | None:
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext llmgrade``: registers the line magic ``%llmgrade ITEM [--file]``, and lets
     ``from ch03 import X`` load the definitions of ``ch03.ipynb`` in the notebook's folder."""
+    from grader.authoring.workspace import use_workspace_lang
     from grader.notebooks.workspace import install_notebook_importer
 
+    use_workspace_lang(Path.cwd())  # the workspace's language, unless LLMGRADE_LANG chooses one
     ipython.register_magic_function(_magic, magic_kind="line", magic_name="llmgrade")
     install_notebook_importer(Path.cwd())
 

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -34,12 +35,17 @@ STUDENTS_DIR = "students"
 DEFAULT_OUT = Path("llmgrade-report")
 
 
+def _t_with_numbers(key: str, /, **params: Any) -> str:
+    """:func:`t` with scores written as the terminal writes them: ``132``, ``3.7`` (not ``132.0``)."""
+    return t(key, **{name: f"{value:g}" if isinstance(value, float) else value for name, value in params.items()})
+
+
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("reports", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.globals["t"] = t
-    env.filters["t"] = lambda key, **params: t(key, **params)
+    env.globals["t"] = _t_with_numbers
+    env.filters["t"] = _t_with_numbers
     env.filters["pts"] = lambda value: f"{float(value):g}"
     env.globals["STATUSES"] = STATUSES
     env.globals["tool_version"] = __version__
@@ -265,8 +271,11 @@ def class_overview(runs: dict[str, GradeRun], pages: dict[str, str]) -> dict[str
                     if code not in seen:
                         seen.add(code)
                         diag_students[code] += 1
+    # Real failures first: a failed check says something about the item; an ``error`` (its module
+    # did not load) says something about one student's file, and spreads over a whole chapter.
     most_failed = sorted((s for s in stats.values() if s.not_passed),
-                         key=lambda s: (-s.not_passed, item_ids.index(s.id)))[:10]
+                         key=lambda s: (-s.counts["failed"], -s.counts["answer_key"], -s.counts["error"],
+                                        item_ids.index(s.id)))[:10]
     diagnoses = [DiagnosisStats(code, diagnosis_text(code), n, sorted(diag_items[code]))
                  for code, n in sorted(diag_students.items(), key=lambda kv: (-kv[1], kv[0]))][:10]
     scores = [s.percent for s in students]
@@ -308,4 +317,4 @@ def build_class_reports(db: Path | None = None, out_dir: Path | None = None) -> 
         if not count:
             raise SetupError("report.empty", path=db_path)
         index = write_class_reports(book, target)
-    return t("report.written.class", path=index, count=count)
+    return t("report.written.class.one" if count == 1 else "report.written.class", path=index, count=count)

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from grader import __version__, catalog
 from grader.errors import SetupError
-from grader.messages import DEFAULT_LANG, current_lang, t, t_in
+from grader.messages import DEFAULT_LANG, ENV_VAR, current_lang, normalize_lang, set_lang, t, t_in
 from grader.authoring.packages import package_dir
 from grader.authoring.stubs import generate
 from grader.submission_tree import Limits, Tree, read_tree, shown
 
 __all__ = ["SetupError", "WORKSPACE_VERSION", "MARKER", "module_files", "init_workspace", "write_marker",
-           "find_submission", "read_marker", "content_hash", "example_item"]
+           "find_submission", "enclosing_workspace", "workspace_of", "workspace_lang", "use_workspace_lang", "read_marker", "content_hash", "example_item"]
 
 WORKSPACE_VERSION = 1
 MARKER = Path(".llmgrade") / "workspace.json"
@@ -115,8 +116,9 @@ def find_submission(explicit: Path | None = None, cwd: Path | None = None) -> Pa
     """The folder (or chapter notebook) to grade.
 
     ``explicit`` (``--submission``) if given: a chapter notebook (``ch03.ipynb``), or a folder holding
-    at least one exercise module or chapter notebook. Otherwise ``cwd`` (default: the current directory) if it is a workspace (has
-    ``.llmgrade/workspace.json``), else ``cwd/exercises`` if it exists. Raises ``SetupError``.
+    at least one exercise module or chapter notebook. Otherwise the workspace (a folder with
+    ``.llmgrade/workspace.json``) that ``cwd`` (default: the current directory) is in, itself or a
+    folder above it, else ``cwd/exercises`` if it exists. Raises ``SetupError``.
     """
     if explicit is not None:
         if explicit.suffix.lower() == ".ipynb" and explicit.is_file():
@@ -132,12 +134,48 @@ def find_submission(explicit: Path | None = None, cwd: Path | None = None) -> Pa
                              expected=", ".join(module_files()))
         return explicit
     here = cwd if cwd is not None else Path.cwd()
-    if (here / MARKER).is_file():
-        read_marker(here)
-        return here
+    found = enclosing_workspace(here)
+    if found is not None:
+        read_marker(found)
+        return found
     if (here / "exercises").is_dir():
         return here / "exercises"
     raise SetupError("workspace.not_found", cwd=str(here))
+
+
+def enclosing_workspace(folder: Path) -> Path | None:
+    """The workspace ``folder`` is in: itself or the nearest folder above it with a marker."""
+    for candidate in (folder, *folder.resolve().parents):
+        if (candidate / MARKER).is_file():
+            return candidate
+    return None
+
+
+def workspace_of(submission: Path) -> Path:
+    """The folder a graded submission belongs to: the folder itself, or a notebook's folder (where
+    its gradebook and report go)."""
+    return submission.parent if submission.suffix.lower() == ".ipynb" and not submission.is_dir() else submission
+
+
+def workspace_lang(folder: Path) -> str | None:
+    """The language the workspace holding ``folder`` was made in (its marker's ``lang``), or None."""
+    found = enclosing_workspace(folder)
+    if found is None:
+        return None
+    try:
+        lang = json.loads((found / MARKER).read_text(encoding="utf-8")).get("lang")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None  # a corrupt marker is reported by the command that reads it
+    return lang if isinstance(lang, str) else None
+
+
+def use_workspace_lang(folder: Path) -> str | None:
+    """Speak the language of the workspace holding ``folder`` (in this process and the ones it
+    starts), unless ``LLMGRADE_LANG`` already chooses one; returns the language chosen, or None."""
+    if normalize_lang(os.environ.get(ENV_VAR)):
+        return None
+    lang = normalize_lang(workspace_lang(folder if folder.is_dir() else folder.parent))
+    return set_lang(lang) if lang else None
 
 
 def content_hash(submission: Path, limits: Limits | None = None) -> str:

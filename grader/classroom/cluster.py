@@ -35,6 +35,7 @@ from typing import Any
 
 from grader import __version__
 from grader.errors import SetupError
+from grader.runner.options import GradeOptions
 from grader.results import installed_torch_version
 from grader.submission_tree import Limits
 
@@ -106,7 +107,8 @@ def worker_identity() -> str:
 
 def grade_archive(archive: Archive, items: Sequence[str], time_limit_s: float,
                   expected: dict[str, str], threads: int | None = None,
-                  allow_unisolated: bool = False, limits: Limits | None = None) -> dict[str, Any]:
+                  allow_unisolated: bool = False, limits: Limits | None = None,
+                  options: GradeOptions = GradeOptions()) -> dict[str, Any]:
     """Runs on a Dask worker: verify, unpack into a private temporary folder, grade, return plain data."""
     from grader.classroom.safezip import extract_zip
     from grader.runner.run import grade_submission
@@ -126,7 +128,8 @@ def grade_archive(archive: Archive, items: Sequence[str], time_limit_s: float,
         zip_path = Path(tmp) / "submission.zip"
         zip_path.write_bytes(archive.data)
         folder = extract_zip(zip_path, Path(tmp) / "submission")
-        run = grade_submission(folder, items, time_limit_s=time_limit_s, threads=threads, limits=limits)
+        run = grade_submission(folder, items, time_limit_s=time_limit_s, threads=threads, limits=limits,
+                               **options.kwargs())
     data = run.to_dict()
     data["graded_by"] = worker_identity()
     return data
@@ -191,9 +194,10 @@ class DaskPool:
                         if self._cluster is not None else None)
 
     def submit(self, archive: Archive, items: Sequence[str], time_limit_s: float,
-               allow_unisolated: bool = False, limits: Limits | None = None) -> Any:
+               allow_unisolated: bool = False, limits: Limits | None = None,
+               options: GradeOptions = GradeOptions()) -> Any:
         return self.executor.submit(grade_archive, archive, list(items), time_limit_s, versions(), self.threads,
-                                    allow_unisolated, limits)
+                                    allow_unisolated, limits, options)
 
     def close(self) -> None:
         self.client.close()

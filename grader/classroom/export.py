@@ -62,13 +62,18 @@ def export_csv(gradebook: Gradebook, path: Path) -> int:
 def _test_output(item: ItemResult) -> str:
     if item.hidden:
         return t("export.hidden_output", status=t(f"report.status.{item.status}"))
-    lines = [t("export.output", score=_points(item.points), max_score=_points(item.max_points))]
+    one = item.max_points == 1
+    lines = [t("export.output.one" if one else "export.output", score=_points(item.points),
+               max_score=_points(item.max_points))]
     if item.status == "answer_key" and not item.checks:  # the module's use of the key, said once per item
         lines.append(item.message)
+    sentences = [group.sentence() for group in failure_groups(item)]
     if item.diagnosis:
         key = f"diagnosis.{item.diagnosis}"
-        lines.append(t(key) if messages.has(key) else item.diagnosis)
-    lines.extend(group.sentence() for group in failure_groups(item))
+        diagnosis = t(key) if messages.has(key) else item.diagnosis
+        if not any(diagnosis in sentence for sentence in sentences):  # said once, not twice
+            lines.append(diagnosis)
+    lines.extend(sentences)
     return "\n".join(lines)
 
 

@@ -32,6 +32,7 @@ from typing import Any, Literal, TextIO
 
 from grader import __version__, catalog
 from grader.errors import SetupError
+from grader.runner.options import GradeOptions
 from grader.runner.contract import MAX_SUBMISSION_SLOWDOWN
 from grader.classroom.gradebook import DEFAULT_DB, Gradebook
 from grader.messages import current_lang, t
@@ -243,7 +244,8 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
                 time_limit_s: float = DEFAULT_TIME_LIMIT_S, grade_fn: GradeFn | None = None,
                 progress: TextIO | None = sys.stderr, grace_s: float = GRACE_S,
                 items: Sequence[str] = (), cluster: str | None = None,
-                allow_unisolated: bool = False, limits: Limits | None = None) -> ClassSummary:
+                allow_unisolated: bool = False, limits: Limits | None = None,
+                options: GradeOptions = GradeOptions()) -> ClassSummary:
     """Grade every submission in ``submissions_dir`` and record the runs in the gradebook ``db``.
 
     ``grade_fn(folder, items=..., time_limit_s=...)`` grades one submission folder (default: the
@@ -255,8 +257,11 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
     and 2,000 files). A student who cannot be graded (a link, a bad zip, a submission over a cap,
     anything else) is recorded with the reason and never stops the others. Interrupted (Ctrl-C, or
     SIGTERM under :func:`grader.runner.run.terminate_as_interrupt`), it ends every grading process
-    it started and leaves nothing behind.
+    it started and leaves nothing behind. ``options``:
+    the device, extra suites and time scale, as ``llmgrade grade`` takes them (a remote Dask worker
+    needs the suites folder at the same path).
     """
+    options.check()
     started = time.monotonic()
     entries = find_entries(submissions_dir)
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
@@ -326,7 +331,7 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
             starts[student] = time.monotonic()
             with graded_copy(source, Path(tmp)) as root:  # a zip: extracted now, removed after
                 graded_hashes[student] = _content_hash(root, limits)
-                return grade(root, items=items, time_limit_s=time_limit_s)
+                return grade(root, items=items, time_limit_s=time_limit_s, **options.kwargs())
 
         def packed(student: str, source: Path) -> Any:
             with graded_copy(source, Path(tmp)) as root:  # the Dask worker grades this archive
@@ -402,7 +407,8 @@ def grade_class(submissions_dir: Path, db: Path, jobs: int | None = None, force:
 
 def grade_class_cli(submissions_dir: Path, db: Path | None = None, jobs: int | None = None,
                     force: bool = False, cluster: str | None = None,
-                    allow_unisolated: bool = False, limits: Limits | None = None) -> tuple[str, bool]:
+                    allow_unisolated: bool = False, limits: Limits | None = None,
+                    options: GradeOptions = GradeOptions()) -> tuple[str, bool]:
     """``llmgrade grade-class``: grade, then the summary sentence(s) and whether all were graded.
 
     Other people's code is graded only in the OS sandbox unless ``allow_unisolated``.
@@ -418,8 +424,10 @@ def grade_class_cli(submissions_dir: Path, db: Path | None = None, jobs: int | N
         print(t("sandbox.not_isolated", reason=isolation.reason), file=sys.stderr)
     db_path = db if db is not None else DEFAULT_DB
     with terminate_as_interrupt():
+        # --time-scale stretches each submission's limit as it does in ``grade``.
         summary = grade_class(submissions_dir, db_path, jobs=jobs, force=force, cluster=cluster,
-                              allow_unisolated=allow_unisolated, limits=limits)
+                              allow_unisolated=allow_unisolated, limits=limits, options=options,
+                              time_limit_s=DEFAULT_TIME_LIMIT_S * options.time_scale)
     lines = [t("classroom.summary", graded=len(summary.graded), skipped=len(summary.skipped),
                broken=len(summary.broken), seconds=round(summary.duration_s, 1), db=db_path)]
     if summary.broken:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.authoring.workspace import workspace_of
 from grader.classroom.gradebook import Gradebook, default_path
 from grader.results import GradeRun
 
@@ -18,7 +19,7 @@ SELF = "me"  # the student id of a personal workspace's own runs
 
 def report_path(run: GradeRun, db: Path | None = None, report: Path | None = None) -> Path:
     """Where the student's report for ``run`` goes: ``report``, else beside the gradebook."""
-    return report or (db or default_path(Path(run.submission))).parent / REPORT_NAME
+    return report or (db or default_path(workspace_of(Path(run.submission)))).parent / REPORT_NAME
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class RecordedRun:
 
 def record(run: GradeRun, db: Path | None = None, report: Path | None = None) -> RecordedRun:
     """Record ``run`` (one transaction) in ``db`` (default: the workspace's own gradebook)."""
-    workspace = Path(run.submission)
+    workspace = workspace_of(Path(run.submission))
     db_path = db or default_path(workspace)
     with Gradebook(db_path) as gradebook:
         gradebook.record(SELF, run)

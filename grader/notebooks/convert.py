@@ -31,6 +31,7 @@ HEADER = "# llmgrade: generated from {source} (definitions only); edit the noteb
 _KEEP_COMMENT = re.compile(r"^#\s*llmgrade:\s*keep\b")
 _SKIP_COMMENT = re.compile(r"^#\s*llmgrade:\s*skip\b")
 _MAGIC_LINE = re.compile(r"^(\s*)([%!]|[\w.]+\s*=\s*[%!])")
+_CHECKER_MAGIC = re.compile(r"^\s*%(llmgrade\b|(load|reload|unload)_ext\s+llmgrade\s*$)")
 _HELP_LINE = re.compile(r"^\s*[\w.]+\?{1,2}\s*$|^\s*\?{1,2}[\w.]+\s*$")
 
 
@@ -134,7 +135,7 @@ def _convert_cell(cell: Cell, result: Converted, future: list[tuple[Cell, int, l
         if _is_future_import(node):
             future.append((cell, start, chunk))
         elif _imports_the_checker(node):  # %llmgrade's own module is not part of the graded code
-            result.left_out.append(LeftOut(cell.number, start, lines[start - 1].strip(), "statement"))
+            continue
         elif keep_all or is_definition(node):
             body.append((cell, start, chunk))
         else:
@@ -152,7 +153,8 @@ def _drop_magics(cell: Cell, raw: list[str], result: Converted) -> list[str]:
     for number, line in enumerate(raw, start=1):
         magic = _MAGIC_LINE.match(line) or _HELP_LINE.match(line)
         if magic:
-            result.left_out.append(LeftOut(cell.number, number, line.strip(), "magic"))
+            if not _CHECKER_MAGIC.match(line):  # the checker's own magics are not the student's code
+                result.left_out.append(LeftOut(cell.number, number, line.strip(), "magic"))
             indent = line[:len(line) - len(line.lstrip())]
             lines.append(f"{indent}pass")
         else:

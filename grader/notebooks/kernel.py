@@ -93,19 +93,20 @@ def check(item: str, *, source: Source = "auto", notebook: str | Path | None = N
           device: str | None = None, time_scale: float = 1.0) -> CheckReport:
     """Grade ``item`` (an id such as ``ch03.MultiHeadAttention``, or a chapter) on this notebook's code."""
     from grader.runner.run import grade_submission
-    from grader.authoring.workspace import has_exercise_files
+    from grader.authoring.workspace import has_exercise_files, use_workspace_lang
 
+    here = Path.cwd()
+    use_workspace_lang(here)  # a Chinese workspace's notebooks get Chinese checks
     try:
         chosen = catalog.items_for([item])
     except KeyError as exc:
         raise SetupError("cli.unknown_item", selector=exc.args[0]) from exc
     module = chosen[0].module
     converted, where = find_code(module, source, notebook)
-    here = Path.cwd()
     staged = stage_module(here if has_exercise_files(here) else None, module, converted)
     try:
         run = grade_submission(staged.folder, [i.id for i in chosen], device=device, time_scale=time_scale)
     finally:
         staged.cleanup()
-    run.notebooks = staged.notes + run.notebooks
+    run.notebooks = [note for note in staged.notes if note.module == module] + run.notebooks
     return CheckReport(run, where, summary(converted))

@@ -111,12 +111,27 @@ def stage(submission: Path, into: Path | None = None, limits: Limits | None = No
         if submission.stem not in catalog.MODULES:
             raise SetupError("notebooks.unknown_chapter", file=shown(submission),
                              expected=", ".join(f"{m}{SUFFIX}" for m in catalog.MODULES))
-        staged = _build([], {submission.stem: tree.files[0]}, submission.parent, into=into)
+        staged = _build(*_beside(submission, tree, limits), into=into)
     else:
         staged = _build(tree.python_files(), chapter_notebooks_in(tree), submission, into=into)
     staged.source, staged.limits = submission, limits
     staged.refused, staged.digest = refused_entries(tree), content_hash_of(tree)
     return staged
+
+
+def _beside(notebook: Path, tree: Tree, limits: Limits | None) -> tuple[list[TreeFile], dict[str, TreeFile], Path]:
+    """What to stage for one chapter notebook (``tree``: the notebook as read): the notebook, and, in a
+    workspace, the other chapters beside it, read by the tree reader (its ``from ch03 import ...``
+    lines import them); the notebook wins over its ``.py``."""
+    from grader.authoring.workspace import MARKER
+
+    folder = notebook.parent
+    own = {notebook.stem: tree.files[0]}
+    if not (folder / MARKER).is_file():
+        return [], own, folder
+    workspace = read_submission(folder, limits)
+    python_files = [f for f in workspace.python_files() if f.rel != f"{notebook.stem}.py"]
+    return python_files, {**chapter_notebooks_in(workspace), **own}, folder
 
 
 def stage_module(folder: Path | None, module: str, converted: Converted) -> Staged:

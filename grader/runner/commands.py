@@ -175,13 +175,31 @@ def exit_code(run: GradeRun) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def for_watch(run: GradeRun) -> GradeRun:
+    """``run`` with its load errors' next step said for ``watch``: "save again", not "grade again"
+    (the ``<id>.watch`` sentence of the catalog, where it has one)."""
+    from grader.messages import current_lang, has, render_stored
+
+    said: dict[str, str] = {}
+    errors = []
+    for error in run.load_errors:
+        key = f"{error.message_id}.watch"
+        text = render_stored(current_lang(), key, error.message_params) \
+            if error.message_params is not None and has(key) else None
+        if text is not None:
+            said[error.message] = text
+        errors.append(replace(error, message=text or error.message))
+    items = [replace(item, message=said.get(item.message, item.message)) for item in run.items]
+    return replace(run, load_errors=errors, items=items)
+
+
 def watch_items(submission: Path | None, items: Sequence[str], *, device: str | None = None,
                 time_scale: float = 1.0, checks: int | None = None) -> int:
     """``llmgrade watch``: print every check's result (Fix next first) until Ctrl+C."""
     from grader.runner.watch import watch
 
     def show(run: GradeRun) -> None:
-        view = run.student_view()
+        view = for_watch(run.student_view())
         click.echo(t("feedback.watch.header", time=time.strftime("%H:%M:%S"), seconds=f"{run.duration_s:.1f}"))
         one = len(view.items) == 1
         click.echo(format_details(view, colour=sys.stdout.isatty()) if one

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from grader import __version__
+from grader import __version__, catalog
 from grader.catalog import Item, items_for
 from grader.errors import SetupError, unknown_item
 from grader.messages import current_lang, message_fields
@@ -33,9 +33,10 @@ from grader.sandbox import cgroup
 from grader.sandbox.policy import probe
 from grader.results import GradeRun, GraderCodeNote, RunStatus, installed_torch_version
 from grader.runner import contract
+from grader.runner.options import GradeOptions
 from grader.runner.scoring import item_results, load_errors_from
 from grader.authoring.workspace import find_submission
-from grader.notebooks.staging import stage
+from grader.notebooks.staging import is_notebook_file, stage
 from grader.submission_tree import Limits, shown
 
 SUITES_DIR = contract.SUITES_DIR
@@ -61,13 +62,13 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
     A submission that crashes, hangs or cheats only loses the items it affects.
     """
     folder = find_submission(submission).resolve()
+    if not items and is_notebook_file(folder) and folder.stem in catalog.MODULES:
+        items = (folder.stem,)  # a chapter notebook graded alone is its chapter
     try:
         chosen = items_for(list(items))
     except KeyError as exc:
         raise unknown_item(exc.args[0]) from exc
-    for extra in suites:
-        if not Path(extra).is_dir():
-            raise SetupError("grade.no_suites_dir", path=str(extra))
+    GradeOptions(suites=tuple(str(extra) for extra in suites)).check()
     # Only the request goes over: the pytest process resolves the device (it imports torch anyway;
     # this one need not) and reports the one it used.
     started = time.time()
@@ -98,7 +99,8 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
         submission_hash=staged.digest, started_at=started_at,
         duration_s=round(time.time() - started, 3), items=results, load_errors=load_errors,
         status=status, error=error, lang=current_lang(),
-        isolation=environment.get("isolation") or probe().describe(), notebooks=staged.notes,
+        isolation=environment.get("isolation") or probe().describe(),
+        notebooks=[note for note in staged.notes if note.module in modules],
         grader_code=grader_code_notes(payload.get("grader_code", []), modules), refused=staged.refused)
     if json_path is not None:  # the student's copy: hidden items and checks say pass/fail only
         run.student_view().write(json_path)

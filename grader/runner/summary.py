@@ -138,18 +138,23 @@ def format_details(run: GradeRun, colour: bool = False, width: int | None = None
     lines: list[str] = []
     for error in run.load_errors:
         lines.extend(wrap(t("summary.load_error", message=error.message), width, "  "))
+    said = {error.message for error in run.load_errors}  # said above: not again under each item
     for item in run.items:
         header = t("summary.item_header", id=item.id, title=item.title,
                    points=_points(item), status=t("status." + item.status))
         lines.extend(_style(line, item.status, colour) for line in wrap(header, width, "  ", ""))
+        notes: set[str] = set()
         for check in item.checks:
             lines.append(_style(f"  [{t('status.' + check.status)}] {check.name}", check.status, colour))
             if check.status == "passed" and check.message_id == "check.convention_used" \
                     or check.status != "passed" and item.status == "passed" and check.message:
                 # a convention recognised, or a failure the item is not charged for (a dependency's,
-                # an extension's): its message says why, as ``grade``'s report does
-                lines.extend(wrap(check.message, width, "      "))
-        groups = failure_groups(item) if item.status != "passed" else []
+                # an extension's): its message says why, as ``grade``'s report does (once an item)
+                if check.message not in notes:
+                    lines.extend(wrap(check.message, width, "      "))
+                notes.add(check.message)
+        groups = [group for group in failure_groups(item) if group.message not in said] \
+            if item.status != "passed" else []
         if groups:
             lines.append("  " + t("feedback.what_to_fix"))
         for group in groups:

@@ -58,7 +58,7 @@ def test_reports_render_in_chromium(tmp_path: Path) -> None:
 
     dom, console = render_in_browser(student_page, tmp_path / "profile")
     assert console == []
-    assert f"{alice.score} of {alice.max_score} points" in dom
+    assert f"{alice.score:g} of {alice.max_score:g} points" in dom
     assert f"{alice.counts()['passed']} passed, {alice.counts()['failed']} failed" in dom
     assert dom.count('class="attempt"') == 2 and "<polyline" in dom
     assert "<script>" not in dom and "&lt;script&gt;alert" in dom  # shown as text, not run

@@ -202,4 +202,12 @@ def test_a_cluster_archive_carries_the_chapter_notebooks(tmp_path: Path) -> None
 def test_the_checker_itself_is_never_graded_code() -> None:
     result = convert("import torch\nimport llmgrade\nfrom llmgrade import check", "# llmgrade: keep\nimport llmgrade")
     assert [ast.unparse(node) for node in ast.parse(result.code).body] == ["import torch"]
-    assert [(e.cell, e.line) for e in result.left_out] == [(1, 2), (1, 3), (2, 2)]
+    assert result.left_out == []  # nor listed as left out: it never was the student's code
+
+
+def test_the_checkers_own_magics_are_dropped_without_a_notice() -> None:
+    """The workspace template's ``%load_ext llmgrade`` and ``%llmgrade`` cells are not listed
+    (issue 22: they drowned the result); other magics still are."""
+    result = convert("%load_ext llmgrade", "%reload_ext llmgrade\n%llmgrade ch03.SelfAttention_v1 --file",
+                     "%matplotlib inline\nX = 1")
+    assert [(e.cell, e.first_line) for e in result.left_out] == [(3, "%matplotlib inline")]

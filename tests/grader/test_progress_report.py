@@ -59,7 +59,7 @@ def test_a_partial_run_after_a_full_run_keeps_the_full_picture(tmp_path: Path) -
     assert what.newly_passing == ["ch03.CausalAttention"] and what.newly_failing == ["ch03.MultiHeadAttention"]
 
     html = path.read_text("utf-8")
-    assert f"{picture.score} of {picture.max_score} points ({percent(picture.score, picture.max_score)}%)" in html
+    assert f"{picture.score:g} of {picture.max_score:g} points ({percent(picture.score, picture.max_score):g}%)" in html
     assert 'id="item-ch05.GPTDatasetV1"' not in html  # (no such item: sanity of the id format below)
     assert all(f'id="item-{i.id}"' in html for i in catalog.ITEMS)  # every chapter, not just ch03
     fix_next = html.split('id="fix-next"')[1].split("</section>")[0]

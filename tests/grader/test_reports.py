@@ -55,7 +55,7 @@ def test_student_report_content(tmp_path: Path) -> None:
     run = fake_run(seed=1)
     path = write_student_report(run, HISTORY, tmp_path / "out" / "report.html", student="alice")
     html = path.read_text("utf-8")
-    assert f"{run.score} of {run.max_score} points" in html
+    assert f"{run.score:g} of {run.max_score:g} points" in html
     counts = run.counts()
     assert f"{counts['passed']} passed, {counts['failed']} failed" in html
     doc = parse(html)
