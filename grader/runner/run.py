@@ -178,10 +178,11 @@ def _run_suites_in(workdir: Path, folder: Path, chosen: list[Item], device: str,
     key = contract.new_key()
     key_r = contract.hand_over_key(key)
     prog_r, prog_w = os.pipe()
-    # One of several runs at once (class grading caps each one's threads): its items one at a time.
+    # One of several runs at once (class grading gives each run its share of the cores as ``threads``):
+    # that many items side by side, one torch thread each (grade-class --jobs 1 on 2 cores: 2 runners).
     spec = contract.RunSpec(submission=str(folder), results=str(results), items=tuple(i.id for i in chosen),
                             device=device, time_scale=time_scale, key_fd=key_r, progress_fd=prog_w,
-                            gate_fds=gate, runners=1 if threads is not None else 0)
+                            gate_fds=gate, runners=max(1, threads) if threads is not None else 0)
     paths = [*suite_files(chosen), *[str(Path(extra).resolve()) for extra in suites]]
     cmd = contract.pytest_command(sys.executable, paths, spec)
     env = contract.pytest_environment(os.environ, threads=threads, tmpdir=tmpdir)
