@@ -132,7 +132,7 @@ def _prewrapped(text: str, columns: int) -> str:
     breaks lines only at spaces, keeps the lines; other text is left to click."""
     if not any(char_width(c) == 2 for c in text):
         return text
-    return "\b\n" + "\n".join(wrap_columns(text, columns))
+    return "\b\n" + "\n".join(wrap_columns(text, columns, hang=False))
 
 
 def _section(formatter: click.HelpFormatter, heading: str, rows: list[tuple[str, str]]) -> None:
@@ -148,7 +148,7 @@ def _section(formatter: click.HelpFormatter, heading: str, rows: list[tuple[str,
         indent = " " * (formatter.current_indent + first + 2)
         columns = max(20, formatter.width - len(indent))
         for name, text in rows:
-            lines = wrap_columns(text, columns - 2) if text else [""]  # 2: hanging punctuation
+            lines = wrap_columns(text, columns, hang=False) if text else [""]
             if len(name) > first:
                 formatter.write(f"{'':>{formatter.current_indent}}{name}\n")
                 head = indent

@@ -215,6 +215,13 @@ class GradeRun:
         tmp.write_text(self.to_json(), encoding="utf-8")
         tmp.replace(path)
 
+    def notebook_notices(self) -> list[NotebookNote]:
+        """The notebook notes worth saying where the run is shown: those of the chapters graded, and
+        every notebook that a ``.py`` of its chapter kept from being graded (the student may be
+        editing the file nobody reads). The run keeps all its notes (gradebook, JSON)."""
+        graded = {item.module for item in self.items}
+        return [note for note in self.notebooks if note.module in graded or not note.used]
+
     def student_view(self) -> GradeRun:
         """A copy for the student: hidden items show pass/fail only, and hidden checks (an instructor's
         ``--suites``) their name and outcome only; no message derived from their inputs, the

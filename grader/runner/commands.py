@@ -94,7 +94,7 @@ def warn_if_not_isolated(run: GradeRun) -> None:
 def _echo_notebook_notes(run: GradeRun) -> None:
     """Which notebooks were graded, what was left out of them, and which lost to a .py file; then
     what of the submission was not read (links out of it, special files)."""
-    for note in run.notebooks:
+    for note in run.notebook_notices():
         echo_wrapped(note.message)
     if run.refused:
         echo_wrapped(t("trees.heading", count=len(run.refused)))

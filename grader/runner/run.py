@@ -100,7 +100,7 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
         duration_s=round(time.time() - started, 3), items=results, load_errors=load_errors,
         status=status, error=error, lang=current_lang(),
         isolation=environment.get("isolation") or probe().describe(),
-        notebooks=[note for note in staged.notes if note.module in modules],
+        notebooks=staged.notes,
         grader_code=grader_code_notes(payload.get("grader_code", []), modules), refused=staged.refused)
     if json_path is not None:  # the student's copy: hidden items and checks say pass/fail only
         run.student_view().write(json_path)

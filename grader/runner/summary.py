@@ -41,7 +41,7 @@ def wrap(text: str, width: int, indent: str = "", first: str | None = None) -> l
     for paragraph in text.splitlines() or [""]:
         start = indent if lines or first is None else first
         if any(_columns(ch) == 2 for ch in paragraph):
-            lines.extend(wrap_columns(paragraph, width, start, indent))
+            lines.extend(wrap_columns(paragraph, width, start, indent, hang=False))
             continue
         lines.extend(textwrap.wrap(paragraph, width=width, initial_indent=start, subsequent_indent=indent,
                                    break_long_words=False, break_on_hyphens=False) or [start.rstrip()])

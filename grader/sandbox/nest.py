@@ -81,6 +81,7 @@ def enter(tmp_bytes: int, shm_bytes: int, home: str, seccomp_filter: bytes | Non
            "mount /dev/shm")
     for path, fd, writable in held:
         _bind_again(libc, fd, path, writable)
+    _freeze_parents(libc, [path for path, _, _ in held])
     _check(libc.mount(b"proc", b"/proc", b"proc", flags | MS_NOEXEC, None), "mount /proc")
     loopback_up()
     os.makedirs(home, exist_ok=True)
@@ -105,6 +106,23 @@ def _bind_again(libc: ctypes.CDLL, fd: int, path: str, writable: bool) -> None:
         _check(libc.mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None),
                f"remount {path} read-only")
     os.close(fd)
+
+
+def _freeze_parents(libc: ctypes.CDLL, paths: Sequence[str]) -> None:
+    """Make read-only the folders made on the fresh tmpfs to hold ``paths`` (``/tmp/a`` for
+    ``/tmp/a/b/submission``). They are the worker's own, so nothing outside could change, but they
+    carry the trusted side's names (``llmgrade-stage-...``): a worker that can write there looks, to
+    itself and to anyone reading what it says, as if it wrote into the trusted run folder. The kept
+    paths are mounts below them and keep their own flags."""
+    def first_folder(path: str) -> str:
+        root = "/dev/shm/" if path.startswith("/dev/shm/") else "/tmp/"
+        return root + path[len(root):].split("/")[0]
+
+    for folder in sorted({first_folder(path) for path in paths} - set(paths)):
+        target = folder.encode()
+        _check(libc.mount(target, target, None, MS_BIND | MS_REC, None), f"bind {folder}")
+        _check(libc.mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None),
+               f"remount {folder} read-only")
 
 
 def loopback_up() -> None:

@@ -39,7 +39,7 @@ def test_spec_round_trips_through_one_command_line_value(tmp_path: Path) -> None
     # our ini, rootdir and plugins, never the student's configuration
     assert command[command.index("-c") + 1] == str(contract.SUITES_DIR / "pytest.ini")
     assert [command[i + 1] for i, a in enumerate(command) if a == "-p"] == [
-        "no:cacheprovider", "grader.checking.plugin", "grader.checking.fixtures"]
+        "no:cacheprovider", "grader.checking.plugin", "grader.checking.fixtures", "grader.checking.parallel"]
 
 
 @pytest.mark.parametrize("text, complaint", [

@@ -65,8 +65,11 @@ def language_free(value: Any) -> Any:
 
 
 def texts(value: Any) -> list[str]:
+    """The translated sentences; not inside ``message_params`` (language-free data, in which a
+    parameter may itself be called ``message``: a named mutant wraps the check's own message)."""
     if isinstance(value, dict):
-        return [t for k, v in value.items() for t in ([v] if k == "message" and v else texts(v))]
+        return [t for k, v in value.items() if k != "message_params"
+                for t in ([v] if k == "message" and v else texts(v))]
     if isinstance(value, list):
         return [t for v in value for t in texts(v)]
     return []

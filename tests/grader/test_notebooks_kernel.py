@@ -51,7 +51,7 @@ def test_load_ext_llmgrade_checks_an_item_in_a_real_kernel(tmp_path: Path,
 
     passed = html_of(cells[4])
     assert 'id="llmgrade-ch03.MultiHeadAttention" data-status="passed"' in passed
-    assert "5.0/5.0 points" in passed
+    assert "5/5 points" in passed  # whole numbers without ".0"
     assert "In [1] to In [4]" in passed  # the kernel's cells, and it says so
     assert "In [2], line 1 `mha = MultiHeadAttention(4, 4, 8, 0.0, 2)`" in passed  # left out, listed
     assert "[]" in "".join(out.get("text", "") for out in cells[5].outputs)  # graded outside the kernel

@@ -78,3 +78,15 @@ def test_translated_docstrings_wrap_like_the_english_ones() -> None:
     assert max(width(line) for line in docstring_lines) <= 99 + 2
     assert "    - 先``.view(b, num_tokens, num_heads, head_dim)``再``.transpose(1, 2)``，就把头放到了" in stub
     assert wrap_columns("词元词元，", 8) == ["词元词元，"]  # the comma hangs instead of starting a line
+
+
+def test_terminal_lines_never_pass_the_edge_and_punctuation_keeps_its_place() -> None:
+    text = "输出和写入内容使用的语言：en或zh-CN（默认依次取LLMGRADE_LANG、系统区域设置，最后为英语）。"
+    for columns in range(16, 60):
+        lines = wrap_columns(text, columns, hang=False)
+        assert "".join(lines) == text  # nothing lost, nothing added
+        assert all(width(line) <= columns for line in lines), (columns, lines)
+        assert not any(line[0] in "，。、）" for line in lines[1:]), (columns, lines)
+        assert not any(line[-1] == "（" for line in lines), (columns, lines)
+    # two closing marks in a row take the character before them down with both
+    assert wrap_columns("词元词元）。", 8, hang=False) == ["词元词", "元）。"]

@@ -237,13 +237,20 @@ def test_tmpfs_fills_stop_at_their_size(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not available(), reason="no cgroup can be made here (the worker has rlimits only)")
-def test_the_whole_tree_is_capped_in_memory_and_processes(tmp_path: Path) -> None:
-    if True:
+def test_the_whole_tree_is_capped_in_memory(tmp_path: Path) -> None:
+    """Eight children of 150 MiB each, fine alone, too much together: the tree's cap stops them.
+    The kernel kills the largest process of the group; that is usually a child, but a worker that
+    holds torch can be larger than a child (a fork shares its pages without counting them) and
+    is then the one killed: the trusted side then says "memory" for the item, from the cap's own
+    count. Either way the tree did not get its 1.2 GiB."""
+    from grader.sandbox.parent import WorkerError
+
+    try:
         report = run_inside(tmp_path, """
             import json, os, time
-            got = {"children_killed": 0, "forks": 0, "fork_error": None}
+            got = {"children_killed": 0}
             children = []
-            for _ in range(8):  # each child takes 150 MiB: fine alone, too much together
+            for _ in range(8):
                 pid = os.fork()
                 if pid == 0:
                     block = bytearray(150 * 1024 * 1024)
@@ -260,17 +267,29 @@ def test_the_whole_tree_is_capped_in_memory_and_processes(tmp_path: Path) -> Non
                 else:
                     os.kill(pid, 9)
                     os.waitpid(pid, 0)
-            try:
-                for _ in range(200):
-                    if os.fork() == 0:
-                        time.sleep(30)
-                        os._exit(0)
-                    got["forks"] += 1
-            except OSError as exc:
-                got["fork_error"] = exc.errno
             print(json.dumps(got), flush=True)
         """, tree_bytes=900 * MiB, tree_pids=96)
-    assert report["children_killed"] >= 1
+    except WorkerError as err:
+        assert err.kind == "memory", err  # killed by the cap, and known to be (not a "crash")
+    else:
+        assert report["children_killed"] >= 1
+
+
+@pytest.mark.skipif(not available(), reason="no cgroup can be made here (the worker has rlimits only)")
+def test_the_whole_tree_is_capped_in_processes(tmp_path: Path) -> None:
+    report = run_inside(tmp_path, """
+        import json, os, time
+        got = {"forks": 0, "fork_error": None}
+        try:
+            for _ in range(200):
+                if os.fork() == 0:
+                    time.sleep(30)
+                    os._exit(0)
+                got["forks"] += 1
+        except OSError as exc:
+            got["fork_error"] = exc.errno
+        print(json.dumps(got), flush=True)
+    """, tree_bytes=900 * MiB, tree_pids=96)
     assert report["forks"] < 96 and report["fork_error"] == 11  # EAGAIN from pids.max
 
 

@@ -16,7 +16,6 @@ from typing import Any
 
 from grader.checking.failures import GradeFailure
 from grader.checking.mutants.generate import Mutant, mutants_for
-from grader.checking.mutants.match import matching
 from grader.messages import Phrase, phrase
 from grader.sandbox.parent import Answer
 
@@ -24,8 +23,10 @@ BUDGET_ENV = "LLMGRADE_MUTANT_BUDGET_S"
 DEFAULT_BUDGET_S = 1.0  # per failing check: what naming the mistake may add to it
 MOST_NAMED = 3  # more matches than this say nothing useful
 
-# failures whose message already says what is wrong, or that no slip of the code explains
-_ALREADY_SAID = {"module.buffer_wrong", "compare.keys_missing", "compare.keys_unexpected", "module.plain_tensor"}
+# failures whose message already says what is wrong, or that no slip of the code explains; an
+# exception of the student's own says its type, file and line, which a guessed mutant would hide
+_ALREADY_SAID = {"module.buffer_wrong", "compare.keys_missing", "compare.keys_unexpected", "module.plain_tensor",
+                 "check.student_raised"}
 _NOT_A_SLIP = ("timeout", "memory", "skipped", "crashed", "exited", "too_large", "not_loaded", "bad_value")
 
 # item id -> the mutants that matched every failing check of that item so far (this process)
@@ -50,6 +51,8 @@ def name_mistake(failure: GradeFailure, item: str | None, calls: Sequence[Answer
         candidates = mutants_for(item)
     if not candidates:
         return None
+    from grader.checking.mutants.match import matching  # imports torch: not at the worker's start-up
+
     found, complete = matching(candidates, calls, check, ref.device, item, budget_s(), base=ref)
     # A mutant not tried for lack of time stays a candidate of a later check only if it was tried
     # here; untried ones are dropped too (an exact match on every failing check is the rule).
