@@ -28,7 +28,8 @@ echo "Coverage of reference/:"
 if ls .coverage-solutions.* >/dev/null 2>&1; then
     echo "Coverage of solutions/ by the hidden suites (measured in the worker while grading them):"
     COVERAGE_FILE=.coverage-solutions "$PY" -m coverage combine -q .coverage-solutions.* >/dev/null
-    COVERAGE_FILE=.coverage-solutions "$PY" -m coverage report --skip-empty | tail -n 14
+    # --omit: the package file the stage adds, which solutions/ does not have
+    COVERAGE_FILE=.coverage-solutions "$PY" -m coverage report --skip-empty --omit='*/__init__.py' | tail -n 14
 fi
 # The hidden suites run in the trusted pytest subprocess (measured there, see pyproject.toml).
 echo "Coverage of the hidden suites (grader/suites/):"
