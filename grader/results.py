@@ -182,6 +182,9 @@ class GradeRun:
     grader_code: list[GraderCodeNote] = field(default_factory=list)
     # What of the submission was not read: links out of it, special files, unreadable files (optional).
     refused: list[RefusedEntry] = field(default_factory=list)
+    # ``error`` is the grading process's own log, which may quote an instructor's private suites:
+    # the instructor's record keeps it, the student's view says only that grading failed.
+    error_private: bool = False
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
 
@@ -235,7 +238,10 @@ class GradeRun:
             elif any(check.hidden for check in item.checks):
                 item = _without_hidden_detail(item)
             items.append(item)
-        return GradeRun(**{**self.__dict__, "items": items})
+        from grader.messages import t
+
+        error = t("grade.error_private") if self.error_private and self.error else self.error
+        return GradeRun(**{**self.__dict__, "items": items, "error": error})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GradeRun:
