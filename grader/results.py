@@ -85,6 +85,9 @@ class ItemResult:
     diagnosis: str | None = None
     checks: list[CheckResult] = field(default_factory=list)
     duration_s: float = 0.0
+    # False only in a progress picture (grader/classroom/progress.py): no run has graded the item
+    # yet, which is not the same as a stub that was graded and not started.
+    graded: bool = True
 
 
 def _without_hidden_detail(item: ItemResult) -> ItemResult:
@@ -234,7 +237,7 @@ class GradeRun:
         for item in self.items:
             if item.hidden:
                 item = ItemResult(item.id, item.module, item.title, item.kind, item.points,
-                                  item.max_points, item.status, hidden=True)
+                                  item.max_points, item.status, hidden=True, graded=item.graded)
             elif any(check.hidden for check in item.checks):
                 item = _without_hidden_detail(item)
             items.append(item)
