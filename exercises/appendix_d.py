@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from .ch05 import calc_loss_batch, evaluate_model
+from ch05 import calc_loss_batch, evaluate_model
 
 
 def find_highest_gradient(model):

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .ch03 import MultiHeadAttention
+from ch03 import MultiHeadAttention
 
 GPT_CONFIG_124M: dict[str, Any] = {
     "vocab_size": 50257,     # vocabulary size of the GPT-2 BPE tokenizer

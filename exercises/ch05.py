@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .ch02 import create_dataloader_v1
-from .ch04 import GPT_CONFIG_124M, GPTModel
+from ch02 import create_dataloader_v1
+from ch04 import GPT_CONFIG_124M, GPTModel
 
 # The four GPT-2 sizes OpenAI released (section 5.5); the rest of the config is shared.
 model_configs: dict[str, dict[str, int]] = {

@@ -56,7 +56,7 @@ def main() -> None:
 
     \b
     Example:
-      llmgrade init my-llm && cd my-llm
+      llmgrade init my_llm && cd my_llm
       llmgrade check ch03.MultiHeadAttention
       llmgrade grade ch03 ch04
     """
@@ -112,8 +112,8 @@ def init_command(target: Path, force: bool, notebooks: bool) -> None:
 
     \b
     Example:
-      llmgrade init my-llm
-      llmgrade init --notebooks my-llm
+      llmgrade init my_llm
+      llmgrade init --notebooks my_llm
     """
     if notebooks:
         from grader.notebooks.workspace import init_notebook_workspace

@@ -85,6 +85,9 @@ class ItemResult:
     diagnosis: str | None = None
     checks: list[CheckResult] = field(default_factory=list)
     duration_s: float = 0.0
+    # False only in a progress picture (grader/classroom/progress.py): no run has graded the item
+    # yet, which is not the same as a stub that was graded and not started.
+    graded: bool = True
 
 
 def _without_hidden_detail(item: ItemResult) -> ItemResult:
@@ -182,6 +185,9 @@ class GradeRun:
     grader_code: list[GraderCodeNote] = field(default_factory=list)
     # What of the submission was not read: links out of it, special files, unreadable files (optional).
     refused: list[RefusedEntry] = field(default_factory=list)
+    # ``error`` is the grading process's own log, which may quote an instructor's private suites:
+    # the instructor's record keeps it, the student's view says only that grading failed.
+    error_private: bool = False
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
 
@@ -231,11 +237,14 @@ class GradeRun:
         for item in self.items:
             if item.hidden:
                 item = ItemResult(item.id, item.module, item.title, item.kind, item.points,
-                                  item.max_points, item.status, hidden=True)
+                                  item.max_points, item.status, hidden=True, graded=item.graded)
             elif any(check.hidden for check in item.checks):
                 item = _without_hidden_detail(item)
             items.append(item)
-        return GradeRun(**{**self.__dict__, "items": items})
+        from grader.messages import t
+
+        error = t("grade.error_private") if self.error_private and self.error else self.error
+        return GradeRun(**{**self.__dict__, "items": items, "error": error})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GradeRun:

@@ -14,6 +14,9 @@ from typing import Any
 from grader.results import ItemResult
 
 CELL = 14
+MIN_SIDE = 168.0  # px: the side a small heatmap grows to
+MAX_CELL = 30.0
+LABEL_MARGIN = 22.0
 ZERO = 1e-12  # a weight this small is a masked (zero) weight
 
 
@@ -36,6 +39,13 @@ class Heatmap:
     width: float
     height: float
     cell: float = CELL
+    margin: float = 0.0  # room above and left of the cells for the row and column numbers
+    step: int = 1  # every step-th row and column is numbered
+
+    @property
+    def row_labels(self) -> list[tuple[int, float]]:
+        """(number, y of its middle) of the numbered rows; the columns use the same positions."""
+        return [(i, i * self.cell + self.cell / 2) for i in range(0, max(self.rows, self.cols), self.step)]
 
     def marked(self, kind: str) -> set[tuple[int, int]]:
         return {(c.row, c.col) for c in self.cells if c.mark == kind}
@@ -89,12 +99,16 @@ def _matrix(value: Any) -> list[list[float]] | None:
 
 
 def _heatmap(matrix: list[list[float]], top: float, rgb: tuple[int, int, int],
-             marks: dict[tuple[int, int], str] | None = None) -> Heatmap:
-    cells = [Cell(i, j, j * CELL, i * CELL, _blend(v / top if top > 0 else 0.0, rgb), v,
+             marks: dict[tuple[int, int], str] | None = None, numbered: bool = True) -> Heatmap:
+    """Cells of at least ``CELL`` px, larger for a small matrix (a 6-token attention map is some
+    170 px, not 84), numbered along the top and left (every fifth when the cells are small)."""
+    rows, cols = len(matrix), len(matrix[0])
+    cell = round(min(MAX_CELL, max(CELL, MIN_SIDE / max(rows, cols))), 1)
+    cells = [Cell(i, j, j * cell, i * cell, _blend(v / top if top > 0 else 0.0, rgb), v,
                   (marks or {}).get((i, j), ""))
              for i, row in enumerate(matrix) for j, v in enumerate(row)]
-    rows, cols = len(matrix), len(matrix[0])
-    return Heatmap(rows, cols, cells, cols * CELL, rows * CELL)
+    step = 1 if cell >= 12 and max(rows, cols) <= 24 else 5
+    return Heatmap(rows, cols, cells, cols * cell, rows * cell, cell, LABEL_MARGIN if numbered else 0.0, step)
 
 
 def attention_heatmaps(data: Any, tolerance: float = 1e-6) -> tuple[Heatmap, Heatmap] | None:

@@ -85,7 +85,7 @@ class ChapterView:
 
     @property
     def started(self) -> list[ItemView]:
-        return [i for i in self.items if i.status != "not_started"]
+        return [i for i in self.items if i.status not in ("not_started", "not_graded")]
 
     @property
     def waiting(self) -> list[ItemView]:
@@ -94,6 +94,15 @@ class ChapterView:
     @property
     def waiting_points(self) -> float:
         return round(sum(i.max_points for i in self.waiting), 2)
+
+    @property
+    def ungraded(self) -> list[ItemView]:
+        """Items no run has graded yet (a first ``llmgrade check`` grades one item)."""
+        return [i for i in self.items if i.status == "not_graded"]
+
+    @property
+    def ungraded_points(self) -> float:
+        return round(sum(i.max_points for i in self.ungraded), 2)
 
     @property
     def points(self) -> float:
@@ -112,6 +121,9 @@ def _hint(item: ItemResult) -> str:
 
 def _item_view(item: ItemResult) -> ItemView:
     title = messages.item_title(item.id, item.title)
+    if not item.graded:
+        return ItemView(item.id, title, "not_graded", item.points, item.max_points, item.hidden,
+                        hint=t("report.hint.not_graded", id=item.id, module=item.module))
     view = ItemView(item.id, title, item.status, item.points, item.max_points, item.hidden,
                     hint=_hint(item))
     if item.hidden or item.status == "passed":

@@ -13,8 +13,8 @@ from functools import partial
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .appendix_e import replace_linear_with_lora
-from .ch05 import calc_loss_batch, generate
+from appendix_e import replace_linear_with_lora
+from ch05 import calc_loss_batch, generate
 
 # The text between the prompt and the answer in the Alpaca template (section 7.2).
 RESPONSE_PREFIX = "\n\n### Response:\n"

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
+from grader.messages import Phrase, phrase
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -34,9 +36,12 @@ class Tolerance:
     atol: float
     norm_rtol: float = 0.0  # times the largest |expected| entry of the compared tensor
 
-    def describe(self) -> str:
-        text = f"rtol={self.rtol:g}, atol={self.atol:g}"
-        return text + (f", {self.norm_rtol:g} x max|expected|" if self.norm_rtol else "")
+    def describe(self) -> Phrase:
+        """The bound in words, for a message: rtol and atol as numpy's ``isclose`` names them, and
+        the term relative to the tensor's largest value said in the reader's language."""
+        if self.norm_rtol:
+            return phrase("tolerance.bounds_with_norm", rtol=self.rtol, atol=self.atol, norm_rtol=self.norm_rtol)
+        return phrase("tolerance.bounds", rtol=self.rtol, atol=self.atol)
 
     def bound(self, expected: torch.Tensor) -> torch.Tensor:
         """The largest allowed |got - expected| for each entry of ``expected`` (float64)."""

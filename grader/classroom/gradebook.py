@@ -84,6 +84,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ("ALTER TABLE runs ADD COLUMN grader_code TEXT NOT NULL DEFAULT '[]'",),
     # 7: what of the submission was not read (grader/submission_tree.py: links out, special files)
     ("ALTER TABLE runs ADD COLUMN refused TEXT NOT NULL DEFAULT '[]'",),
+    # 7: the run's error quotes the grading log (private suites): shown to the instructor only
+    ("ALTER TABLE runs ADD COLUMN error_private INTEGER NOT NULL DEFAULT 0",),
 )
 SCHEMA_LEVEL = len(MIGRATIONS)
 
@@ -182,15 +184,15 @@ class Gradebook:
             cur = self._db.execute(
                 "INSERT INTO runs (submission_id, tool_version, torch_version, python_version,"
                 " device, submission, started_at, duration_s, score, max_score, status, error,"
-                " load_errors, graded_by, lang, isolation, notebooks, grader_code, refused)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " load_errors, graded_by, lang, isolation, notebooks, grader_code, refused, error_private)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cur.lastrowid, run.tool_version, run.torch_version, run.python_version,
                  run.device, run.submission, run.started_at, run.duration_s, run.score,
                  run.max_score, run.status, run.error,
                  json.dumps([asdict(e) for e in run.load_errors], ensure_ascii=False), run.graded_by,
                  run.lang, run.isolation, json.dumps([asdict(n) for n in run.notebooks], ensure_ascii=False),
                  json.dumps([asdict(n) for n in run.grader_code], ensure_ascii=False),
-                 json.dumps([asdict(n) for n in run.refused], ensure_ascii=False)))
+                 json.dumps([asdict(n) for n in run.refused], ensure_ascii=False), int(run.error_private)))
             run_id = cur.lastrowid
             assert run_id is not None
             for position, item in enumerate(run.items):
@@ -266,7 +268,7 @@ class Gradebook:
         row = self._db.execute(
             "SELECT tool_version, torch_version, python_version, device, submission,"
             " content_hash, started_at, duration_s, status, error, load_errors, graded_by, lang, isolation,"
-            " notebooks, grader_code, refused FROM runs JOIN submissions ON submissions.id = runs.submission_id"
+            " notebooks, grader_code, refused, error_private FROM runs JOIN submissions ON submissions.id = runs.submission_id"
             " WHERE runs.id = ?", (run_id,)).fetchone()
         if row is None:
             raise KeyError(run_id)
@@ -281,6 +283,7 @@ class Gradebook:
             data["notebooks"] = json.loads(row[14])
             data["grader_code"] = json.loads(row[15])
             data["refused"] = json.loads(row[16])
+            data["error_private"] = bool(row[17])
             data["items"] = [
                 {"id": r[0], "module": r[1], "title": r[2], "kind": r[3], "status": r[4],
                  "points": r[5], "max_points": r[6], "diagnosis": r[7], "message": r[8],

@@ -1,9 +1,9 @@
 """A student's progress across runs: the latest result of every item, whatever each run graded.
 
 ``llmgrade grade ch03`` after a full run updates the ch03 items and leaves every other item as it
-was: the picture never shrinks to the chapters of the last run. Items never graded count as not
-started, so every score here is out of the whole catalog and the points of the history chart are
-comparable.
+was: the picture never shrinks to the chapters of the last run. Items never graded score as not
+started (so every score here is out of the whole catalog and the points of the history chart are
+comparable), but say "not graded yet" (``graded=False``): nothing is known about them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from grader.results import GradeRun, ItemResult, LoadError
 
 def _never_graded(item: catalog.Item) -> ItemResult:
     return ItemResult(item.id, item.module, item_title(item.id, item.title), item.kind, 0.0,
-                      float(item.points), "not_started", hidden=item.hidden)
+                      float(item.points), "not_started", hidden=item.hidden, graded=False)
 
 
 def combined(runs: Sequence[GradeRun]) -> GradeRun:

@@ -86,7 +86,8 @@ def find_code(module: str, source: Source = "auto", notebook: str | Path | None 
         return converted, t("notebooks.source_kernel", first=cells[0].number, last=cells[-1].number,
                             module=module)
     path = saved_notebook(module, notebook)
-    return read_notebook(path), t("notebooks.source_file", notebook=str(path), module=module)
+    said = "notebooks.source_file_asked" if source == "file" else "notebooks.source_file"
+    return read_notebook(path), t(said, notebook=str(path), module=module)
 
 
 def check(item: str, *, source: Source = "auto", notebook: str | Path | None = None,

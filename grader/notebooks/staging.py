@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,11 @@ def notebook_from_bytes(data: bytes, name: str, shown_as: str) -> Converted:
 
     reads: Callable[..., Any] = nbformat.reads  # untyped library
     try:
-        notebook = reads(data.decode("utf-8"), as_version=4)
+        with warnings.catch_warnings():
+            # Cells without ids (notebooks from nbformat < 4.5): nbformat warns and adds them, which
+            # only matters when writing; it read as a line of noise in every class run.
+            warnings.simplefilter("ignore")
+            notebook = reads(data.decode("utf-8"), as_version=4)
     except Exception as exc:  # nbformat raises JSON, validation and reader errors of many kinds
         raise SetupError("notebooks.unreadable", file=shown_as, error=f"{type(exc).__name__}: {exc}") from exc
     return convert_cells(cells_from_notebook(notebook), name, catalog.MODULES)

@@ -95,19 +95,12 @@ def call_or_error(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
 
 def _raised_at(exc: BaseException, module: Any) -> dict[str, Any]:
     """The innermost frame of ``exc`` in ``module``'s folder (the student's file): file, line, source."""
-    import traceback
     from pathlib import Path
 
-    folder = Path(getattr(module, "__file__", "") or ".").resolve().parent
-    found: dict[str, Any] = {}
-    for frame in traceback.extract_tb(exc.__traceback__):
-        try:
-            inside = Path(frame.filename).resolve().is_relative_to(folder)
-        except (OSError, ValueError):
-            inside = False
-        if inside:
-            found = {"file": frame.filename, "line": frame.lineno, "source_line": (frame.line or "").strip()}
-    return found
+    from grader.recipes.frames import student_frame
+
+    found = student_frame(exc, Path(getattr(module, "__file__", "") or ".").resolve().parent)
+    return {key: found[key] for key in ("file", "line", "source_line") if key in found}
 
 
 # ---- data set --------------------------------------------------------------------------------

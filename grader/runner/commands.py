@@ -32,9 +32,10 @@ EXIT_OK, EXIT_FAILED = 0, 1
 
 @contextmanager
 def _progress_bar() -> Iterator[Progress | None]:
-    """A click progress bar on stderr when it is a terminal (yields its update function), else None."""
+    """A click progress bar on stderr when it is a terminal (yields its update function); else, for
+    logs and CI, a line on stderr at every tenth of the checks done."""
     if not sys.stderr.isatty():
-        yield None
+        yield _progress_lines()
         return
     with click.progressbar(length=1, label=t("grade.progress"), file=sys.stderr) as bar:
         shown = 0
@@ -48,6 +49,19 @@ def _progress_bar() -> Iterator[Progress | None]:
                 shown = done
 
         yield update
+
+
+def _progress_lines(steps: int = 10) -> Progress:
+    """An update function that says how far grading is, ``steps`` times in all."""
+    said = 0
+
+    def update(done: int, total: int, _line: str) -> None:
+        nonlocal said
+        if total and done * steps // total > said:
+            said = done * steps // total
+            click.echo(t("grade.progress_line", done=done, total=total), err=True)
+
+    return update
 
 
 def grade_and_print(submission: Path | None, items: Sequence[str] = (), *, device: str | None = None,

@@ -98,7 +98,7 @@ def grade_submission(submission: Path | None = None, items: Sequence[str] = (), 
         submission=shown(folder),
         submission_hash=staged.digest, started_at=started_at,
         duration_s=round(time.time() - started, 3), items=results, load_errors=load_errors,
-        status=status, error=error, lang=current_lang(),
+        status=status, error=error, error_private=bool(suites) and status == "setup_error", lang=current_lang(),
         isolation=environment.get("isolation") or probe().describe(),
         notebooks=staged.notes,
         grader_code=grader_code_notes(payload.get("grader_code", []), modules), refused=staged.refused)

@@ -24,11 +24,12 @@ import signal
 import sys
 import tempfile
 import threading
-import traceback
 import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from grader.recipes.frames import student_frame
 
 GiB = 1024**3
 STACK_DUMP_NAME = "stack.txt"  # next to the output file; read by grader.sandbox.stack_dump
@@ -300,22 +301,6 @@ def _placeholder(module: str, symbol: str, item_id: str) -> type:
 
 class ModuleNotLoaded(Exception):
     pass
-
-
-def student_frame(exc: BaseException, root: Path) -> dict[str, Any]:
-    """The innermost traceback frame that lies in the student's folder."""
-    found: dict[str, Any] = {}
-    for frame in traceback.extract_tb(exc.__traceback__):
-        try:
-            inside = Path(frame.filename).resolve().is_relative_to(root)
-        except (OSError, ValueError):
-            inside = False
-        if inside:
-            found = {"file": frame.filename, "line": frame.lineno,
-                     "source_line": (frame.line or "").strip(), "function": frame.name}
-    if not found and isinstance(exc, SyntaxError) and exc.filename:
-        found = {"file": exc.filename, "line": exc.lineno, "source_line": (exc.text or "").strip()}
-    return found
 
 
 def describe_exception(exc: BaseException, root: Path) -> dict[str, Any]:

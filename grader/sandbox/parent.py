@@ -568,12 +568,17 @@ class Student:
         """The grading device (resolved once by the trusted side; both sides compute on it)."""
         return self.worker.device
 
+    def time_limit(self, recipe: str, time_limit_s: float | None = None) -> float:
+        """The seconds a call of ``recipe`` gets: ``time_limit_s`` (or the default) as the floor,
+        scaled by the reference's own time in this run and by ``--time-scale``."""
+        floor = time_limit_s or self.default_time_limit_s
+        return (self.pace.limit(recipe, floor) if self.pace is not None else floor) * self.time_scale
+
     def run(self, recipe: str, /, *, swap: Sequence[str] = (), what: str = "",
             time_limit_s: float | None = None, **inputs: Any) -> Any:
         """Run ``recipe`` in the worker. Raises :class:`NotStarted` for a stub, else
         :class:`GradeFailure` with a message that names the student's file and line."""
-        floor = time_limit_s or self.default_time_limit_s
-        limit = (self.pace.limit(recipe, floor) if self.pace is not None else floor) * self.time_scale
+        limit = self.time_limit(recipe, time_limit_s)
         earlier = self.broken.get(self.item or "")
         if earlier is not None:
             raise GradeFailure("check.skipped_after_" + earlier, what=what or recipe,

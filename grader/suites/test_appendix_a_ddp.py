@@ -101,9 +101,13 @@ def _train(student: Any, *, own_run_ddp: bool, swap: tuple[str, ...]) -> None:
     world, epochs, lr, batch = 2, 2, 0.5, 2
     what = (f"run_ddp(world_size={world}, num_epochs={epochs}, ..., lr={lr}, batch_size={batch})" if own_run_ddp
             else phrase("what.train_ddp_in_processes_num", world=world, epochs=epochs, lr=lr, batch=batch))
+    # Two tries of a third of the limit each, then the worker still has time to answer.
+    attempt_s = round(student.time_limit("appendix_a.train_ddp", DDP_TIME_LIMIT_S) / 3, 1)
     got = student.run("appendix_a.train_ddp", what=what, time_limit_s=DDP_TIME_LIMIT_S, X=X, y=y,
                       init_state_dict=init, world_size=world, num_epochs=epochs, lr=lr, batch_size=batch,
-                      own_run_ddp=own_run_ddp, swap=list(swap))
+                      own_run_ddp=own_run_ddp, swap=list(swap), attempt_s=attempt_s)
+    if got.get("stalled"):
+        raise GradeFailure("appendix_a.ddp_stalled", what=what, seconds=got["stalled"])
     if not got.get("saved"):
         raise GradeFailure("appendix_a.ddp_nothing_saved", what=what)
     want = train_single_process(X, y, init, epochs, lr, world * batch)

@@ -33,9 +33,10 @@ def _chromium() -> str:
     pytest.skip(reason)
 
 
-def render_in_browser(page: Path, profile: Path) -> tuple[str, list[str]]:
-    """The DOM after Chromium loaded ``page``, and the console lines it logged."""
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+def render_in_browser(page: Path, profile: Path, *extra: str) -> tuple[str, list[str]]:
+    """The DOM after Chromium loaded ``page`` (``extra``: more Chromium flags, such as
+    ``--window-size=W,H``), and the console lines it logged."""
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", *extra,
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            "--no-first-run", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
            "--dump-dom", page.resolve().as_uri()]

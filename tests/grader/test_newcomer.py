@@ -174,3 +174,19 @@ def test_watch_says_save_again_and_a_syntax_error_once(tmp_path: Path, capsys: p
     out = " ".join(capsys.readouterr().out.split())
     assert out.count("has a syntax error at line 3") == 1, out
     assert "save again" in out and "grade again" not in out
+
+
+def test_grading_without_a_terminal_says_how_far_it_is(tmp_path: Path) -> None:
+    """Finding 11: in a log or CI (stderr not a terminal) ``grade`` was silent until the end."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-m", "grader.cli", "grade", "ch03", "--submission",
+                             str(root / "solutions"), "--no-record", "--lang", "en"],
+                            capture_output=True, text=True, cwd=root, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Grading: ")]
+    assert 2 <= len(lines) <= 10, result.stderr  # a tenth at a time, not one line per check
+    done = [int(line.split()[1]) for line in lines]
+    assert done == sorted(done) and lines[-1].endswith(f"{done[-1]} of {done[-1]} checks done.")

@@ -211,3 +211,19 @@ def test_the_checkers_own_magics_are_dropped_without_a_notice() -> None:
     result = convert("%load_ext llmgrade", "%reload_ext llmgrade\n%llmgrade ch03.SelfAttention_v1 --file",
                      "%matplotlib inline\nX = 1")
     assert [(e.cell, e.first_line) for e in result.left_out] == [(3, "%matplotlib inline")]
+
+
+def test_a_notebook_without_cell_ids_is_read_without_a_warning() -> None:
+    """Issue 22, finding 11: nbformat's MissingIDFieldWarning leaked into every grade-class run."""
+    import json
+    import warnings
+
+    from grader.notebooks.staging import notebook_from_bytes
+
+    old = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [  # 4.5 has ids; these lack them
+        {"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": [], "execution_count": None}]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        converted = notebook_from_bytes(json.dumps(old).encode(), "ch03.ipynb", "ch03.ipynb")
+    assert "x = 1" in converted.code
+    assert [str(w.message) for w in caught] == []

@@ -35,6 +35,7 @@ def test_notebook_workspace_holds_every_stub_with_its_text(tmp_path: Path) -> No
     assert sorted(p.stem for p in tmp_path.glob("*.ipynb")) == sorted(MODULES)
     readme = (tmp_path / "README.md").read_text("utf-8")
     assert "%load_ext llmgrade" in readme and "%llmgrade ch02." in readme and "jupyter lab" in readme
+    assert "pip install jupyterlab" in readme  # jupyter is not a dependency: say how to get it
     assert find_submission(cwd=tmp_path) == tmp_path
     for module in MODULES:
         stub = (ROOT / "exercises" / f"{module}.py").read_text("utf-8")
@@ -78,3 +79,17 @@ def test_the_cell_output_html_is_escaped_and_keeps_hidden_items_hidden() -> None
     statuses = {item.id: item.status for item in run.items}
     for item_id, status in statuses.items():
         assert f'id="llmgrade-{item_id}" data-status="{status}"' in html
+
+
+def test_checking_the_saved_file_as_asked_does_not_blame_the_kernel(tmp_path: Path) -> None:
+    """Issue 22, finding 11: ``%llmgrade X --file`` said the kernel's history was not available."""
+    from grader.messages import set_lang
+    from grader.notebooks.kernel import find_code
+
+    set_lang("en")
+    init_notebook_workspace(tmp_path)
+    notebook = tmp_path / "ch03.ipynb"
+    _, asked = find_code("ch03", source="file", notebook=notebook)
+    assert "as asked" in asked and "history" not in asked
+    _, fallback = find_code("ch03", source="auto", notebook=notebook)  # no kernel here: the file, and why
+    assert "history was not available" in fallback

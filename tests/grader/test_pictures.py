@@ -7,6 +7,7 @@ drawn from the check's details as inline SVG, with no scripts.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -120,3 +121,18 @@ def test_a_training_mistake_brings_back_both_loss_curves(tmp_path: Path) -> None
     assert len(curves[0]["student"]) == len(curves[0]["reference"]) >= 2
     assert curves[0]["student"] != curves[0]["reference"]
     assert pictures_for(item).losses is not None
+
+
+def test_a_small_attention_map_is_large_enough_to_read_and_numbers_its_tokens(mask_missing: ItemResult) -> None:
+    """Issue 22, finding 11: the attention maps were 72 px wide, with no token positions."""
+    from tests.grader.fake_runs import fake_run
+
+    yours, _ = pictures_for(mask_missing).attention  # type: ignore[misc]
+    assert yours.rows <= 8 and yours.width + yours.margin >= 160 and yours.cell <= 30  # was 5 x 14 px
+    run = fake_run(seed=0, statuses={mask_missing.id: "failed"})
+    run.items = [mask_missing if item.id == mask_missing.id else item for item in run.items]
+    html = render_student_report(run, [])
+    svg = html.split(f'id="detail-{mask_missing.id}"')[1].split('class="heatmap"')[1].split("</svg>")[0]
+    numbers = re.findall(r'<g class="numbers".*?</g>', svg, re.S)[0]
+    shown = [int(n) for n in re.findall(r">(\d+)</text>", numbers)]
+    assert sorted(shown) == sorted(list(range(yours.rows)) + list(range(yours.cols)))  # rows and columns

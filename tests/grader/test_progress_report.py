@@ -83,3 +83,21 @@ def test_fix_next_comes_first_and_not_started_items_fold_per_chapter(tmp_path: P
     assert f'<details class="waiting"><summary>{summary}</summary>' in section
     assert section.index("<details") < section.index('id="item-')  # every ch05 card is folded away
     assert "first recorded run" in html
+
+
+def test_a_first_partial_run_says_not_graded_yet_for_the_rest(tmp_path: Path) -> None:
+    """Issue 22, finding 11: after a first ``llmgrade check`` of one item, the report called every
+    other item "not started", which says the student has not begun them; nothing is known."""
+    first = fake_run(seed=0, started_at="2025-01-01T10:00:00+00:00", submission=str(tmp_path),
+                     statuses={**ALL_PASS, "ch03.CausalAttention": "passed"})
+    one = dataclasses.replace(first, items=[i for i in first.items if i.id == "ch03.CausalAttention"])
+    picture = combined([one])
+    assert [i.graded for i in picture.items].count(True) == 1
+    assert picture.max_score == sum(item.points for item in catalog.ITEMS)  # still out of the whole book
+    html = record_and_report(one, tmp_path / "gb.sqlite", tmp_path / "report.html").read_text("utf-8")
+    assert "not graded yet" in html and "ch03: 7 not graded yet" in html
+    card = '<div class="foot"><span class="status not_started">'
+    assert card not in html  # no stub was graded: no card says "not started"
+    stub = dataclasses.replace(one, items=[dataclasses.replace(one.items[0], status="not_started", points=0.0)])
+    html = record_and_report(stub, tmp_path / "gb2.sqlite", tmp_path / "report2.html").read_text("utf-8")
+    assert card in html  # a graded stub still does

@@ -126,3 +126,36 @@ def test_instructor_suites_are_added_with_the_same_fixtures(tmp_path: Path) -> N
     (gelu,) = run.items
     assert gelu.status == "passed"
     assert "private_gelu_on_large_inputs" in [c.name for c in gelu.checks]
+
+
+def test_a_private_suite_that_kills_the_grading_process_stays_private(tmp_path: Path) -> None:
+    """Issue 20: when the grading process ends without results, the run's error is the tail of its
+    log, which can quote an instructor's suite. The instructor's record keeps it; the student's view
+    (terminal, JSON, report) says only that grading failed and whom to ask."""
+    from grader.classroom.gradebook import Gradebook
+
+    secret = "PRIVATE-CHECK-TEXT-31c9"
+    suites = tmp_path / "private"
+    suites.mkdir()
+    (suites / "test_ch04_private.py").write_text(
+        "import os, pytest\n\n"
+        "@pytest.mark.item('ch04.GELU')\n"
+        "def test_private_gelu(student, ref):\n"
+        "    # what a crash's traceback would print: the suite's own text, into the process's log\n"
+        "    for fd in os.listdir('/proc/self/fd'):\n"
+        "        try:\n"
+        "            if os.readlink(f'/proc/self/fd/{fd}').endswith('pytest.log'):\n"
+        f"                os.write(int(fd), b'assert x == {secret}\\n')\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    os._exit(3)\n", "utf-8")
+    run = grade_submission(SOLUTIONS, ["ch04.GELU"], suites=[suites])
+    assert run.status == "setup_error" and run.error_private and secret in run.error
+    view = run.student_view()
+    assert secret not in view.to_json() and "instructor" in view.error
+    with Gradebook(tmp_path / "gb.sqlite") as book:
+        book.record("student", run)
+        kept = book.latest("student")
+    assert kept is not None and kept.error_private and secret in kept.error  # the instructor's copy
+    plain = grade_submission(SOLUTIONS, ["ch04.GELU"])
+    assert not plain.error_private  # no private suites: nothing to hide

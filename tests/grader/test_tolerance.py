@@ -76,3 +76,36 @@ def test_nan_and_infinities() -> None:
     nan = torch.tensor([float("nan"), 1.0], dtype=torch.float64)
     assert not within(nan, nan, tol)  # as torch.allclose: NaN never equals anything
     assert not within(nan, torch.tensor([0.0, 1.0], dtype=torch.float64), tol)
+
+
+def test_the_bound_is_said_in_the_readers_language_and_token_ids_are_compared_as_ids() -> None:
+    """Issue 22, finding 5: the bound comes from the message catalog (no English inside a Chinese
+    sentence), and token ids that differ say which id was expected, not a max |diff|."""
+    import pytest
+
+    from grader.checking.compare import expect_tensor
+    from grader.checking.failures import GradeFailure
+    from grader.messages import current_lang, set_lang
+
+    before = current_lang()
+    try:
+        set_lang("zh-CN")
+        with pytest.raises(GradeFailure) as floats:
+            expect_tensor(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.5]), "out", tol=policy(torch.float32))
+        assert "max|expected|" not in str(floats.value) and "最大的|期望值|" in str(floats.value)
+        assert not any(word in str(floats.value) for word in ("expected", "largest", "allowed"))
+        set_lang("en")
+        with pytest.raises(GradeFailure) as floats:
+            expect_tensor(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.5]), "out", tol=policy(torch.float32))
+        assert "Allowed per value: `atol + rtol x |expected|`" in str(floats.value)
+        ids = torch.tensor([[15496, 11, 314], [716, 257, 50256]])
+        wrong = ids.clone()
+        wrong[1, 2] = 13
+        with pytest.raises(GradeFailure) as exact:
+            expect_tensor(wrong, ids, "token ids", token_dim=1)
+        said = str(exact.value)
+        assert "from token 2 on" in said and "expected 50256, got 13" in said and "must match exactly" in said
+        assert "max |diff|" not in said and "rtol" not in said
+        assert exact.value.details["expected_value"] == 50256 and exact.value.details["got_value"] == 13
+    finally:
+        set_lang(before)

@@ -27,7 +27,7 @@ CJK = re.compile(r"[\u3400-\u9fff]")
 # product and format names, units and the commands' metavariables.
 KEPT_TERMS = {
     "Transformer", "GPT", "BPE", "softmax", "logits", "logit", "dropout", "ReLU", "GELU", "LoRA", "DDP",
-    "PyTorch", "Dask", "Linux", "bubblewrap", "ID", "IDs", "Top", "XL", "OpenAI", "Alpaca", "AdamW", "Python", "SQLite", "JSON", "CSV",
+    "PyTorch", "Dask", "Linux", "Jupyter", "bubblewrap", "ID", "IDs", "Top", "XL", "OpenAI", "Alpaca", "AdamW", "Python", "SQLite", "JSON", "CSV",
     "UTF", "zip", "MB", "GB", "NaN", "CPU", "GPU", "CUDA", "MPS", "Gradescope", "llmgrade", "Pre", "Post",
     "LN", "tanh", "sigmoid", "erf", "Phi", "gain", "bias", "all", "reduce", "cd", "DIR", "SUBMISSIONS",
     "Exercise", "id", "pi", "cos", "sqrt", "abs", "meta", "rank", "world", "size", "batch", "tokens",

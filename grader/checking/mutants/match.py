@@ -55,6 +55,11 @@ class Replay:
     def peek(self) -> Answer | None:
         return self._calls[self._next] if self._next < len(self._calls) else None
 
+    def time_limit(self, recipe: str, time_limit_s: float | None = None) -> float:
+        """As the worker's handle says it (no pace here: inputs derived from it diverge, and a
+        check that derives them is not matched)."""
+        return float(time_limit_s or 60.0)
+
     def run(self, recipe: str, /, *, swap: Sequence[str] = (), what: str = "",
             time_limit_s: float | None = None, **inputs: Any) -> Any:
         call = self.peek()
