@@ -113,8 +113,11 @@ def grader_code_notes(found: Any, modules: set[str]) -> list[GraderCodeNote]:
     for entry in found if isinstance(found, list) else []:
         if not isinstance(entry, dict) or entry.get("module") not in modules:
             continue
-        file, line, name = Path(str(entry.get("file", ""))).name, int(entry.get("line") or 0), str(entry.get("name", ""))
-        source_line = str(entry.get("source_line", ""))
+        # the student's own text (a file name, a line of code): escaped, so no control character
+        # reaches a terminal or a report as itself
+        file, line, name = shown(Path(str(entry.get("file", ""))).name), int(entry.get("line") or 0), \
+            shown(str(entry.get("name", "")))
+        source_line = shown(str(entry.get("source_line", "")))
         notes.append(GraderCodeNote(module=str(entry["module"]), file=file, line=line, name=name,
                                     source_line=source_line,
                                     **message_fields("note.grader_code", file=file, line=line, name=name,

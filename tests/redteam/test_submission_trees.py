@@ -316,3 +316,15 @@ def test_private_suite_checks_show_the_student_only_name_and_outcome(scene: Scen
         assert leak not in text, text[max(0, text.find(leak) - 300):text.find(leak) + 100]
     assert scene.leftovers() == []
     assert json.loads(out.read_text("utf-8"))["items"][0]["checks"]
+
+
+def test_a_line_that_names_the_grader_is_quoted_without_its_control_characters() -> None:
+    """The instructor's note quotes the student's line (``import reference``): an escape sequence in
+    it (clear the screen, a fake line of output) is shown escaped, never sent to a terminal."""
+    from grader.runner.run import grader_code_notes
+
+    (note,) = grader_code_notes([{"module": "ch03", "file": "/x/ch\x1b[2J03.py", "line": 3, "name": "reference",
+                                  "source_line": "import reference  # \x1b[2J\rall 132 points"}], {"ch03"})
+    for text in (note.file, note.source_line, note.message):
+        assert "\x1b" not in text and "\r" not in text and text.isprintable(), text
+    assert "import reference" in note.source_line

@@ -101,3 +101,4 @@ def test_random_hostile_trees_keep_every_promise(tmp_path: Path, seed: int) -> N
             assert tree.size <= limits.max_bytes and sum(len(f.data) for f in tree.files) == tree.size, replay
         else:
             assert tree.problem[0] in ("trees.too_many_files", "trees.too_big"), replay
+
