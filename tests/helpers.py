@@ -3,9 +3,32 @@
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 from types import ModuleType
+from typing import Any
 
 IMPLS = ("reference", "solutions")
+CHAPTERS = ("ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "appendix_a", "appendix_d", "appendix_e")
+
+
+class _SolutionsByPlainName(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """``from ch03 import X`` inside ``solutions/`` (its chapters import each other by plain name, as
+    a student's do) gives ``solutions.ch03`` itself, as the grader's worker does for a submission."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        return importlib.util.spec_from_loader(fullname, self) if fullname in CHAPTERS else None
+
+    def create_module(self, spec: Any) -> ModuleType:
+        return importlib.import_module(f"solutions.{spec.name}")
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Nothing to run: the module was executed once, as part of the package."""
+
+
+if not any(isinstance(finder, _SolutionsByPlainName) for finder in sys.meta_path):
+    sys.meta_path.append(_SolutionsByPlainName())
 
 
 def load(impl: str, module: str) -> ModuleType:

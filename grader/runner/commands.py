@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -35,7 +36,7 @@ def _progress_bar() -> Iterator[Progress | None]:
     """A click progress bar on stderr when it is a terminal (yields its update function); else, for
     logs and CI, a line on stderr at every tenth of the checks done."""
     if not sys.stderr.isatty():
-        yield _progress_lines()
+        yield _progress_lines() if _is_file(sys.stderr) else None
         return
     with click.progressbar(length=1, label=t("grade.progress"), file=sys.stderr) as bar:
         shown = 0
@@ -49,6 +50,15 @@ def _progress_bar() -> Iterator[Progress | None]:
                 shown = done
 
         yield update
+
+
+def _is_file(stream: Any) -> bool:
+    """A stream on a real descriptor (a pipe, a log file), not an in-memory one (a test's runner)."""
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both of the last two
+        return False
+    return True
 
 
 def _progress_lines(steps: int = 10) -> Progress:
