@@ -1,4 +1,5 @@
-"""Random hostile trees against the tree reader (grader/submission_tree.py), seeded and repeatable.
+"""Random hostile trees against the tree reader (grader/submission_tree.py), and random hostile zips
+against the zip reader (grader/classroom/safezip.py), seeded and repeatable.
 
 Each tree mixes what a hostile student can put in a folder: names with invalid UTF-8, newlines,
 control characters and dots; links to files and folders inside, to the folder that holds them, to a
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import warnings
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,64 @@ def test_random_hostile_trees_keep_every_promise(tmp_path: Path, seed: int) -> N
         else:
             assert tree.problem[0] in ("trees.too_many_files", "trees.too_big"), replay
 
+
+
+ZIP_NAMES = ["ch03.py", "sub/ch04.py", "../escape.py", "../../escape.py", "/abs.py", "C:\\win.py", "a\\..\\..\\b.py",
+             "dir/", "wrapper/ch05.py", "nul\0.py", "中文.py", "bad\nline.py", ".hidden/x.py", "x" * 300 + ".py",
+             "sub/../../escape2.py", "./ch06.py"]
+
+
+def _random_zip(rng: random.Random, path: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=rng.choice([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])) as archive:
+        for _ in range(rng.randint(0, 6)):
+            info = zipfile.ZipInfo(rng.choice(ZIP_NAMES))
+            kind = rng.random()
+            if kind < 0.15:
+                info.external_attr = (0o120777 << 16)  # a symbolic link member
+                data = rng.choice([b"/etc/passwd", b"../outside", b"ch03.py"])
+            elif kind < 0.25:
+                data = b"0" * rng.choice([10**5, 10**6])  # compresses a thousand to one: a bomb
+            else:
+                data = rng.randbytes(rng.choice([0, 50, 4000]))
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # a duplicate name: hostile on purpose
+                    archive.writestr(info, data)
+            except (ValueError, OSError):
+                continue
+    if rng.random() < 0.4:  # damage it: flip bytes anywhere, or cut it short
+        raw = bytearray(path.read_bytes())
+        if raw and rng.random() < 0.5:
+            for _ in range(rng.randint(1, 8)):
+                raw[rng.randrange(len(raw))] = rng.randrange(256)
+        elif raw:
+            raw = raw[:rng.randrange(len(raw))]
+        path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_hostile_zips_are_extracted_inside_or_refused_in_one_sentence(tmp_path: Path, seed: int) -> None:
+    """The zip reader (grader/classroom/safezip.py) under random names, links, bombs and damage: it
+    writes only regular files inside its folder, within its cap, or refuses with UnsafeZip (a
+    printable sentence), never another exception."""
+    from grader.classroom.safezip import UnsafeZip, extract_zip
+
+    for case in range(40):
+        rng = random.Random(seed * 1000 + case)
+        base = tmp_path / f"case{case}"
+        (base / "deep" / "er").mkdir(parents=True)
+        archive = base / "student.zip"
+        _random_zip(rng, archive)
+        dest = base / "deep" / "er" / "out"
+        replay = f"seed {seed}, case {case}"
+        try:
+            extract_zip(archive, dest, max_total_bytes=2 * 10**5)
+        except UnsafeZip as refused:
+            assert str(refused).isprintable(), (replay, str(refused))
+        written = [p for p in base.rglob("*") if p != archive and not p.is_dir()]
+        inside = [p for p in written if dest in p.parents]
+        assert written == inside, (replay, written)  # nothing outside the folder it was given
+        assert all(not p.is_symlink() and p.is_file() for p in inside), replay
+        assert sum(p.stat().st_size for p in inside) <= 2 * 10**5, replay
