@@ -75,7 +75,7 @@ def module_forward(student: Student, ref: Any, module: str, name: str, args: Seq
             pictures = {"attention": attention_pair(got.get("attention"), expected.get("attention")),
                         "diff_map": diff_map(got.get("output"), out, token_dim)}
             failure.details.update({k: v for k, v in pictures.items() if v is not None})
-            raise
+            raise with_first_submodule(failure, student, ref, request, swap, what, time_limit_s, tol) from None
         if grad_output is not None:
             expect_grads(got.get("param_grads", {}), expected.get("param_grads", {}), what)
             for i, (g, e) in enumerate(zip(got.get("input_grads", []), expected.get("input_grads", []))):
@@ -86,6 +86,35 @@ def module_forward(student: Student, ref: Any, module: str, name: str, args: Seq
         _blame_buffers(failure, student, request, got, state, out, tol, what, swap, time_limit_s)
         raise
     return got, expected
+
+
+def with_first_submodule(failure: GradeFailure, student: Student, ref: Any, request: Mapping[str, Any],
+                         swap: Sequence[str], what: str, time_limit_s: float | None, tol: Any) -> GradeFailure:
+    """``failure`` said again with the first named submodule (in the order the forward pass ran
+    them: ``W_query``, ``dropout``, ``out_proj``, ...) whose output differs from the reference's,
+    from a second, traced forward pass on each side; unchanged when none differs or it cannot tell."""
+    if failure.message_id not in ("compare.values", "compare.values_exact"):
+        return failure
+    traced = {k: v for k, v in request.items() if k != "grad_seed"}
+    traced["trace"] = True
+    try:
+        mine = student.run("module.forward", swap=swap, what=what, time_limit_s=time_limit_s, **traced)
+        theirs = dict(ref.run("module.forward", **traced).get("trace") or [])
+    except GradeFailure:
+        return failure
+    for entry in mine.get("trace") or []:
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+            continue
+        name, value = entry
+        expected = theirs.get(name)
+        if not (is_tensor(value) and isinstance(expected, torch.Tensor)):
+            continue
+        if value.shape != expected.shape or value.dtype != expected.dtype or not close(value, expected, tol):
+            where = phrase("compare.where_and_submodule", where=failure.params.get("where", ""), name=name)
+            return GradeFailure(failure.message_id, diagnosis=failure.diagnosis,
+                                details={**failure.details, "first_submodule": name},
+                                **{**failure.params, "where": where})
+    return failure
 
 
 def differing_buffers(got: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> list[str]:

@@ -76,9 +76,13 @@ def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
                    kwargs: dict[str, Any] | None = None, state_dict: dict[str, torch.Tensor] | None = None,
                    inputs: Sequence[Any] = (), train: bool = False, seed: int = 0, dtype: str = "float64",
                    grad_output: torch.Tensor | None = None, device: str | None = None,
-                   repeat: int = 1, grad_seed: int | None = None, keep_buffers: bool = True) -> dict[str, Any]:
+                   repeat: int = 1, grad_seed: int | None = None, keep_buffers: bool = True,
+                   trace: bool = False) -> dict[str, Any]:
     """Build, load ``state_dict`` (the module's own buffers kept, see :func:`load_observing`), run
     ``forward(*inputs)`` (``repeat`` times) and backward.
+
+    ``trace``: also return ``trace``, ``[name, output]`` for each named submodule in the order the
+    first forward pass ran them (a failed check asks for it, to say where the outputs part).
 
     Floating inputs are cast to ``dtype`` and require grad; with ``grad_output`` (or ``grad_seed``,
     which draws it from a seeded generator in the output's shape) the recipe backpropagates
@@ -104,10 +108,13 @@ def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
                 x = x.to(dt).requires_grad_(grad_output is not None or grad_seed is not None)
         xs.append(x)
     attention = _capture_attention(m) if module == "ch03" else None
+    traced = _trace_submodules(m) if trace else None
     torch.manual_seed(seed)
     outputs = [m(*xs) for _ in range(repeat)]
     out = outputs[0]
     result["output"] = out
+    if traced is not None:
+        result["trace"] = traced
     if attention:
         result["attention"] = attention[0]
     if repeat > 1:
@@ -122,6 +129,33 @@ def module_forward(impl: Impl, module: str, name: str, args: Sequence[Any] = (),
         result["param_grads"] = {n: p.grad for n, p in m.named_parameters() if p.grad is not None}
         result["input_grads"] = [x.grad if isinstance(x, torch.Tensor) else None for x in xs]
     return result
+
+
+TRACE_MAX_ELEMENTS = 2_000_000  # all traced outputs together: a tiny model's, not a real one's
+
+
+def _trace_submodules(m: torch.nn.Module) -> list[list[Any]]:
+    """``[name, output]`` of each named submodule's first call, in call order (the first tensor of a
+    tuple output); stops recording past :data:`TRACE_MAX_ELEMENTS`."""
+    traced: list[list[Any]] = []
+    seen: set[str] = set()
+    budget = [TRACE_MAX_ELEMENTS]
+
+    def hook_for(name: str) -> Any:
+        def keep(_module: torch.nn.Module, _args: Any, output: Any) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            value = output[0] if isinstance(output, (tuple, list)) and output else output
+            if isinstance(value, torch.Tensor) and value.numel() <= budget[0]:
+                budget[0] -= value.numel()
+                traced.append([name, value.detach().clone(memory_format=torch.contiguous_format).cpu()])
+        return keep
+
+    for name, sub in m.named_modules():
+        if name:
+            sub.register_forward_hook(hook_for(name))
+    return traced
 
 
 def _capture_attention(m: torch.nn.Module) -> list[torch.Tensor]:
