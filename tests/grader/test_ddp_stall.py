@@ -89,3 +89,25 @@ def test_code_that_hangs_every_time_is_said_to_stall_after_two_tries(tmp_path: P
     assert 4.0 <= time.monotonic() - started < 30
     assert (tmp_path / "attempts").read_text() == "xx"  # tried exactly twice
     assert _gone(int((tmp_path / "0-1").read_text())) and _gone(int((tmp_path / "1-1").read_text()))
+
+
+def test_a_rank_never_tears_its_process_group_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stall's cause, caught with gdb in a stuck rank: ``destroy_process_group`` ran gloo's C++
+    destructor, which joins gloo's threads while holding the GIL, and one of them waited for the
+    GIL. In a rank it now does nothing (the group ends with the process), under both names the
+    book's code may use: ``dist.destroy_process_group`` and its own imported name."""
+    import sys
+
+    import torch.distributed as dist
+
+    from grader.recipes.appendix_a import _keep_group_to_the_end
+
+    original = dist.destroy_process_group
+    monkeypatch.setattr(dist, "destroy_process_group", original)  # put back after the test
+    student = types.ModuleType("submission.appendix_a")
+    student.destroy_process_group = original  # type: ignore[attr-defined]  # as the book imports it
+    monkeypatch.setitem(sys.modules, "submission.appendix_a", student)
+    _keep_group_to_the_end()
+    for replaced in (dist.destroy_process_group, student.destroy_process_group):  # type: ignore[attr-defined]
+        assert replaced is not original
+        assert replaced() is None  # no group here: the original would raise
