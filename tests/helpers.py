@@ -15,7 +15,8 @@ CHAPTERS = ("ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "appendix_a", "appen
 
 class _SolutionsByPlainName(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """``from ch03 import X`` inside ``solutions/`` (its chapters import each other by plain name, as
-    a student's do) gives ``solutions.ch03`` itself, as the grader's worker does for a submission."""
+    a student's do) gives ``solutions.ch03`` itself, as the grader's worker does for a submission.
+    Installed only while :func:`load` imports a solutions module."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         return importlib.util.spec_from_loader(fullname, self) if fullname in CHAPTERS else None
@@ -27,13 +28,22 @@ class _SolutionsByPlainName(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         """Nothing to run: the module was executed once, as part of the package."""
 
 
-if not any(isinstance(finder, _SolutionsByPlainName) for finder in sys.meta_path):
-    sys.meta_path.append(_SolutionsByPlainName())
-
-
 def load(impl: str, module: str) -> ModuleType:
-    """``load("solutions", "ch03")`` -> the module ``solutions.ch03``."""
-    return importlib.import_module(f"{impl}.{module}")
+    """``load("solutions", "ch03")`` -> the module ``solutions.ch03``. For solutions, the plain
+    chapter names resolve to the package's modules while it imports, and are forgotten afterwards:
+    another test's ``import ch03`` (a notebook workspace's) must not find them."""
+    if impl != "solutions":
+        return importlib.import_module(f"{impl}.{module}")
+    finder = _SolutionsByPlainName()
+    sys.meta_path.insert(0, finder)
+    try:
+        return importlib.import_module(f"{impl}.{module}")
+    finally:
+        sys.meta_path.remove(finder)
+        for name in CHAPTERS:
+            found = sys.modules.get(name)
+            if found is not None and getattr(found, "__name__", "").startswith("solutions."):
+                del sys.modules[name]
 
 
 # A tiny GPT config for tests that train or run models: seconds, not minutes, on a CPU.

@@ -38,8 +38,10 @@ def test_one_students_syntax_error_does_not_push_real_failures_off_the_list(tmp_
 
 
 @pytest.mark.slow
-def test_the_chinese_class_report_keeps_its_headings_on_one_line(tmp_path: Path) -> None:
+def test_the_chinese_class_report_keeps_its_headings_on_one_line(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Finding 11: in the Chinese class report the 学生 heading broke one character per line."""
+    monkeypatch.setenv("LLMGRADE_LANG", "en")  # --lang below sets it for this process: put back after
     with Gradebook(tmp_path / "gb.sqlite") as book:
         for student in ("ann", "bob"):
             book.record(student, fake_run(statuses={item.id: "passed" for item in catalog.ITEMS}))
