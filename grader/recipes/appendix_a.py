@@ -166,7 +166,7 @@ def _keep_group_to_the_end() -> None:
     Its C++ destructor joins gloo's threads while holding the GIL, and a gloo thread that still has
     work to finish waits for the GIL: the rank hangs forever (caught with gdb in a stuck rank:
     ``ProcessGroupGloo::~ProcessGroupGloo`` in ``std::thread::join``, a ``pt_gloo_runloop`` thread in
-    ``take_gil``; about one run in ten on a loaded machine). A rank here ends with ``os._exit``
+    ``take_gil``; three times in one run of the test suite). A rank here ends with ``os._exit``
     once its work is saved, so nothing needs the group torn down. The book's code imports the
     function by name (``from torch.distributed import destroy_process_group``), so the student's
     modules' own names are replaced too."""
@@ -237,8 +237,8 @@ def train_ddp(impl: Impl, X: torch.Tensor, y: torch.Tensor, init_state_dict: dic
             return _train_ddp_once(impl, X, y, init_state_dict, world_size, num_epochs, lr, batch_size,
                                    own_run_ddp, swap, attempt_s)
         except DdpStalled:
-            # Rarely, on a loaded machine, a rank of correct code never finishes (seen in CI; where it
-            # waits is not known yet): run again, it finishes. Code that really hangs hangs again.
+            # A stuck try of correct code is run again and finishes (the gloo teardown deadlock that
+            # caused it is avoided: _keep_group_to_the_end); code that really hangs hangs again.
             if attempt == 1:
                 return {"saved": False, "stalled": attempt_s}
         except Exception as exc:  # noqa: BLE001
