@@ -8,7 +8,6 @@ NotImplementedError naming its exercise; (d) every catalog symbol exists in solu
 from __future__ import annotations
 
 import ast
-import importlib
 import inspect
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +19,7 @@ from grader import catalog
 from grader.authoring.packages import package_dir
 from grader.authoring.stubs import BEGIN, build_stubs, make_stub, read_source
 from grader.authoring.workspace import find_submission, init_workspace, module_files
+from tests.helpers import load
 
 SOLUTIONS = package_dir("solutions")
 EXERCISES = package_dir("exercises")
@@ -31,7 +31,7 @@ def _english(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _load(tree: str, module: str) -> ModuleType:
-    return importlib.import_module(f"{tree}.{module}")
+    return load(tree, module)  # the chapters import each other by plain name (tests/helpers.py)
 
 
 # ---- (a) the committed exercises are what build-stubs generates ---------------------------------
