@@ -99,7 +99,7 @@ def _matrix(value: Any) -> list[list[float]] | None:
 
 
 def _heatmap(matrix: list[list[float]], top: float, rgb: tuple[int, int, int],
-             marks: dict[tuple[int, int], str] | None = None, numbered: bool = True) -> Heatmap:
+             marks: dict[tuple[int, int], str] | None = None) -> Heatmap:
     """Cells of at least ``CELL`` px, larger for a small matrix (a 6-token attention map is some
     170 px, not 84), numbered along the top and left (every fifth when the cells are small)."""
     rows, cols = len(matrix), len(matrix[0])
@@ -108,7 +108,7 @@ def _heatmap(matrix: list[list[float]], top: float, rgb: tuple[int, int, int],
                   (marks or {}).get((i, j), ""))
              for i, row in enumerate(matrix) for j, v in enumerate(row)]
     step = 1 if cell >= 12 and max(rows, cols) <= 24 else 5
-    return Heatmap(rows, cols, cells, cols * cell, rows * cell, cell, LABEL_MARGIN if numbered else 0.0, step)
+    return Heatmap(rows, cols, cells, cols * cell, rows * cell, cell, LABEL_MARGIN, step)
 
 
 def attention_heatmaps(data: Any, tolerance: float = 1e-6) -> tuple[Heatmap, Heatmap] | None:

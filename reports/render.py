@@ -83,26 +83,29 @@ class ChapterView:
     title: str
     items: list[ItemView]
 
+    def _with(self, *statuses: str) -> list[ItemView]:
+        return [i for i in self.items if i.status in statuses]
+
     @property
     def started(self) -> list[ItemView]:
         return [i for i in self.items if i.status not in ("not_started", "not_graded")]
 
     @property
     def waiting(self) -> list[ItemView]:
-        return [i for i in self.items if i.status == "not_started"]
+        return self._with("not_started")
 
     @property
     def waiting_points(self) -> float:
-        return round(sum(i.max_points for i in self.waiting), 2)
+        return _max_points(self.waiting)
 
     @property
     def ungraded(self) -> list[ItemView]:
         """Items no run has graded yet (a first ``llmgrade check`` grades one item)."""
-        return [i for i in self.items if i.status == "not_graded"]
+        return self._with("not_graded")
 
     @property
     def ungraded_points(self) -> float:
-        return round(sum(i.max_points for i in self.ungraded), 2)
+        return _max_points(self.ungraded)
 
     @property
     def points(self) -> float:
@@ -110,7 +113,11 @@ class ChapterView:
 
     @property
     def max_points(self) -> float:
-        return round(sum(i.max_points for i in self.items), 2)
+        return _max_points(self.items)
+
+
+def _max_points(items: list[ItemView]) -> float:
+    return round(sum(i.max_points for i in items), 2)
 
 
 def _hint(item: ItemResult) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from grader.catalog import MODULES  # a chapter imported by its plain name (child._PlainChapterNames)
 from grader.recipes import Impl, recipe
 
 
@@ -179,14 +180,11 @@ def _keep_group_to_the_end() -> None:
 
     dist.destroy_process_group = destroy_process_group
     for name, module in list(sys.modules.items()):
-        if module is None or not (name.startswith("submission") or name in _PLAIN_CHAPTERS):
+        if module is None or not (name.startswith("submission") or name in MODULES):
             continue
         for attr, value in list(vars(module).items()):
             if value is original:
                 setattr(module, attr, destroy_process_group)
-
-
-_PLAIN_CHAPTERS = ("ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "appendix_a", "appendix_d", "appendix_e")
 
 
 def _ddp_child(rank: int, swap: list[str], marker: str, args: tuple[Any, ...]) -> None:
