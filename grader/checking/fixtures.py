@@ -319,17 +319,26 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 @pytest.hookimpl(wrapper=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
     """A check that fails without a named mistake is run again against the reference mutants of its
-    item, on the student's recorded answers (grader/checking/mutants/): an exact match names it."""
+    item, on the student's recorded answers (grader/checking/mutants/): an exact match names it. A
+    check that passes is kept as evidence against mutants that would have failed it."""
     try:
-        return (yield)
+        outcome = yield
     except GradeFailure as failure:
-        named = _name_by_mutant(pyfuncitem, failure)
+        replayable = _replayable(pyfuncitem)
+        named = diagnose.name_mistake(failure, *replayable) if replayable is not None else None
         if named is None:
             raise
         raise named from None
+    replayable = _replayable(pyfuncitem)
+    if replayable is not None:
+        item, calls, _, check = replayable
+        diagnose.passed(item, calls, check)
+    return outcome
 
 
-def _name_by_mutant(pyfuncitem: pytest.Function, failure: GradeFailure) -> GradeFailure | None:
+def _replayable(pyfuncitem: pytest.Function) -> tuple[str | None, list[Any], Reference, Any] | None:
+    """The check's item, the student's recorded answers, the reference and the check's body with
+    ``student`` and ``ref`` as parameters; None for a check that asked the student nothing."""
     args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames
             if name in pyfuncitem.funcargs}
     student = args.get("student")
@@ -344,7 +353,7 @@ def _name_by_mutant(pyfuncitem: pytest.Function, failure: GradeFailure) -> Grade
             again["record_property"] = lambda *_: None
         pyfuncitem.obj(**again)
 
-    return diagnose.name_mistake(failure, student.item, student.transcript, ref, check)
+    return student.item, list(student.transcript), ref, check
 
 
 def _item_of(node: pytest.Item) -> str | None:

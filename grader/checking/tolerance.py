@@ -23,6 +23,9 @@ Accelerators use other kernels and summation orders: their bounds are wider.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -82,12 +85,29 @@ def policy(dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu
     return Tolerance(base.rtol * scale, base.atol * scale, norm * scale)
 
 
+# Set while a reference mutant is compared with the student's answers (grader/checking/mutants/):
+# there a NaN where the student has a NaN is evidence that both made the same slip.
+_NAN_MATCHES_NAN: ContextVar[bool] = ContextVar("nan_matches_nan", default=False)
+
+
+@contextmanager
+def nan_matches_nan() -> Iterator[None]:
+    token = _NAN_MATCHES_NAN.set(True)
+    try:
+        yield
+    finally:
+        _NAN_MATCHES_NAN.reset(token)
+
+
 def within(got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> bool:
     """``got`` equals ``expected`` within ``tol`` (same shape; infinities must be equal, and NaN never
-    equals anything, as in ``torch.allclose``)."""
+    equals anything, as in ``torch.allclose``, except inside :func:`nan_matches_nan`)."""
     g64 = got.detach().to(torch.float64)
     e64 = expected.detach().to(torch.float64)
     if g64.shape != e64.shape:
         return False
     diff = (g64 - e64).abs()
-    return bool(((diff <= tol.bound(expected)) | (g64 == e64)).all())
+    equal = (diff <= tol.bound(expected)) | (g64 == e64)
+    if _NAN_MATCHES_NAN.get():
+        equal |= g64.isnan() & e64.isnan()
+    return bool(equal.all())

@@ -21,7 +21,7 @@ from grader.catalog import BY_ID
 from grader.checking.mutants.operators import Change, changes
 
 # The operators tried first: the commonest slips, so a tight time budget still reaches them.
-_ORDER = ("drop_subscript", "drop_call", "call_on_input", "move", "compare", "drop_keyword", "swap_args",
+_ORDER = ("drop_subscript", "drop_call", "call_on_input", "move", "compare", "flip_compare", "drop_keyword", "swap_args",
           "swap_operands", "swap_operator", "drop_operand", "last_token", "drop_condition", "param_default", "swap_names",
           "string", "drop_statement", "constant")
 
@@ -35,16 +35,20 @@ def _priority(mutant: Mutant) -> tuple[int, int]:
     a part of another size or kind come early: moving or dropping a line there is rarely the mistake."""
     late = mutant.function == "__init__" and mutant.change.operator in ("move", "drop_statement", "drop_call",
                                                                          "constant", "drop_keyword")
-    return (int(late), _rank(mutant.change.operator))
+    operator = mutant.change.operator
+    if operator == "constant" and mutant.change.params.get("context", "").startswith("dim="):
+        operator = "swap_args"  # another dimension to reduce or normalise over: among the commonest slips
+    return (int(late), _rank(operator))
 
 
 class Mutant:
     """One changed copy of an item's reference code; compiled on first use."""
 
     def __init__(self, item: str, module: str, change: Change, line: str, segment: str,
-                 others: list[ast.stmt], function: str = "") -> None:
+                 others: list[ast.stmt], function: str = "", helper: str = "") -> None:
         self.item = item
         self.function = function  # the method or function it changes (``__init__``: the module's parts)
+        self.helper = helper  # the item's helper function it changes (``lr_at_step``), or ""
         self.module = module  # the reference module, e.g. "ch03"
         self.change = change
         self.line = line  # the reference line it changes, as written there (comment removed)
@@ -52,6 +56,9 @@ class Mutant:
         self._others = others  # the item's other definitions and the module's __future__ imports
         self._tried = False
         self._code: types.CodeType | None = None
+        # (recipe, inputs, result) of this mutant's runs for the item being graded: a question that
+        # two checks ask (a training run) is computed once (cleared when the item's checks end)
+        self.memo: list[tuple[str, dict[str, Any], Any]] = []
 
     def describe(self) -> dict[str, Any]:
         """Plain data for the results: what changed, where."""
@@ -75,11 +82,22 @@ class Mutant:
             self._code = None
         return self._code
 
+    def unchanged(self) -> types.ModuleType:
+        """A copy of the reference module with the item's definitions compiled into it unchanged
+        (they then call each other through the copy, where a helper can be wrapped)."""
+        original_def = ast.parse(self._segment).body[0]
+        code = compile(ast.Module(body=[*self._others, original_def], type_ignores=[]),
+                       f"<reference/{self.module}.py>", "exec")
+        return self._clone(code)
+
     def namespace(self) -> types.ModuleType | None:
         """A copy of the reference module with this mutant's definitions in it (None: no code)."""
         code = self.code()
         if code is None:
             return None
+        return self._clone(code)
+
+    def _clone(self, code: types.CodeType) -> types.ModuleType:
         original = importlib.import_module(f"reference.{self.module}")
         clone = types.ModuleType(original.__name__, original.__doc__)
         clone.__dict__.update(original.__dict__)
@@ -94,12 +112,13 @@ def mutants_for(item_id: str) -> list[Mutant]:
         return []
     module = importlib.import_module(f"reference.{item.module}")
     source = inspect.getsource(module)
-    return list(_generate(item_id, item.module, tuple(item.names), hashlib.sha256(source.encode()).hexdigest(),
-                          source))
+    return list(_generate(item_id, item.module, tuple(item.names), tuple(item.helpers),
+                          hashlib.sha256(source.encode()).hexdigest(), source))
 
 
 @functools.lru_cache(maxsize=64)
-def _generate(item_id: str, module: str, names: tuple[str, ...], version: str, source: str) -> tuple[Mutant, ...]:
+def _generate(item_id: str, module: str, names: tuple[str, ...], helpers: tuple[str, ...], version: str,
+              source: str) -> tuple[Mutant, ...]:
     del version  # the cache key: a changed reference gets new mutants
     tree = ast.parse(source)
     lines = source.splitlines()
@@ -120,6 +139,7 @@ def _generate(item_id: str, module: str, names: tuple[str, ...], version: str, s
             seen.add(key)
             line = lines[change.lineno - 1].split("  #")[0].strip() if 0 < change.lineno <= len(lines) else ""
             function = next((name for start, end, name in reversed(spans) if start <= change.lineno <= end), "")
-            found.append(Mutant(item_id, module, change, line, segment, others, function))
+            helper = node.name if node.name in helpers and isinstance(node, ast.FunctionDef) else ""
+            found.append(Mutant(item_id, module, change, line, segment, others, function, helper))
     found.sort(key=_priority)
     return tuple(found)

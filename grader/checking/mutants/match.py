@@ -12,9 +12,10 @@ replayed answer is only evidence for the question it answered.
 from __future__ import annotations
 
 import math
-import re
 import os
+import re
 import signal
+import sys
 import time
 import types
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +26,7 @@ import torch
 
 from grader.checking.failures import GradeFailure
 from grader.checking.mutants.generate import Mutant
+from grader.checking.tolerance import nan_matches_nan
 from grader.recipes import Impl, get
 from grader.sandbox import protocol
 from grader.sandbox.parent import Answer
@@ -35,13 +37,17 @@ class Diverged(Exception):
 
 
 class Agrees(Exception):
-    """The mutant's code raised the same exception as the student's code at the same call."""
+    """The mutant's code raised the same exception as the student's code at the same call, or the
+    check, run against the mutant, got past every answer the student gave without failing."""
 
 
 class Replay:
     """Stands in for :class:`grader.sandbox.parent.Student`: the recorded answers, in order."""
 
     def __init__(self, calls: Sequence[Answer], device: str, item: str | None) -> None:
+        # The exception being handled when the replay began (the check's own failure, in the hook
+        # that names it): a later call made while handling another one comes from a failure path.
+        self._handling = sys.exc_info()[1]
         self._calls = list(calls)
         self._next = 0
         self.device = device
@@ -63,9 +69,14 @@ class Replay:
     def run(self, recipe: str, /, *, swap: Sequence[str] = (), what: str = "",
             time_limit_s: float | None = None, **inputs: Any) -> Any:
         call = self.peek()
+        if call is None and self._next and sys.exc_info()[1] is self._handling:
+            # The student's check failed at its last answer; the mutant's passed it and goes on
+            # to a question the student never got: every answer the student gave was the mutant's.
+            raise Agrees()
         if call is None or call.recipe != recipe or sorted(call.swap) != sorted(swap) \
                 or not same(call.inputs, inputs):
-            raise Diverged(recipe)
+            recorded = "nothing" if call is None else f"{call.recipe} with other inputs or swaps"
+            raise Diverged(f"{recipe}: the student was asked {recorded}")
         self._next += 1
         if call.error is not None:
             raise call.error
@@ -106,11 +117,14 @@ class MutantReference:
     in it; never cached, never timed. An exception from the mutant's code is compared with the
     student's at the call the check makes next (:class:`Agrees` when they are the same)."""
 
+    is_mutant = True  # a suite that keeps reference results between checks must not keep these
+
     def __init__(self, mutant: Mutant, namespace: types.ModuleType, device: str, replay: Replay,
-                 base: Any = None) -> None:
+                 base: Any = None, memo: list[tuple[str, dict[str, Any], Any]] | None = None) -> None:
         self.device = device
         self._impl = Impl("reference", _MutantSource(mutant.module, namespace), device)
         self._replay = replay
+        self._memo = memo
         # A mutant outside __init__ builds the same parts: their weights and shapes are the reference's
         # (asked of ``base``, the real reference, whose answers are cached).
         self._base = base if mutant.function not in ("__init__", "") else None
@@ -118,8 +132,14 @@ class MutantReference:
     def run(self, recipe: str, /, **inputs: Any) -> Any:
         if self._base is not None and recipe in _PARTS_ONLY:
             return self._base.run(recipe, **inputs)
+        for asked, given, result in self._memo or ():
+            if asked == recipe and same(given, inputs):
+                return result
         try:
-            return protocol.to_plain(get(recipe)(self._impl, **inputs))
+            result = protocol.to_plain(get(recipe)(self._impl, **inputs))
+            if self._memo is not None:
+                self._memo.append((recipe, inputs, result))
+            return result
         except (Diverged, _OutOfTime):
             raise
         except Exception as exc:  # noqa: BLE001 - the mutant's own error, compared with the student's
@@ -129,7 +149,8 @@ class MutantReference:
                     and error.details.get("type") == type(exc).__name__ \
                     and same_message(str(error.params.get("message", "")), _clipped(str(exc))):
                 raise Agrees() from None
-            raise Diverged(recipe) from None
+            raise Diverged(f"{recipe}: the mutant raised {type(exc).__name__}: {str(exc)[:200]}; "
+                           f"the student's next answer is {'an error' if error is not None else 'a value'}") from None
 
 
 _PARTS_ONLY = {"module.state_dict", "module.info"}
@@ -154,59 +175,173 @@ class _OutOfTime(BaseException):
     """The time budget for the mutants of one check is spent (raised from a timer signal)."""
 
 
+# The budget counts this process's CPU time, so that a busy machine (a class graded on every core)
+# names the same mistakes as an idle one; a mutant that waits without computing is stopped by the
+# wall clock after this many budgets.
+WALL_CAP = 10.0
+
+
+def spent() -> float:
+    """This process's CPU time, the clock the budget is counted on."""
+    return time.process_time()
+
+
 @contextmanager
 def _deadline(seconds: float) -> Iterator[None]:
-    """Raise :class:`_OutOfTime` in this (main) thread after ``seconds``: a mutant can loop."""
+    """Raise :class:`_OutOfTime` in this (main) thread after ``seconds`` of CPU time (or
+    ``WALL_CAP`` times as long on the wall clock): a mutant can loop."""
     if seconds <= 0:
         raise _OutOfTime()
 
-    def alarm(signum: int, frame: Any) -> None:
+    def out_of_time(signum: int, frame: Any) -> None:
+        if _importing(frame):  # an import stopped half-way leaves a broken module behind: wait for it
+            signal.setitimer(signal.ITIMER_PROF if signum == signal.SIGPROF else signal.ITIMER_REAL, 0.05)
+            return
         raise _OutOfTime()
 
     try:
-        previous = signal.signal(signal.SIGALRM, alarm)
+        previous = {sig: signal.signal(sig, out_of_time) for sig in (signal.SIGPROF, signal.SIGALRM)}
     except ValueError:  # not the main thread: no timer, the budget is checked between mutants
         yield
         return
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds * WALL_CAP)
     try:
         yield
     finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def _trace(mutant: Mutant, outcome: BaseException) -> None:
-    """With ``LLMGRADE_MUTANT_TRACE=<file>``, why each mutant did not match (for suite authors)."""
+def _importing(frame: Any) -> bool:
+    """Whether ``frame`` runs inside an import (a reference run can import a module the first time:
+    torch's optimizers import ``torch._dynamo``)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _trace(mutant: Mutant, outcome: BaseException | None) -> None:
+    """With ``LLMGRADE_MUTANT_TRACE=<file>``, which mutants matched, why each other one did not, and
+    where the budget ran out (for suite authors)."""
     path = os.environ.get("LLMGRADE_MUTANT_TRACE")
     if path:
+        said = "MATCH" if outcome is None else f"{type(outcome).__name__}: {str(outcome)[:300]}"
         with open(path, "a", encoding="utf-8") as out:
-            out.write(f"{mutant.item} {mutant.describe()}: {type(outcome).__name__}: {str(outcome)[:300]}\n")
+            out.write(f"{mutant.item} {mutant.describe()}: {said}\n")
 
 
 CheckBody = Callable[[Any, Any], None]  # (student stand-in, ref stand-in) -> passes or raises
 
 
+def _helpers_first(mutants: Sequence[Mutant], calls: Sequence[Answer], check: CheckBody, device: str,
+                   item: str | None, base: Any) -> list[Mutant]:
+    """The mutants of the item's helper functions (``lr_at_step``) that change a result the check
+    asked of them, first; those that return the same on every call the check made, left out (they
+    are the reference here, which fails the check). Found by running the check once against the
+    reference with each helper wrapped to record its calls; an item with no helper is unchanged."""
+    helpers = [m for m in mutants if m.helper]
+    if not helpers or len(mutants) == 1:
+        return list(mutants)
+    recorded: dict[str, list[tuple[Any, Any, Any]]] = {name: [] for name in {m.helper for m in helpers}}
+    namespace = helpers[0].unchanged()
+    for name, log in recorded.items():
+        namespace.__dict__[name] = _recorder(namespace.__dict__[name], log)
+    replay = Replay(calls, device, item)
+    outcome: BaseException | None = None
+    try:
+        with torch.random.fork_rng(devices=[]), nan_matches_nan():
+            check(replay, MutantReference(helpers[0], namespace, device, replay, base))
+    except (_OutOfTime, KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the reference fails this check: only its calls are wanted
+        outcome = exc
+    if os.environ.get("LLMGRADE_MUTANT_TRACE"):
+        with open(os.environ["LLMGRADE_MUTANT_TRACE"], "a", encoding="utf-8") as out:
+            out.write(f"{item} recorded {({k: len(v) for k, v in recorded.items()})} ending {outcome!r}\n")
+    seen = _numbers([call.value for call in calls])
+    live: list[tuple[float, int, int, Mutant]] = []
+    for position, mutant in enumerate(helpers):
+        changed = mutant.namespace()
+        if changed is None:
+            continue
+        function = changed.__dict__[mutant.helper]
+        try:
+            results = [function(*args, **kwargs) for args, kwargs, _ in recorded[mutant.helper]]
+        except Exception:  # noqa: BLE001 - it raises where the reference did not: it changes something
+            live.append((0.0, 0, position, mutant))
+            continue
+        if all(same(r, result) for r, (_, _, result) in zip(results, recorded[mutant.helper])):
+            continue  # the same answers as the reference's helper: not the mistake here
+        # the share of the helper's changed results that the student's answers hold as they are:
+        # the mutants whose changes the student's code shows first
+        mine = _numbers([r for r, (_, _, result) in zip(results, recorded[mutant.helper]) if not same(r, result)])
+        shown = len(mine & seen)
+        live.append((-shown / max(len(mine), 1), -shown, position, mutant))
+    live.sort(key=lambda entry: entry[:3])  # the largest share, then the most values shown, first
+    path = os.environ.get("LLMGRADE_MUTANT_TRACE")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(f"{item} helper mutants first: " + "; ".join(
+                f"{-score:.2f} {m.change.operator} {m.change.params}" for score, _, _, m in live[:4]) + "\n")
+    return [m for *_, m in live] + [m for m in mutants if not m.helper]
+
+
+def _numbers(value: Any, limit: int = 10_000) -> set[float]:
+    """The numbers in ``value`` (plain data: lists, dicts, small tensors), rounded to 12 digits."""
+    found: set[float] = set()
+    stack = [value]
+    while stack and len(found) < limit:
+        item = stack.pop()
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, (int, float)) and math.isfinite(item):
+            found.add(float(f"{item:.12g}"))
+        elif isinstance(item, torch.Tensor) and item.numel() <= 1000 and item.is_floating_point():
+            stack.extend(item.detach().double().flatten().tolist())
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return found
+
+
+def _recorder(function: Callable[..., Any], log: list[tuple[Any, Any, Any]]) -> Callable[..., Any]:
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        result = function(*args, **kwargs)
+        log.append((args, kwargs, result))
+        return result
+    return recorded
+
+
 def matching(mutants: Sequence[Mutant], calls: Sequence[Answer], check: CheckBody, device: str,
              item: str | None, budget_s: float, base: Any = None) -> tuple[list[Mutant], bool]:
     """The mutants under which ``check`` passes on the student's recorded answers, and whether all
-    of ``mutants`` were tried within ``budget_s`` seconds."""
+    of ``mutants`` were tried within ``budget_s`` seconds of CPU time."""
     found: list[Mutant] = []
-    end = time.perf_counter() + budget_s
+    end = spent() + budget_s
     grad_enabled = torch.is_grad_enabled()  # a timer can stop a mutant inside torch.no_grad()
+    tried = 0
     try:
         with _deadline(budget_s):
-            for mutant in mutants:
-                if time.perf_counter() > end:
+            mutants = _helpers_first(mutants, calls, check, device, item, base)
+            for tried, mutant in enumerate(mutants):
+                if spent() > end:
+                    _trace_budget(item, tried, len(mutants))
                     return found, False
                 namespace = mutant.namespace()
                 if namespace is None:
                     continue
                 replay = Replay(calls, device, item)
                 try:
-                    with torch.random.fork_rng(devices=[]):
-                        check(replay, MutantReference(mutant, namespace, device, replay, base))
+                    with torch.random.fork_rng(devices=[]), nan_matches_nan():
+                        check(replay, MutantReference(mutant, namespace, device, replay, base, mutant.memo))
                 except Agrees:
+                    _trace(mutant, None)
                     found.append(mutant)
                 except (_OutOfTime, KeyboardInterrupt, SystemExit):
                     raise
@@ -214,9 +349,18 @@ def matching(mutants: Sequence[Mutant], calls: Sequence[Answer], check: CheckBod
                     _trace(mutant, exc)
                     continue
                 else:
+                    _trace(mutant, None)
                     found.append(mutant)
     except _OutOfTime:
+        _trace_budget(item, tried, len(mutants))
         return found, False
     finally:
         torch.set_grad_enabled(grad_enabled)
     return found, True
+
+
+def _trace_budget(item: str | None, tried: int, total: int) -> None:
+    path = os.environ.get("LLMGRADE_MUTANT_TRACE")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(f"{item} budget spent after {tried} of {total} mutants\n")

@@ -2,7 +2,7 @@
 
 Each operator looks at one node of an item's syntax tree and proposes changed copies of it: a call
 left out or added, two arguments or operands swapped, an off-by-one in a comparison or constant, a
-slice or keyword left out, a condition dropped, a statement left out or moved past its neighbour,
+slice or keyword left out, a comparison reversed, a condition dropped, a statement left out or moved past its neighbour,
 a parameter ignored. A proposal is a :class:`Change`: which operator, where (the line), the
 fragments that say what changed (for the message) and a function that edits a copy of the tree.
 """
@@ -81,6 +81,7 @@ def _int_node(value: int) -> ast.expr:
 
 
 _COMPARE_SWAPS: dict[type, type] = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt}
+_COMPARE_FLIPS: dict[type, type] = {ast.Lt: ast.Gt, ast.Gt: ast.Lt, ast.LtE: ast.GtE, ast.GtE: ast.LtE}
 _NOT_COMMUTATIVE = (ast.Sub, ast.Div, ast.MatMult, ast.FloorDiv, ast.Pow, ast.Mod)
 
 
@@ -147,6 +148,10 @@ def _expression_changes(tree: ast.AST, skip: set[int]) -> list[Change]:
                 swapped = ast.BinOp(left=child.right, op=child.op, right=child.left)
                 found.append(Change("swap_operands", line, {"old": text(child), "new": text(swapped), "op": op},
                                     at(swapped)))
+                exchanged = _names_exchanged(child)
+                if exchanged is not None:  # queries @ keys.T -> keys @ queries.T
+                    found.append(Change("swap_operands", line, {"old": text(child), "new": text(exchanged),
+                                                                "op": op}, at(exchanged)))
             if isinstance(child.op, (ast.Div, ast.Mult)):
                 other = ast.BinOp(left=child.left, op=ast.Mult() if isinstance(child.op, ast.Div) else ast.Div(),
                                   right=child.right)
@@ -155,6 +160,9 @@ def _expression_changes(tree: ast.AST, skip: set[int]) -> list[Change]:
             compared = ast.Compare(left=child.left, ops=[_COMPARE_SWAPS[type(child.ops[0])]()],
                                    comparators=child.comparators)
             found.append(Change("compare", line, {"old": text(child), "new": text(compared)}, at(compared)))
+            flipped = ast.Compare(left=child.left, ops=[_COMPARE_FLIPS[type(child.ops[0])]()],
+                                  comparators=child.comparators)
+            found.append(Change("flip_compare", line, {"old": text(child), "new": text(flipped)}, at(flipped)))
         if isinstance(child, ast.BoolOp) and len(child.values) == 2:
             for keep, drop in ((0, 1), (1, 0)):
                 found.append(Change("drop_condition", line, {"condition": text(child.values[drop])},
@@ -196,6 +204,27 @@ def _expression_changes(tree: ast.AST, skip: set[int]) -> list[Change]:
 _BUILTINS = {"len", "range", "int", "float", "str", "list", "tuple", "set", "dict", "sorted", "enumerate",
              "zip", "max", "min", "sum", "abs", "isinstance", "super", "print", "iter", "next", "type",
              "bool", "repr", "any", "all", "reversed", "map", "filter", "hasattr", "getattr"}
+
+
+def _names_exchanged(binop: ast.BinOp) -> ast.BinOp | None:
+    """``a @ b.T`` with the two names exchanged and everything around them kept (``b @ a.T``); None
+    when an operand is not built on a single name of its own, or when that is a plain swap."""
+    def only_name(node: ast.AST) -> str | None:
+        names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id not in _MODULES}
+        return next(iter(names)) if len(names) == 1 else None
+
+    left, right = only_name(binop.left), only_name(binop.right)
+    if left is None or right is None or left == right \
+            or (isinstance(binop.left, ast.Name) and isinstance(binop.right, ast.Name)):
+        return None
+
+    class Exchange(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            other = {left: right, right: left}.get(node.id)
+            return ast.Name(other, node.ctx) if other is not None else node
+
+    exchanged = Exchange().visit(copy.deepcopy(binop))
+    return exchanged if isinstance(exchanged, ast.BinOp) else None
 
 
 def _root(node: ast.AST) -> ast.AST:
@@ -243,7 +272,8 @@ def _call_changes(call: ast.Call, pidx: int, name: str, position: int | None, li
             continue
         rest = [kw for j, kw in enumerate(call.keywords) if j != k]
         shorter = ast.Call(func=call.func, args=call.args, keywords=rest)
-        found.append(Change("drop_keyword", line, {"keyword": text(keyword)},
+        # quoted at the keyword's own line: in a call over several lines that is where it is written
+        found.append(Change("drop_keyword", getattr(keyword, "lineno", line), {"keyword": text(keyword)},
                             (_replace_in_parent(pidx, name, position, shorter),)))
     # the loss on the last token only: every x.flatten(...) argument becomes x[:, -1]
     flats = [i for i, a in enumerate(call.args) if isinstance(a, ast.Call) and isinstance(a.func, ast.Attribute)
