@@ -57,19 +57,23 @@ def _lora_state(in_dim: int, out_dim: int, rank: int, seed: int = 2) -> dict[str
             "B": torch.randn(rank, out_dim, generator=_g(seed + 1), dtype=torch.float64)}
 
 
-def _lora_forward(student: Any, args: list[Any], x: torch.Tensor, record: Any = None,
+def _lora_forward(student: Any, ref: Any, args: list[Any], x: torch.Tensor, record: Any = None,
                   dtype: str = "float64") -> str:
+    """The repository's convention is the reference's own answer (so that a slip in it can be named
+    by a reference mutant); the printed book's is computed here."""
     in_dim, out_dim, rank, alpha = args
     what = f"LoRALayer({in_dim}, {out_dim}, rank={rank}, alpha={alpha})"
     state = _lora_state(in_dim, out_dim, rank)
     grad_output = torch.randn(*x.shape[:-1], out_dim, generator=_g(9), dtype=torch.float64)
     backward = dtype == "float64"
-    got = student.run("module.forward", what=what, module="appendix_e", name="LoRALayer", args=list(args),
-                      kwargs={}, state_dict=state, inputs=[x], dtype=dtype,
-                      grad_output=grad_output if backward else None)
+    request = dict(module="appendix_e", name="LoRALayer", args=list(args), kwargs={}, state_dict=state, inputs=[x],
+                   dtype=dtype, grad_output=grad_output if backward else None)
+    expected = ref.run("module.forward", **request)
+    got = student.run("module.forward", what=what, **request)
     if got.get("load_failed"):
         expect_state_keys(got["state"], {k: list(v.shape) for k, v in state.items()}, what)
     outputs = {scale: lora(state["A"], state["B"], x.to(torch.float64), alpha, rank, scale) for scale in SCALES}
+    outputs["repository"] = expected["output"].to(torch.float64)
     out = got.get("output")
     tol = policy(getattr(torch, dtype))
     convention = _convention(out, outputs, tol)
@@ -83,10 +87,13 @@ def _lora_forward(student: Any, args: list[Any], x: torch.Tensor, record: Any = 
         raise GradeFailure("compare.dtype", what=f"{what} output", expected=dtype, got=str(out.dtype))
     if not backward:
         return convention
-    scale = SCALES[convention](alpha, rank)
-    ref = with_grads(lambda p, xx: scale * (xx @ p["A"] @ p["B"]), state, x, grad_output)
-    expect_grads(got.get("param_grads", {}), ref["param_grads"], what)
-    expect_tensor(got["input_grads"][0], ref["input_grad"], phrase("what.gradient_input", what=what), token_dim=None)
+    if convention == "repository":
+        want = {"param_grads": expected["param_grads"], "input_grad": expected["input_grads"][0]}
+    else:
+        scale = SCALES[convention](alpha, rank)
+        want = with_grads(lambda p, xx: scale * (xx @ p["A"] @ p["B"]), state, x, grad_output)
+    expect_grads(got.get("param_grads", {}), want["param_grads"], what)
+    expect_tensor(got["input_grads"][0], want["input_grad"], phrase("what.gradient_input", what=what), token_dim=None)
     if record is not None and rank != 1:
         record("convention", phrase(f"appendix_e.convention_{convention}"))
     return convention
@@ -117,31 +124,31 @@ def test_fresh_layer_adds_nothing(student, ref):
 
 
 @LL
-def test_scaling_rank_4(student, record_property):
+def test_scaling_rank_4(student, ref, record_property):
     """rank=4, alpha=8: the repository's alpha / rank (2) or the printed book's alpha (8), nothing else."""
-    _lora_forward(student, [6, 5, 4, 8.0], _x(3, 6), record_property)
+    _lora_forward(student, ref, [6, 5, 4, 8.0], _x(3, 6), record_property)
 
 
 @LL
-def test_scaling_rank_2_small_alpha(student):
-    _lora_forward(student, [4, 7, 2, 0.5], _x(2, 4, seed=3))
+def test_scaling_rank_2_small_alpha(student, ref):
+    _lora_forward(student, ref, [4, 7, 2, 0.5], _x(2, 4, seed=3))
 
 
 @LL
-def test_rank_one(student):
+def test_rank_one(student, ref):
     """With rank 1 both conventions agree: alpha * (x @ A @ B)."""
-    _lora_forward(student, [5, 3, 1, 2.0], _x(4, 5, seed=4))
+    _lora_forward(student, ref, [5, 3, 1, 2.0], _x(4, 5, seed=4))
 
 
 @LL
-def test_batch_of_token_sequences(student):
+def test_batch_of_token_sequences(student, ref):
     """x of shape (batch, tokens, in_dim) gives (batch, tokens, out_dim)."""
-    _lora_forward(student, [6, 5, 2, 3.0], _x(2, 3, 6, seed=5))
+    _lora_forward(student, ref, [6, 5, 2, 3.0], _x(2, 3, 6, seed=5))
 
 
 @LL
-def test_float32_output_dtype(student):
-    _lora_forward(student, [6, 5, 2, 3.0], _x(3, 6, seed=6).float(), dtype="float32")
+def test_float32_output_dtype(student, ref):
+    _lora_forward(student, ref, [6, 5, 2, 3.0], _x(3, 6, seed=6).float(), dtype="float32")
 
 
 # ---- LinearWithLoRA -------------------------------------------------------------------------
