@@ -25,28 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.grader.test_variants import _verdicts, all_variants, batches  # noqa: E402
-from tests.grader.variants import Variant  # noqa: E402
+from tests.grader.variants import named  # noqa: E402
 from tests.grader.variants.unanticipated import VARIANTS as UNANTICIPATED  # noqa: E402
-
-
-def mutants_named(result: Any) -> list[dict[str, Any]]:
-    """The mutants the item's failed checks name (``details["mutants"]``)."""
-    found = []
-    for check in result.checks:
-        if check.status == "failed":
-            found.extend(m for m in (check.details or {}).get("mutants", []) if isinstance(m, dict))
-    return found
-
-
-def named(variant: Variant, result: Any) -> bool:
-    failed = [c for c in result.checks if c.status == "failed"]
-    if variant.diagnosis is not None:
-        return any(c.diagnosis == variant.diagnosis for c in failed)
-    if variant.mutant is None:
-        return False
-    operator, fragment = variant.mutant
-    return any(m.get("operator") == operator and fragment in str(m.get("line", ""))
-               for m in mutants_named(result))
 
 
 def main() -> None:
@@ -67,6 +47,7 @@ def main() -> None:
             verdicts.update(_verdicts(batch, folder))
     count = caught = 0
     seconds: list[float] = []
+    slowest: list[tuple[float, str]] = []
     for variant in chosen:
         result = verdicts[variant.id]
         is_named = named(variant, result)
@@ -74,6 +55,7 @@ def main() -> None:
         count += is_named
         failed = [c for c in result.checks if c.status == "failed"]
         seconds.extend(c.duration_s for c in failed)
+        slowest.extend((c.duration_s, f"{variant.id}: {c.name}") for c in failed)
         names = {c.diagnosis for c in failed if c.diagnosis} or {"-"}
         print(f"{'NAMED ' if is_named else 'unnamed'} {result.status:8} {variant.id:42} "
               f"diagnosis={','.join(sorted(names))}")
@@ -85,6 +67,7 @@ def main() -> None:
     if seconds:
         print(f"failed checks: {len(seconds)}, mean {sum(seconds) / len(seconds):.3f} s, "
               f"max {max(seconds):.3f} s; wall {time.perf_counter() - began:.0f} s")
+        print("slowest failed checks: " + "; ".join(f"{name} {s:.2f} s" for s, name in sorted(slowest)[-3:]))
 
 
 if __name__ == "__main__":

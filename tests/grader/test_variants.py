@@ -23,9 +23,14 @@ import tests.grader.variants as variants_pkg
 from grader.messages import _load, has
 from grader.catalog import BY_ID
 from grader.runner.run import grade_submission
-from tests.grader.variants import Variant
+from grader.checking.mutants.diagnose import BUDGET_ENV
+from tests.grader.variants import Variant, mutants_named, named
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"
+# CPU seconds per failing check for the mistakes that a reference mutant must name: above the
+# default (1 s), so that a slower machine names the same ones; bench/bench_named_rate.py measures
+# what the default budget names and costs.
+NAMING_BUDGET_S = 3.0
 
 
 def all_variants() -> list[Variant]:
@@ -81,8 +86,8 @@ def compatible(variant: Variant, members: list[Variant], independent: bool = Fal
     """Variants share a run only when none can change what another one is graded on. ``independent``:
     also none of an item that another one depends on (so no failure can be charged to a member)."""
     for other in members:
-        if other.item == variant.item:
-            return False
+        if other.item == variant.item or (other.mutant is None) != (variant.mutant is None):
+            return False  # (mistakes named by a mutant run with their own budget: NAMING_BUDGET_S)
         if independent and (other.item in dependencies(variant.item) or variant.item in dependencies(other.item)):
             return False
         # A correct alternative must not be graded next to a bug in one of its dependencies.
@@ -201,7 +206,10 @@ def _verdicts(batch: list[Variant], tmp_path: Path) -> dict[str, Any]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", BATCHES, ids=lambda b: "+".join(v.id for v in b)[:120])
-def test_variants_are_graded_as_expected(batch: list[Variant], tmp_path: Path) -> None:
+def test_variants_are_graded_as_expected(batch: list[Variant], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    if any(v.mutant is not None for v in batch):
+        monkeypatch.setenv(BUDGET_ENV, str(NAMING_BUDGET_S))
     verdicts = _verdicts(batch, tmp_path)
     problems: list[str] = []
     for variant in batch:
@@ -209,8 +217,9 @@ def test_variants_are_graded_as_expected(batch: list[Variant], tmp_path: Path) -
         if variant.passes:
             if result.status != "passed":
                 problems.append(f"{variant.id}: a correct alternative got {result.status}: {result.message}")
+            # a reference mutant that reproduces the failure says so after the check's own message
             extension = {name for c in result.checks if c.status == "failed" and c.details.get("extension")
-                         for name in (c.diagnosis, c.message_id)}
+                         for name in (c.diagnosis, c.message_id, c.details.get("named_from"))}
             if variant.extension is not None and variant.extension not in extension:
                 problems.append(f"{variant.id}: expected an extension check to report {variant.extension}, "
                                 f"got {extension}")
@@ -228,4 +237,8 @@ def test_variants_are_graded_as_expected(batch: list[Variant], tmp_path: Path) -
             ids = {c.message_id for c in result.checks if c.status == "failed"}
             if variant.message_id not in ids:
                 problems.append(f"{variant.id}: expected a failure {variant.message_id}, got {ids}")
+        if variant.mutant is not None and not named(variant, result):
+            problems.append(f"{variant.id}: expected the mutant {variant.mutant} to be named, got "
+                            f"{[(m.get('operator'), m.get('line')) for m in mutants_named(result)]} in "
+                            f"{[c.message for c in result.checks if c.status == 'failed'][:2]}")
     assert problems == []

@@ -13,6 +13,7 @@ the exercise asks for more passes, and names in ``extension`` the diagnosis its 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -31,3 +32,26 @@ class Variant:
     # a mistake with no hand-written diagnosis: (operator, a piece of the reference line) of the
     # reference mutant that a failed check of the item must name (grader/checking/mutants/)
     mutant: tuple[str, str] | None = None
+
+
+def mutants_named(result: Any) -> list[dict[str, Any]]:
+    """The reference mutants that an item result's failed checks name (``details["mutants"]``)."""
+    found = []
+    for check in result.checks:
+        if check.status == "failed":
+            found.extend(m for m in (check.details or {}).get("mutants", []) if isinstance(m, dict))
+    return found
+
+
+def named(variant: Variant, result: Any) -> bool:
+    """Whether a failed check of ``result`` says what ``variant``'s mistake is: its hand-written
+    diagnosis, or the reference mutant it expects (the operator, and the piece of the reference
+    line in the quoted line or in what the change says)."""
+    failed = [c for c in result.checks if c.status == "failed"]
+    if variant.diagnosis is not None:
+        return any(c.diagnosis == variant.diagnosis for c in failed)
+    if variant.mutant is None:
+        return False
+    operator, fragment = variant.mutant
+    return any(m.get("operator") == operator and any(fragment in str(v) for v in m.values())
+               for m in mutants_named(result))

@@ -117,7 +117,7 @@ VARIANTS = [
             mutant=("drop_operand", "total_training_steps - warmup_steps")),
     Variant("d-u-highest-gradient-min", "appendix_d", "if max_grad is None or max_grad_param > max_grad:",
             "if max_grad is None or max_grad_param < max_grad:", "appendix_d.find_highest_gradient",
-            mutant=("compare", ">")),
+            mutant=("flip_compare", "max_grad_param > max_grad")),
     # ---- appendix E
     Variant("e-u-lora-a-dims-swapped", "appendix_e", "torch.empty(in_dim, rank)", "torch.empty(rank, in_dim)",
             "appendix_e.LoRALayer", mutant=("swap_args", "torch.empty(in_dim, rank)")),
