@@ -37,8 +37,10 @@ RAW_PARAMS = {"error", "message", "stub", "detail", "source_line", "type"}  # Py
 
 
 def grade_both(submission: Path, folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The results JSON in English and in Chinese; both runs at once (they mostly wait on workers)."""
-    env = {**os.environ, "LLMGRADE_LANG": ""}
+    """The results JSON in English and in Chinese; both runs at once (they mostly wait on workers).
+    The reference mutants get time to try every candidate: a mistake named or not at the edge of
+    the CPU budget on a busy machine is not the language's doing (grader/checking/mutants/)."""
+    env = {**os.environ, "LLMGRADE_LANG": "", "LLMGRADE_MUTANT_BUDGET_S": "60"}
     runs = {}
     for lang in ("en", "zh-CN"):
         out = folder / f"{lang}.json"
