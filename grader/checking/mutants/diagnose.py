@@ -32,6 +32,8 @@ _NOT_A_SLIP = ("timeout", "memory", "skipped", "crashed", "exited", "too_large",
 _SURVIVORS: dict[str, list[Mutant]] = {}
 # item id -> the checks of that item the student passed so far: (recorded answers, check body)
 _PASSED: dict[str, list[tuple[list[Answer], Callable[[Any, Any], None]]]] = {}
+# the items whose mutants were made in this process and may hold results (Mutant.memo)
+_SEARCHED: set[str] = set()
 # item id -> its failing checks whose time ran out before any mutant matched: a mutant found later
 # must reproduce them too before it is named
 _UNVERIFIED: dict[str, list[tuple[list[Answer], Callable[[Any, Any], None]]]] = {}
@@ -62,6 +64,7 @@ def name_mistake(failure: GradeFailure, item: str | None, calls: Sequence[Answer
         return None
     if candidates is None:
         candidates = mutants_for(item)
+    _SEARCHED.add(item)
     if not candidates:
         return None
     from grader.checking.mutants.match import matching, spent  # imports torch: not at the worker's start-up
@@ -119,8 +122,10 @@ def forget(item: str) -> None:
     _SURVIVORS.pop(item, None)
     _PASSED.pop(item, None)
     _UNVERIFIED.pop(item, None)
-    for mutant in mutants_for(item):
-        mutant.memo.clear()
+    if item in _SEARCHED:  # (an item that never failed never had its mutants made: not now either)
+        _SEARCHED.discard(item)
+        for mutant in mutants_for(item):
+            mutant.memo.clear()
 
 
 def change_phrase(mutant: Mutant) -> Phrase:
