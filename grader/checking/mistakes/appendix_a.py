@@ -80,14 +80,20 @@ def train_single_process(X: torch.Tensor, y: torch.Tensor, init_state_dict: dict
 
     model = ra.NeuralNetwork(int(X.shape[1]), int(init_state_dict["layers.4.weight"].shape[0]))
     model.load_state_dict(init_state_dict)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    params = list(model.parameters())
     index = torch.tensor(order if order is not None else list(range(X.shape[0])))
     xs, ys = X[index], y[index]
     for _ in range(num_epochs):
         for i in range(xs.shape[0] // batch_size):
             sl = slice(i * batch_size, (i + 1) * batch_size)
             loss = F.cross_entropy(model(xs[sl]), ys[sl])
-            optimizer.zero_grad()
+            for p in params:
+                p.grad = None
             loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
+            # torch.optim.SGD's step without momentum, written out: the first optimizer a process
+            # builds imports torch._dynamo (over a second of CPU), and this runs in every grade
+            with torch.no_grad():
+                for p in params:
+                    if p.grad is not None:
+                        p.add_(p.grad, alpha=-lr)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
