@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from grader.checking.mutants import match
+from grader.checking.mutants.generate import mutants_for
 from grader.checking.mutants.operators import changes
 
 
@@ -66,3 +67,20 @@ def test_the_budget_never_stops_an_import_half_way(tmp_path: Path, monkeypatch: 
             while True:  # the budget must still end what runs after the import
                 pass
     assert sys.modules["slow_to_import"].COMPLETE is True
+
+
+def test_a_passed_check_keeps_the_helper_mutants_it_does_not_tell_apart() -> None:
+    """Checking a candidate against a check the student passed: helper mutants that answer that
+    check as the reference does pass it too and stay candidates (left out only from the search
+    over a failed check, which the reference's answers cannot reproduce)."""
+    helpers = [m for m in mutants_for("appendix_d.train_model") if m.helper][:2]
+    assert len(helpers) == 2
+
+    def passed_check(student: object, ref: object) -> None:  # asks neither side anything
+        return None
+
+    kept, complete = match.matching(helpers, [], passed_check, "cpu", "appendix_d.train_model", 5.0)
+    assert complete and kept == helpers
+    searched, _ = match.matching(helpers, [], passed_check, "cpu", "appendix_d.train_model", 5.0,
+                                 helpers_first=True)
+    assert searched == []  # as the search over a failed check: they cannot be what failed it

@@ -70,7 +70,8 @@ def name_mistake(failure: GradeFailure, item: str | None, calls: Sequence[Answer
     from grader.checking.mutants.match import matching, spent  # imports torch: not at the worker's start-up
 
     end = spent() + budget_s()
-    found, complete = matching(candidates, calls, check, ref.device, item, budget_s(), base=ref)
+    found, complete = matching(candidates, calls, check, ref.device, item, budget_s(), base=ref,
+                               helpers_first=True)
     if not found and not complete:
         _UNVERIFIED.setdefault(item, []).append((list(calls), check))
         return None

@@ -225,14 +225,18 @@ def _importing(frame: Any) -> bool:
     return False
 
 
-def _trace(mutant: Mutant, outcome: BaseException | None) -> None:
-    """With ``LLMGRADE_MUTANT_TRACE=<file>``, which mutants matched, why each other one did not, and
-    where the budget ran out (for suite authors)."""
+def _trace_line(line: str) -> None:
+    """With ``LLMGRADE_MUTANT_TRACE=<file>``, a line of the search for suite authors: which mutants
+    matched, why each other one did not, what helpers were asked, where the budget ran out."""
     path = os.environ.get("LLMGRADE_MUTANT_TRACE")
     if path:
-        said = "MATCH" if outcome is None else f"{type(outcome).__name__}: {str(outcome)[:300]}"
         with open(path, "a", encoding="utf-8") as out:
-            out.write(f"{mutant.item} {mutant.describe()}: {said}\n")
+            out.write(line + "\n")
+
+
+def _trace(mutant: Mutant, outcome: BaseException | None) -> None:
+    said = "MATCH" if outcome is None else f"{type(outcome).__name__}: {str(outcome)[:300]}"
+    _trace_line(f"{mutant.item} {mutant.describe()}: {said}")
 
 
 CheckBody = Callable[[Any, Any], None]  # (student stand-in, ref stand-in) -> passes or raises
@@ -260,9 +264,7 @@ def _helpers_first(mutants: Sequence[Mutant], calls: Sequence[Answer], check: Ch
         raise
     except BaseException as exc:  # noqa: BLE001 - the reference fails this check: only its calls are wanted
         outcome = exc
-    if os.environ.get("LLMGRADE_MUTANT_TRACE"):
-        with open(os.environ["LLMGRADE_MUTANT_TRACE"], "a", encoding="utf-8") as out:
-            out.write(f"{item} recorded {({k: len(v) for k, v in recorded.items()})} ending {outcome!r}\n")
+    _trace_line(f"{item} recorded {({k: len(v) for k, v in recorded.items()})} ending {outcome!r}")
     seen = _numbers([call.value for call in calls])
     live: list[tuple[float, int, int, Mutant]] = []
     for position, mutant in enumerate(helpers):
@@ -270,24 +272,25 @@ def _helpers_first(mutants: Sequence[Mutant], calls: Sequence[Answer], check: Ch
         if changed is None:
             continue
         function = changed.__dict__[mutant.helper]
+        changes = []
         try:
-            results = [function(*args, **kwargs) for args, kwargs, _ in recorded[mutant.helper]]
+            for args, kwargs, theirs in recorded[mutant.helper]:
+                answer = function(*args, **kwargs)
+                if not same(answer, theirs):
+                    changes.append(answer)
         except Exception:  # noqa: BLE001 - it raises where the reference did not: it changes something
             live.append((0.0, 0, position, mutant))
             continue
-        if all(same(r, result) for r, (_, _, result) in zip(results, recorded[mutant.helper])):
+        if not changes:
             continue  # the same answers as the reference's helper: not the mistake here
         # the share of the helper's changed results that the student's answers hold as they are:
         # the mutants whose changes the student's code shows first
-        mine = _numbers([r for r, (_, _, result) in zip(results, recorded[mutant.helper]) if not same(r, result)])
+        mine = _numbers(changes)
         shown = len(mine & seen)
         live.append((-shown / max(len(mine), 1), -shown, position, mutant))
     live.sort(key=lambda entry: entry[:3])  # the largest share, then the most values shown, first
-    path = os.environ.get("LLMGRADE_MUTANT_TRACE")
-    if path:
-        with open(path, "a", encoding="utf-8") as out:
-            out.write(f"{item} helper mutants first: " + "; ".join(
-                f"{-score:.2f} {m.change.operator} {m.change.params}" for score, _, _, m in live[:4]) + "\n")
+    _trace_line(f"{item} helper mutants first: " + "; ".join(
+        f"{-score:.2f} {m.change.operator} {m.change.params}" for score, _, _, m in live[:4]))
     return [m for *_, m in live] + [m for m in mutants if not m.helper]
 
 
@@ -319,16 +322,20 @@ def _recorder(function: Callable[..., Any], log: list[tuple[Any, Any, Any]]) -> 
 
 
 def matching(mutants: Sequence[Mutant], calls: Sequence[Answer], check: CheckBody, device: str,
-             item: str | None, budget_s: float, base: Any = None) -> tuple[list[Mutant], bool]:
+             item: str | None, budget_s: float, base: Any = None,
+             helpers_first: bool = False) -> tuple[list[Mutant], bool]:
     """The mutants under which ``check`` passes on the student's recorded answers, and whether all
-    of ``mutants`` were tried within ``budget_s`` seconds of CPU time."""
+    of ``mutants`` were tried within ``budget_s`` seconds of CPU time. ``helpers_first``: ``check``
+    is one the student failed, so that helper mutants answering as the reference does cannot
+    reproduce it (:func:`_helpers_first`); on a check the student passed they would, and stay."""
     found: list[Mutant] = []
     end = spent() + budget_s
     grad_enabled = torch.is_grad_enabled()  # a timer can stop a mutant inside torch.no_grad()
     tried = 0
     try:
         with _deadline(budget_s):
-            mutants = _helpers_first(mutants, calls, check, device, item, base)
+            if helpers_first:
+                mutants = _helpers_first(mutants, calls, check, device, item, base)
             for tried, mutant in enumerate(mutants):
                 if spent() > end:
                     _trace_budget(item, tried, len(mutants))
@@ -360,7 +367,4 @@ def matching(mutants: Sequence[Mutant], calls: Sequence[Answer], check: CheckBod
 
 
 def _trace_budget(item: str | None, tried: int, total: int) -> None:
-    path = os.environ.get("LLMGRADE_MUTANT_TRACE")
-    if path:
-        with open(path, "a", encoding="utf-8") as out:
-            out.write(f"{item} budget spent after {tried} of {total} mutants\n")
+    _trace_line(f"{item} budget spent after {tried} of {total} mutants")
