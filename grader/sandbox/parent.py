@@ -615,7 +615,6 @@ class Student:
                 self.transcript.append(Answer(recipe, swap, inputs, error=failure))
             raise failure from None
 
-
     def answered(self, recipe: str, value: Any, *, swap: Sequence[str] = (), **inputs: Any) -> None:
         """Record an answer that an earlier check of this item got for the same question (a suite
         that keeps a slow result between checks) as if this check had asked it: evidence for the

@@ -7,7 +7,6 @@ The text is our own (not the book's data); the GPT-2 tokenizer the dataset is gi
 from __future__ import annotations
 
 import functools
-
 from typing import Any
 
 import pytest

@@ -174,7 +174,9 @@ LOADER_X, LOADER_Y = _ids(9, 6, seed=11), _ids(9, 6, seed=12)
 
 
 def _loss_loader(student: Any, ref: Any, num_batches: int | None, swap: tuple[str, ...] = LOSS_DEPS,
-                 inputs: torch.Tensor = LOADER_X, targets: torch.Tensor = LOADER_Y) -> dict[str, Any]:
+                 inputs: torch.Tensor = LOADER_X, targets: torch.Tensor = LOADER_Y
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The student's answer and the reference's, after comparing the loss."""
     state = _state(ref)
     request = dict(cfg=CFG, state_dict=state, inputs=inputs, targets=targets, batch_size=2,
                    num_batches=num_batches, pass_num_batches=num_batches is not None)
@@ -185,10 +187,10 @@ def _loss_loader(student: Any, ref: Any, num_batches: int | None, swap: tuple[st
     if isinstance(expected["value"], float) and math.isnan(expected["value"]):
         if not (isinstance(got["value"], float) and math.isnan(got["value"])):
             raise GradeFailure("ch05.empty_loader", got=repr(got["value"]))
-        return dict(got)
+        return got, expected
     losses = ref.run("ch05.batch_losses", cfg=CFG, state_dict=state, inputs=inputs, targets=targets, batch_size=2)
     expect_number(got["value"], expected["value"], what, loader_mistakes(losses, num_batches))
-    return dict(got, expected_calls=expected.get("calls"))
+    return got, expected
 
 
 @CALC_LOSS_LOADER
@@ -198,8 +200,8 @@ def test_average_over_every_batch(student, ref):
 
 @CALC_LOSS_LOADER
 def test_first_num_batches_only(student, ref):
-    got = _loss_loader(student, ref, 2)
-    if got["calls"] > got["expected_calls"]:  # the reference stops after 2
+    got, expected = _loss_loader(student, ref, 2)
+    if got["calls"] > expected["calls"]:  # the reference stops after 2
         raise GradeFailure("ch05.loader_extra_batches", calls=got["calls"], num_batches=2)
 
 
@@ -215,7 +217,7 @@ def test_empty_loader_gives_nan(student, ref):
 
 @CALC_LOSS_LOADER
 def test_returns_a_python_float(student, ref):
-    got = _loss_loader(student, ref, 3)
+    got, _ = _loss_loader(student, ref, 3)
     if got["type"] != "float":
         raise GradeFailure("ch05.loader_not_float", got=got["type"], diagnosis="ch05_loader_returns_tensor"
                            if got["type"] == "Tensor" else None)

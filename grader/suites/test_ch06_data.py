@@ -133,7 +133,8 @@ def test_random_split_sizes(student, ref):
                  "random_split(23 rows, 0.7, 0.1): sizes of (train, validation, test)")
     flat = sorted(r["Text"] for part in value for r in part)
     # the reference's three parts hold every row exactly once
-    expect_equal(flat, sorted(r["Text"] for part in expected for r in part), phrase("what.random_split_every_row_exactly"))
+    expect_equal(flat, sorted(r["Text"] for part in expected for r in part),
+                 phrase("what.random_split_every_row_exactly"))
 
 
 @CREATE_BALANCED_DATASET
