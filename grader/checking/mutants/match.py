@@ -225,13 +225,13 @@ def _importing(frame: Any) -> bool:
     return False
 
 
-def _trace_line(line: str) -> None:
+def _trace_line(entry: str) -> None:
     """With ``LLMGRADE_MUTANT_TRACE=<file>``, a line of the search for suite authors: which mutants
     matched, why each other one did not, what helpers were asked, where the budget ran out."""
     path = os.environ.get("LLMGRADE_MUTANT_TRACE")
     if path:
         with open(path, "a", encoding="utf-8") as out:
-            out.write(line + "\n")
+            out.write(entry + "\n")
 
 
 def _trace(mutant: Mutant, outcome: BaseException | None) -> None:
