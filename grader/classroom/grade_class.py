@@ -227,9 +227,11 @@ class _Progress:
                      student=outcome.student, message=outcome.message)
         left = self.total - self.done
         if left and self.slow_done:
-            per = (time.monotonic() - self.started) / self.slow_done
-            line += " " + t("classroom.progress.eta", failures=self.failures,
-                            minutes=max(1, round(per * left / 60)))
+            seconds = (time.monotonic() - self.started) / self.slow_done * left
+            if seconds < 60:  # "about 1 min" would overstate the wait several times over
+                line += " " + t("classroom.progress.eta_short", failures=self.failures)
+            else:
+                line += " " + t("classroom.progress.eta", failures=self.failures, minutes=round(seconds / 60))
         print(line, file=self.stream, flush=True)
 
 

@@ -86,6 +86,28 @@ def test_grades_everything_and_records_broken_ones(class_dir: Path, tmp_path: Pa
     assert all(i.status == "error" for i in carol.items)
 
 
+@pytest.mark.parametrize("per_submission_s, expected", [
+    (5.0, "less than a minute left"),  # 3 left x 5 s: never "about 1 min"
+    (30.0, "about 2 min left"),        # 3 left x 30 s
+    (200.0, "about 10 min left"),      # 3 left x 200 s
+])
+def test_progress_estimates_the_time_left(monkeypatch: pytest.MonkeyPatch, per_submission_s: float,
+                                          expected: str) -> None:
+    """Each finished submission prints the time left: time per graded one x the ones still to grade."""
+    import grader.classroom.grade_class as module
+
+    clock = [1000.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
+    stream = io.StringIO()
+    progress = module._Progress(stream, 4)
+    for student in ("ann", "ben", "cat", "dan"):
+        clock[0] += per_submission_s
+        progress(module.Outcome(student, "graded", "complete", 90.0, 132.0))
+    first, *_, last = stream.getvalue().splitlines()
+    assert first == f"[1/4] ann: 90.0 of 132.0 points. (0 not graded so far; {expected}.)"
+    assert last == "[4/4] dan: 90.0 of 132.0 points."
+
+
 def test_rerun_skips_unchanged_and_force_regrades(class_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "gb.sqlite"
     grade_class(class_dir, db, jobs=2, grade_fn=fake_grade, progress=None)
