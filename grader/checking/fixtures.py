@@ -37,6 +37,7 @@ from grader.checking.parallel import RUNNERS, runners_for
 from grader.checking.plugin import collector_of, spec_of
 from grader.messages import t
 from grader.checking.pace import Pace
+from grader.checking.preload import libraries_to_preload
 from grader.checking.early_device import certain_device
 from grader.checking.reference_cache import ReferenceCache
 from grader.recipes import cached as recipe_is_cached, load_all as load_all_recipes, run_reference
@@ -164,7 +165,8 @@ def _import_torch(threads: int | None = None) -> None:
 def _start_server(submission: str, device: str, tiktoken_cache: Path, runners: int, threads: int,
                   warm: bool) -> ForkServer:
     server = ForkServer(Path(submission), device=device, tiktoken_cache=tiktoken_cache,
-                        workers=runners + 1, threads=threads, warm=warm)
+                        workers=runners + 1, threads=threads, warm=warm,
+                        preload=libraries_to_preload(Path(submission)))
     server.start()
     return server
 

@@ -36,6 +36,9 @@ STACK_DUMP_NAME = "stack.txt"  # next to the output file; read by grader.sandbox
 PACKAGE = "submission"
 REFERENCE = "reference"
 DEVICE_ENV = "LLMGRADE_DEVICE"  # read by the book's get_device() (reference/device.py)
+# Installed libraries the fork server may import for every worker when the trusted side asks
+# (grader/checking/preload.py: the submission imports them): slow to import, nothing runs at import.
+PRELOADABLE = frozenset({"matplotlib.pyplot", "pandas"})
 
 
 class ImportTimeout(BaseException):
@@ -400,6 +403,12 @@ def prepare_server(settings: dict[str, Any]) -> None:
             tiktoken.get_encoding("gpt2")
         except Exception:  # noqa: BLE001 - a worker that needs it loads it (and reports a failure) itself
             pass
+    for name in settings.get("preload", []):
+        if name in PRELOADABLE:  # from the installed packages: the submission is not on sys.path here
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - a worker that imports it gets the error itself
+                pass
 
 
 def serve_forked(req_r: int, rep_w: int, out_fd: int, stack_fd: int, settings: dict[str, Any]) -> None:

@@ -114,7 +114,8 @@ class ForkServer:
 
     def __init__(self, submission: Path, *, device: str = "cpu", memory_gib: float = DEFAULT_MEMORY_GIB,
                  tiktoken_cache: Path | None = None, workers: int = 2, threads: int = 1,
-                 warm: bool = False, tree_bytes: int | None = None, tree_pids: int | None = None) -> None:
+                 warm: bool = False, preload: Sequence[str] = (), tree_bytes: int | None = None,
+                 tree_pids: int | None = None) -> None:
         self.submission = submission.resolve()
         self.device = device
         self.memory_gib = 0.0 if device.startswith("cuda") else memory_gib  # RLIMIT_AS breaks CUDA
@@ -122,6 +123,7 @@ class ForkServer:
         self.workers = workers
         self.threads = threads
         self.warm = warm  # import what a first optimizer step or meta-device model imports, once for all
+        self.preload = list(preload)  # libraries the submission imports (grader/checking/preload.py)
         self.tree_bytes = tree_bytes or tree_memory_bytes(self.memory_gib, workers)  # the whole tree's caps
         self.tree_pids = tree_pids or PIDS_MAX
         self.isolation = policy.probe()
@@ -156,7 +158,8 @@ class ForkServer:
             "submission": str(self.submission),
             "package_root": inside.get("pkg", str(self.package_root)),
             "coverage": os.environ.get(COVERAGE_ENV, ""),
-            "warm": self.warm, "support_view": [list(m) for m in views.view_for([]).modules],
+            "warm": self.warm, "preload": self.preload,
+            "support_view": [list(m) for m in views.view_for([]).modules],
             # What the sandbox shows at its host path, which a worker's fresh /tmp must not hide.
             "keep": [[str(self.submission), False],
                      *([[str(Path(os.environ[COVERAGE_ENV]).parent.resolve()), True]]
