@@ -13,7 +13,10 @@ Each figure is the wall time of the real CLI as a subprocess (``python -m grader
 - ``item``: ``llmgrade grade ch04.GPTModel`` (one item that builds a whole model);
 - ``hang``: a full grade of solutions/ whose ``MultiHeadAttention.forward`` never returns, and the
   same grade of solutions/ for comparison;
-- ``class``: ``llmgrade grade-class`` of four copies of solutions/ with ``--jobs 1`` and ``--jobs 2``.
+- ``class``: ``llmgrade grade-class`` of four copies of solutions/ with ``--jobs 1`` and ``--jobs 2``;
+- ``plots``: a full grade of solutions/ whose modules import matplotlib.pyplot and pandas at the
+  top, as the book's modules and readers' notebooks do (the fork server imports them once,
+  grader/checking/preload.py), beside the same grade of solutions/; with the CPU seconds of each.
 Targets (issue 19, idle 2-core machine): full grade at most 10 s; cold check under 2 s; the hanging
 submission within an honest full grade plus MultiHeadAttention's own limits; a class of four at
 least 1.8x faster with ``--jobs 2`` than with ``--jobs 1`` (written when one grade used one core; now
@@ -36,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKS = ("full", "check", "item", "hang", "class")
+CHECKS = ("full", "check", "item", "hang", "class", "plots")
 
 
 def load() -> str:
@@ -85,6 +88,31 @@ def hanging_copy(folder: Path) -> Path:
     path.write_text(path.read_text("utf-8") + "\n\ndef _hang(self, x):\n    while True:\n        pass\n\n\n"
                     "MultiHeadAttention.forward = _hang\n", "utf-8")
     return target
+
+
+def plotting_copy(folder: Path) -> Path:
+    """solutions/ with the book's plotting and data imports at the top of every module."""
+    target = folder.parent / "plotting"
+    shutil.copytree(folder, target)
+    for path in target.glob("*.py"):
+        text = path.read_text("utf-8")
+        head, sep, rest = text.partition("from __future__ import annotations\n")
+        imports = "import matplotlib.pyplot as plt  # noqa: F401\nimport pandas as pd  # noqa: F401\n"
+        path.write_text(head + sep + imports + rest if sep else imports + text, "utf-8")
+    return target
+
+
+def with_cpu(run: Callable[[], float], cpu: list[float]) -> Callable[[], float]:
+    """``run``, also appending the CPU seconds of every core that it took to ``cpu``."""
+    def measured() -> float:
+        before = cpu_ticks()
+        elapsed = run()
+        after = cpu_ticks()
+        if before and after:
+            cpu.append((after[0] - before[0]) / os.sysconf("SC_CLK_TCK"))
+        return elapsed
+
+    return measured
 
 
 def main() -> None:
@@ -157,6 +185,18 @@ def main() -> None:
                 print(line, flush=True)
             ratio = statistics.median(times[1]) / statistics.median(times[2])
             print(f"  --jobs 2 is {ratio:.2f}x faster than --jobs 1   target >= 1.8x (when one grade used one core)")
+        if "plots" in chosen:
+            plotting = plotting_copy(submission)
+            for label, folder in (("full grade", submission), ("full grade, matplotlib and pandas imported", plotting)):
+                cpu: list[float] = []
+
+                def grade(folder: Path = folder) -> float:
+                    return timed(python, ["grade", "--submission", str(folder), "--no-record"], env, cwd)
+
+                median(label, args.repeat, with_cpu(grade, cpu))
+                if cpu:
+                    print(f"  CPU seconds on all cores: median {statistics.median(cpu):.1f}", flush=True)
+
 
 if __name__ == "__main__":
     main()
