@@ -99,12 +99,14 @@ def _gate(value: Any) -> tuple[int, int] | None:
 def pytest_command(python: str, suite_paths: Sequence[str], spec: RunSpec) -> list[str]:
     """The full command line: ``-P`` (no current-folder entry on ``sys.path``: nothing in the run
     folder can shadow a module), our ini and rootdir (a student's ``conftest.py``/``pytest.ini`` has
-    no effect), no cache, our two plugins, quiet classic output, and the spec."""
+    no effect), no cache, our two plugins, quiet classic output, Python's own tracebacks in the log
+    (pytest's long form parses a whole source file again for every frame of every failed check:
+    14 of the 26 CPU seconds of a full grade of the stubs; the grade never reads them), and the spec."""
     return [python, "-P", "-m", "pytest", *suite_paths,
             "-c", str(SUITES_DIR / "pytest.ini"), "--rootdir", str(SUITES_DIR),
             "--confcutdir", str(SUITES_DIR), "-p", "no:cacheprovider",
             *[arg for plugin in PLUGINS for arg in ("-p", plugin)],
-            "-q", "--no-header", "-o", "console_output_style=classic",
+            "-q", "--no-header", "-o", "console_output_style=classic", "--tb=native",
             f"{SPEC_OPTION}={spec.to_arg()}"]
 
 
