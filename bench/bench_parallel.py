@@ -16,7 +16,8 @@ Each figure is the wall time of the real CLI as a subprocess (``python -m grader
 - ``class``: ``llmgrade grade-class`` of four copies of solutions/ with ``--jobs 1`` and ``--jobs 2``;
 - ``plots``: a full grade of solutions/ whose modules import matplotlib.pyplot and pandas at the
   top, as the book's modules and readers' notebooks do (the fork server imports them once,
-  grader/checking/preload.py), beside the same grade of solutions/; with the CPU seconds of each.
+  grader/checking/preload.py), beside the same grade of solutions/; with the CPU seconds of each;
+- ``stubs``: a full grade of exercises/ as generated (every item not started: every check fails).
 Targets (issue 19, idle 2-core machine): full grade at most 10 s; cold check under 2 s; the hanging
 submission within an honest full grade plus MultiHeadAttention's own limits; a class of four at
 least 1.8x faster with ``--jobs 2`` than with ``--jobs 1`` (written when one grade used one core; now
@@ -39,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKS = ("full", "check", "item", "hang", "class", "plots")
+CHECKS = ("full", "check", "item", "hang", "class", "plots", "stubs")
 
 
 def load() -> str:
@@ -196,6 +197,18 @@ def main() -> None:
                 median(label, args.repeat, with_cpu(grade, cpu))
                 if cpu:
                     print(f"  CPU seconds on all cores: median {statistics.median(cpu):.1f}", flush=True)
+
+        if "stubs" in chosen:
+            stubs = work / "exercises"
+            shutil.copytree(ROOT / "exercises", stubs, ignore=shutil.ignore_patterns("__pycache__"))
+            cpu = []
+
+            def grade_stubs() -> float:
+                return timed(python, ["grade", "--submission", str(stubs), "--no-record"], env, cwd)
+
+            median("full grade of the stubs", args.repeat, with_cpu(grade_stubs, cpu))
+            if cpu:
+                print(f"  CPU seconds on all cores: median {statistics.median(cpu):.1f}", flush=True)
 
 
 if __name__ == "__main__":
