@@ -103,17 +103,27 @@ def plotting_copy(folder: Path) -> Path:
     return target
 
 
-def with_cpu(run: Callable[[], float], cpu: list[float]) -> Callable[[], float]:
-    """``run``, also appending the CPU seconds of every core that it took to ``cpu``."""
+def with_cpu(run: Callable[[], float], ticks: list[tuple[int, int]]) -> Callable[[], float]:
+    """``run``, also appending the (busy, total) clock ticks of every core during it to ``ticks``."""
     def measured() -> float:
         before = cpu_ticks()
         elapsed = run()
         after = cpu_ticks()
         if before and after:
-            cpu.append((after[0] - before[0]) / os.sysconf("SC_CLK_TCK"))
+            ticks.append((after[0] - before[0], after[1] - before[1]))
         return elapsed
 
     return measured
+
+
+def cpu_figures(ticks: list[tuple[int, int]]) -> str:
+    """The median CPU seconds of the runs and how busy the cores were (nothing without ``/proc/stat``)."""
+    if not ticks:
+        return ""
+    used = statistics.median(b for b, _ in ticks) / os.sysconf("SC_CLK_TCK")
+    share = sum(b for b, _ in ticks) / max(1, sum(t for _, t in ticks))
+    cores = os.cpu_count() or 1
+    return f"cores {share:.0%} busy, {used:.1f} CPU s (median), so at best {used / cores:.1f} s on {cores} cores"
 
 
 def main() -> None:
@@ -161,55 +171,42 @@ def main() -> None:
             for n in range(4):
                 shutil.copytree(submission, klass / f"student{n}")
             times: dict[int, list[float]] = {1: [], 2: []}
-            busy: dict[int, list[tuple[int, int]]] = {1: [], 2: []}
+            ticks: dict[int, list[tuple[int, int]]] = {1: [], 2: []}
             for _ in range(max(1, args.repeat // 2)):
                 for jobs in (1, 2):  # alternating, so that a drifting machine favours neither
                     db = work / f"gradebook-{jobs}.sqlite"
                     db.unlink(missing_ok=True)
-                    before = cpu_ticks()
-                    times[jobs].append(timed(python, ["grade-class", str(klass), "--jobs", str(jobs),
-                                                      "--db", str(db)], env, cwd))
-                    after = cpu_ticks()
-                    if before and after:
-                        busy[jobs].append((after[0] - before[0], after[1] - before[1]))
-            cores = os.cpu_count() or 1
-            tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+                    def grade_class(jobs: int = jobs, db: Path = db) -> float:
+                        return timed(python, ["grade-class", str(klass), "--jobs", str(jobs), "--db", str(db)], env, cwd)
+
+                    times[jobs].append(with_cpu(grade_class, ticks[jobs])())
             for jobs in (1, 2):
-                value = statistics.median(times[jobs])
-                line = (f"grade-class of four copies, --jobs {jobs}: {value:6.2f} s median of {len(times[jobs])} "
-                        f"(runs {', '.join(f'{t:.2f}' for t in times[jobs])}; load average {load()})")
-                if busy[jobs]:
-                    used = sum(b for b, _ in busy[jobs]) / len(busy[jobs]) / tick
-                    share = sum(b for b, _ in busy[jobs]) / max(1, sum(t for _, t in busy[jobs]))
-                    line += (f"; cores {share:.0%} busy, {used:.1f} CPU s, so at best {used / cores:.1f} s "
-                             f"on {cores} cores")
-                print(line, flush=True)
+                print(f"grade-class of four copies, --jobs {jobs}: {statistics.median(times[jobs]):6.2f} s median of "
+                      f"{len(times[jobs])} (runs {', '.join(f'{t:.2f}' for t in times[jobs])}; load average {load()})"
+                      f"; {cpu_figures(ticks[jobs])}", flush=True)
             ratio = statistics.median(times[1]) / statistics.median(times[2])
             print(f"  --jobs 2 is {ratio:.2f}x faster than --jobs 1   target >= 1.8x (when one grade used one core)")
         if "plots" in chosen:
             plotting = plotting_copy(submission)
             for label, folder in (("full grade", submission), ("full grade, matplotlib and pandas imported", plotting)):
-                cpu: list[float] = []
+                samples: list[tuple[int, int]] = []
 
                 def grade(folder: Path = folder) -> float:
                     return timed(python, ["grade", "--submission", str(folder), "--no-record"], env, cwd)
 
-                median(label, args.repeat, with_cpu(grade, cpu))
-                if cpu:
-                    print(f"  CPU seconds on all cores: median {statistics.median(cpu):.1f}", flush=True)
-
+                median(label, args.repeat, with_cpu(grade, samples))
+                print(f"  {cpu_figures(samples)}", flush=True)
         if "stubs" in chosen:
             stubs = work / "exercises"
             shutil.copytree(ROOT / "exercises", stubs, ignore=shutil.ignore_patterns("__pycache__"))
-            cpu = []
+            samples = []
 
             def grade_stubs() -> float:
                 return timed(python, ["grade", "--submission", str(stubs), "--no-record"], env, cwd)
 
-            median("full grade of the stubs", args.repeat, with_cpu(grade_stubs, cpu))
-            if cpu:
-                print(f"  CPU seconds on all cores: median {statistics.median(cpu):.1f}", flush=True)
-
+            median("full grade of the stubs", args.repeat, with_cpu(grade_stubs, samples))
+            print(f"  {cpu_figures(samples)}", flush=True)
 
 if __name__ == "__main__":
     main()
