@@ -27,8 +27,15 @@ def test_the_books_plotting_and_data_imports_are_preloaded(tmp_path: Path) -> No
     assert set(libraries_to_preload(folder)) <= PRELOADABLE
 
 
-def test_nothing_to_preload_for_the_model_answers() -> None:
+def test_nothing_to_preload_for_the_model_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """And only a file that names matplotlib or pandas is parsed (this runs before the fork server
+    starts, in every grade): ch06.py's docstring says "no pandas"."""
+    import grader.checking.preload as preload
+
+    parsed: list[str] = []
+    monkeypatch.setattr(preload, "_imported", lambda source, name: parsed.append(name) or set())
     assert libraries_to_preload(Path(__file__).resolve().parents[2] / "solutions") == []
+    assert parsed == ["ch06.py"]
 
 
 def test_a_students_own_module_of_that_name_is_never_replaced(tmp_path: Path) -> None:
