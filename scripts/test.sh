@@ -36,28 +36,24 @@ if [ "$rc" -eq 5 ]; then
     echo "pytest collected no tests: that is a failure, not a pass." >&2
     exit 1
 fi
-if [ "$COVERAGE" -eq 0 ]; then
-    if [ "$rc" -eq 0 ]; then
-        "$PY" -m mypy || rc=1
+if [ "$COVERAGE" -eq 1 ]; then
+    "$PY" -m coverage combine -q >/dev/null 2>&1 || true
+    rm -f .coverage.*  # what combine could not read: files of subprocesses killed on purpose by the tests
+    echo
+    echo "Coverage of reference/:"
+    "$PY" -m coverage report --include='reference/*' --skip-empty | tail -n 15
+    if ls .coverage-solutions.* >/dev/null 2>&1; then
+        echo "Coverage of solutions/ by the hidden suites (measured in the worker while grading them):"
+        COVERAGE_FILE=.coverage-solutions "$PY" -m coverage combine -q .coverage-solutions.* >/dev/null
+        # --omit: the package file the stage adds, which solutions/ does not have
+        COVERAGE_FILE=.coverage-solutions "$PY" -m coverage report --skip-empty --omit='*/__init__.py' | tail -n 14
     fi
-    exit "$rc"
+    # The hidden suites run in the trusted pytest subprocess (measured there, see pyproject.toml).
+    echo "Coverage of the hidden suites (grader/suites/):"
+    "$PY" -m coverage report --include='grader/suites/*' --skip-empty | tail -n 3
+    echo "Coverage of grader/ and reports/ (trusted side, hidden suites included):"
+    "$PY" -m coverage report --include='grader/*,reports/*' --skip-empty | tail -n 3
 fi
-"$PY" -m coverage combine -q >/dev/null 2>&1 || true
-rm -f .coverage.*  # what combine could not read: files of subprocesses killed on purpose by the tests
-echo
-echo "Coverage of reference/:"
-"$PY" -m coverage report --include='reference/*' --skip-empty | tail -n 15
-if ls .coverage-solutions.* >/dev/null 2>&1; then
-    echo "Coverage of solutions/ by the hidden suites (measured in the worker while grading them):"
-    COVERAGE_FILE=.coverage-solutions "$PY" -m coverage combine -q .coverage-solutions.* >/dev/null
-    # --omit: the package file the stage adds, which solutions/ does not have
-    COVERAGE_FILE=.coverage-solutions "$PY" -m coverage report --skip-empty --omit='*/__init__.py' | tail -n 14
-fi
-# The hidden suites run in the trusted pytest subprocess (measured there, see pyproject.toml).
-echo "Coverage of the hidden suites (grader/suites/):"
-"$PY" -m coverage report --include='grader/suites/*' --skip-empty | tail -n 3
-echo "Coverage of grader/ and reports/ (trusted side, hidden suites included):"
-"$PY" -m coverage report --include='grader/*,reports/*' --skip-empty | tail -n 3
 if [ "$rc" -eq 0 ]; then
     "$PY" -m mypy || rc=1
 fi
