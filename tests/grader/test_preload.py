@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from grader.checking.preload import libraries_to_preload
+from grader.runner.run import grade_submission
 from grader.sandbox.child import PRELOADABLE
+
+SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"
 
 
 def write(folder: Path, files: dict[str, str]) -> Path:
@@ -68,3 +72,22 @@ def test_parsing_is_capped_per_file_and_in_all(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(preload, "MAX_FILE_BYTES", 10**6)
     monkeypatch.setattr(preload, "MAX_TOTAL_BYTES", len(big))
     assert libraries_to_preload(folder) == ["pandas"]  # ch06.py used the whole budget
+
+
+@pytest.mark.slow
+def test_a_students_own_pandas_is_what_their_chapter_imports_in_a_real_grade(tmp_path: Path) -> None:
+    """Graded for real: the student's ``pandas.py`` (which refuses to load) is what ``ch06.py``'s
+    ``import pandas`` finds, as without the preload. Had the fork server imported the installed
+    pandas, ch06 would load and grade."""
+    sub = tmp_path / "submission"
+    shutil.copytree(SOLUTIONS, sub, ignore=shutil.ignore_patterns("__pycache__"))
+    (sub / "pandas.py").write_text("raise ImportError('the student own pandas.py ran')\n", "utf-8")
+    ch06 = sub / "ch06.py"
+    future = "from __future__ import annotations\n"
+    ch06.write_text(ch06.read_text("utf-8").replace(future, future + "import pandas  # noqa: F401\n", 1), "utf-8")
+
+    run = grade_submission(sub, ["ch06.SpamDataset", "ch02.SimpleTokenizerV1"])
+    status = {item.id: item.status for item in run.items}
+    assert status == {"ch06.SpamDataset": "error", "ch02.SimpleTokenizerV1": "passed"}
+    (error,) = run.load_errors
+    assert error.module == "ch06" and "the student own pandas.py ran" in error.message
